@@ -136,10 +136,7 @@ def gen_iod_types(e1_rows: list[dict]) -> dict:
             types[path] = min(rank[attr["type"]], types.get(path, 3))
         if types:
             modules[mod] = dict(sorted(types.items()))
-    iods = {
-        iod: sorted({m["key"] for m in mods if m["key"] in modules})
-        for iod, mods in iod_modules.items()
-    }
+    iods = {iod: sorted({m["key"] for m in mods if m["key"] in modules}) for iod, mods in iod_modules.items()}
     return {
         "source": f"highdicom {metadata.version('highdicom')} _standard tables (DICOM PS3.3)",
         "sop_class_iod": dict(sorted(sop_iod.items())),
@@ -170,8 +167,10 @@ def main() -> None:
     )
     iod = gen_iod_types(e1)
     (OUT / "iod_types.json").write_text(json.dumps(iod, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"PS3.15 {edition}: {len(e1)} Table E.1-1 rows, {len(safe)} safe private rows, "
-          f"{len(iod['iod_modules'])} IODs")
+    print(
+        f"PS3.15 {edition}: {len(e1)} Table E.1-1 rows, {len(safe)} safe private rows, "
+        f"{len(iod['iod_modules'])} IODs"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ error that lists the available ones; there is no fallback to a default.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from privguard.errors import PolicyError
 
 
-class Option(str, Enum):
+class Option(StrEnum):
     """The options of the Basic Application Level Confidentiality Profile (PS3.15 E.3)."""
 
     RETAIN_SAFE_PRIVATE = "retain_safe_private"

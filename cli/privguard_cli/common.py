@@ -1,0 +1,79 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from privguard.header.profile import Option, parse_option
+
+
+class ProfileParam(click.ParamType):
+    """A shipped profile name (completes from policies/deid) or a YAML file."""
+
+    name = "profile"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from privguard.header.profile import available_profiles
+
+        return [CompletionItem(n) for n in available_profiles() if n.startswith(incomplete)]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
+class OptionParam(click.ParamType):
+    """A PS3.15 option name, e.g. retain-uids or retain_longitudinal_modified_dates."""
+
+    name = "option"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Option:
+        if isinstance(value, Option):
+            return value
+        from privguard.errors import PolicyError
+
+        try:
+            return parse_option(str(value))
+        except PolicyError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def deid_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--key-file, --profile, --option, --project, --vault."""
+    func = click.option(
+        "--vault",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Token vault for profiles with random pseudonyms (kept at the sender, mode 0600).",
+    )(func)
+    func = click.option(
+        "--project",
+        default="default",
+        show_default=True,
+        help="Project name: pseudonyms differ between projects under one key.",
+    )(func)
+    func = click.option(
+        "--option",
+        "options",
+        multiple=True,
+        type=OptionParam(),
+        help="Switch on a PS3.15 option (repeatable), e.g. retain-uids, clean-descriptors.",
+    )(func)
+    func = click.option(
+        "--profile",
+        default="basic",
+        show_default=True,
+        type=ProfileParam(),
+        help="De-identification profile: a shipped name (basic, research) or a YAML file.",
+    )(func)
+    func = click.option(
+        "--key-file",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Project key (make one with: privguard keys new --out FILE). Must be mode 0600.",
+    )(func)
+    return func

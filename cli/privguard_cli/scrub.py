@@ -1,0 +1,106 @@
+"""``privguard scrub``: bulk de-identification of folders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from privguard_cli.common import deid_options
+from privguard_cli.errors import handle_errors
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@deid_options
+@click.option(
+    "--workers", type=click.IntRange(1, 1024), default=None, help="Worker processes [default: all cores]."
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one JSON line per input (it holds original paths: keep it at the sender).",
+)
+@click.option("--resume", is_flag=True, help="Continue an earlier run into the same output folder.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; show per attribute what would happen.")
+@click.option(
+    "--ocr",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Burned-in text: OCR images that triage flags (auto), all images (on), or none (off).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="OCR device.",
+)
+@click.option(
+    "--previews",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a before/after PNG per redacted image here (for review at the sender).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@handle_errors
+def scrub(
+    inputs: tuple[Path, ...],
+    out: Path,
+    key_file: Path,
+    profile: str,
+    options: tuple[object, ...],
+    project: str,
+    vault: Path | None,
+    workers: int | None,
+    report: Path | None,
+    resume: bool,
+    dry_run: bool,
+    ocr: str,
+    device: str,
+    previews: Path | None,
+    as_json: bool,
+) -> None:
+    """De-identify the DICOM files under INPUT... into OUT.
+
+    Files are recognised by content; others are skipped and counted. Outputs
+    are named OUT/<patient>/<study>/<series>/<instance>.dcm from pseudonymous
+    values only. A file that fails is reported and the batch goes on; the exit
+    code is 1 if any file failed.
+    """
+    from privguard.batch import ScrubConfig, summary_json
+    from privguard.batch import scrub as run_scrub
+    from privguard.deidentify import PixelOptions
+    from privguard.pseudonym.keys import ProjectKey
+    from privguard_cli.render import ScrubProgress, print_dry_run, print_summary
+
+    key = ProjectKey.load(key_file)
+    cfg = ScrubConfig(
+        inputs=list(inputs),
+        out=out,
+        key=key,
+        profile=profile,
+        options=frozenset(options),  # type: ignore[arg-type]
+        project=project,
+        vault=vault,
+        report=report,
+        resume=resume,
+        dry_run=dry_run,
+        pixels=PixelOptions(ocr=ocr, device=device, previews=previews),
+        **({"workers": workers} if workers else {}),
+    )
+    if dry_run:
+        print_dry_run(cfg, as_json=as_json)
+        return
+    quiet = as_json or not sys.stderr.isatty()
+    with ScrubProgress(enabled=not quiet) as progress:
+        summary = run_scrub(cfg, on_result=progress.result, on_discovered=progress.discovered)
+    if as_json:
+        click.echo(json.dumps(summary_json(summary), indent=2))
+    else:
+        print_summary(summary)
+    if summary.exit_code:
+        sys.exit(summary.exit_code)

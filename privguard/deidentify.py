@@ -1,0 +1,437 @@
+"""De-identify one dataset or one file: the library's main entry points.
+
+>>> from privguard import ProjectKey, deidentify, deidentify_file
+>>> key = ProjectKey.load("project.key")
+>>> new_ds, record = deidentify(ds, profile="research", key=key, project="lung-study")
+>>> result = deidentify_file("in.dcm", "out_dir", profile="basic", key=key)
+
+A :class:`Deidentifier` holds what is expensive to build (the compiled
+profile, the pseudonymizer, the PHI classifier) and is reused for many files;
+the batch runner keeps one per worker process.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from privguard.dicomio import Source, encode_pixel_element, read_source, write_output, write_whole
+from privguard.errors import InputError, OutputError, PrivguardError
+from privguard.header.engine import FileState, HeaderEngine
+from privguard.header.plan import compile_plan
+from privguard.header.profile import DeidProfile, Option, load_profile
+from privguard.models import DeidRecord, FileResult
+from privguard.pseudonym.keys import ProjectKey
+from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
+from privguard.text.context import PhiContext
+
+logger = logging.getLogger(__name__)
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_PROJECT = "default"
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """How the burned-in text stage runs (the Clean Pixel Data option)."""
+
+    ocr: str = "auto"
+    """auto: OCR what triage flags; on: every image; off: never (the option is then not claimed)."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    previews: Path | None = None
+    """Write a before/after PNG per redacted image here (for the privacy officer)."""
+    redact: str | None = None
+    """Override the profile's ``pixels.redact`` (phi | all-text)."""
+
+
+@dataclass
+class PixelOutcome:
+    """What the pixel stage did to one file (see :mod:`privguard.pixels`)."""
+
+    report: dict[str, Any]
+    """JSON-able, PHI-free: triage reason, boxes found / redacted / kept, verification."""
+    pixel_data: bytes | None = None
+    """The new Pixel Data value (native or encapsulated), or None if the pixels are unchanged."""
+    transfer_syntax: str | None = None
+    """The output transfer syntax, when it differs from the input's."""
+    elements: dict[str, Any] = field(default_factory=dict)
+    """Header attributes the new pixel encoding needs (keyword -> value), e.g. PhotometricInterpretation."""
+    verified: bool = False
+    """True when the post-redaction OCR found no readable PHI (BurnedInAnnotation may become NO)."""
+    failed: str | None = None
+    """A PHI-free reason if the file must not be written (e.g. PHI still readable after redaction)."""
+
+
+class PixelStage(Protocol):
+    """The burned-in text stage, implemented in :mod:`privguard.pixels`."""
+
+    def wants(self, src: Source) -> bool:
+        """Triage: does this file need the pixel stage (from its header alone)?"""
+
+    def process_many(self, items: list[tuple[Source, PhiContext]]) -> list[PixelOutcome]:
+        """Process several files at once (OCR batched across them)."""
+
+    def close(self) -> None:
+        """Release the model."""
+
+
+class Deidentifier:
+    """Reusable de-identification context: one profile, one key, one project."""
+
+    def __init__(
+        self,
+        profile: str | Path | DeidProfile = "basic",
+        key: ProjectKey | str | Path | None = None,
+        *,
+        project: str = DEFAULT_PROJECT,
+        vault: str | Path | None = None,
+        options: set[Option] | None = None,
+        pseudonymizer: Pseudonymizer | None = None,
+        pixels: PixelOptions | None = None,
+    ) -> None:
+        quiet_pydicom()
+        prof = load_profile(profile)
+        if options:
+            prof = prof.with_options(set(options))
+        self.profile = prof
+        self.project = project
+        if pseudonymizer is None:
+            if key is None:
+                from privguard.errors import KeyMaterialError
+
+                raise KeyMaterialError(
+                    "a project key is needed (make one with: privguard keys new --out FILE)"
+                )
+            pkey = key if isinstance(key, ProjectKey) else ProjectKey.load(key)
+            pseudonymizer = make_pseudonymizer(
+                prof.pseudonyms.method,
+                pkey,
+                project,
+                prof.pseudonyms.date_shift_days,
+                str(vault) if vault is not None else None,
+            )
+        self.pseudonymizer = pseudonymizer
+        self.plan = compile_plan(prof)
+        self.engine = HeaderEngine(self.plan, pseudonymizer)
+        self.pixel_stage: PixelStage | None = None
+        if pixels is not None and pixels.ocr != "off":
+            from privguard.pixels import build_stage
+
+            self.pixel_stage = build_stage(prof, pixels)
+
+    def close(self) -> None:
+        self.pseudonymizer.close()
+        if self.pixel_stage is not None:
+            self.pixel_stage.close()
+
+    # -- datasets -----------------------------------------------------------------------
+
+    def dataset(self, ds: Dataset, *, record: bool = True) -> tuple[Dataset, DeidRecord]:
+        """Return a de-identified copy of ``ds`` and the record of what changed."""
+        new = copy.deepcopy(ds)
+        st = self.engine.run(new, record=record)
+        if hasattr(new, "file_meta") and "SOPInstanceUID" in new:
+            new.file_meta.MediaStorageSOPInstanceUID = new.SOPInstanceUID
+            new.file_meta.pop(0x00020016, None)  # SourceApplicationEntityTitle
+            new.file_meta.pop(0x00020100, None)  # PrivateInformationCreatorUID
+            new.file_meta.pop(0x00020102, None)  # PrivateInformation
+        return new, self.engine.to_record(st)
+
+    # -- files --------------------------------------------------------------------------
+
+    def process(
+        self, src: Source, *, record: bool = False, context: PhiContext | None = None
+    ) -> tuple[FileState, str]:
+        """De-identify a parsed source's header in place; return the state and its output relative path."""
+        st = self.engine.run(src.ds, record=record, context=context)
+        if src.trailing is not None:
+            self.engine.walk_more(src.trailing, st)
+        return st, self.output_relpath(src.ds, st)
+
+    def output_relpath(self, ds: Dataset, st: FileState) -> str:
+        """``<patient>/<study>/<series>/<instance>.dcm`` from pseudonymous values only.
+
+        The patient folder is always the patient pseudonym (even if an override
+        kept the PatientID); UID components are the output's UIDs, and anything
+        that is not a plain file-name-safe value becomes a keyed token.
+        """
+        patient = st.patient_pseudonym or self.pseudonymizer.identifier("patient", st.patient_key)
+        parts = [patient]
+        for kw, fallback in (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series")):
+            parts.append(self._name(str(ds.get(kw, "") or ""), fallback))
+        parts.append(self._name(str(ds.get("SOPInstanceUID", "") or ""), "instance") + ".dcm")
+        return "/".join(parts)
+
+    def _name(self, value: str, fallback: str) -> str:
+        value = value.strip()
+        if value and _SAFE_NAME.match(value) and value not in (".", ".."):
+            return value
+        token = self.pseudonymizer.identifier("other", f"{fallback}\x00{value}")
+        return f"{fallback}-{token}"
+
+    def file(self, input_path: str | Path, out_dir: str | Path, *, dry_run: bool = False) -> FileResult:
+        """De-identify one file into ``out_dir`` (atomically). Errors become a failed result."""
+        return self.files([Path(input_path)], Path(out_dir), dry_run=dry_run)[0]
+
+    def files(self, paths: list[Path], out_dir: Path, *, dry_run: bool = False) -> list[FileResult]:
+        """De-identify several files; the pixel stage (when on) batches their OCR together.
+
+        Every input gets a result; an error on one file never stops the others.
+        """
+        results: list[FileResult | None] = [None] * len(paths)
+        loaded: list[tuple[int, Source]] = []
+        for i, path in enumerate(paths):
+            try:
+                loaded.append((i, read_source(path)))
+            except PrivguardError as exc:
+                results[i] = _failed(path, str(exc))
+            except Exception as exc:
+                results[i] = _unexpected(path, exc)
+        pixel: dict[int, tuple[PixelOutcome, PhiContext]] = {}
+        if self.pixel_stage is not None and loaded:
+            pixel = self._run_pixels(loaded, results)
+        for i, src in loaded:
+            if results[i] is not None:
+                continue
+            try:
+                results[i] = self._finish(src, pixel.get(i), Path(out_dir), dry_run)
+            except PrivguardError as exc:
+                results[i] = _failed(src.path, str(exc))
+            except Exception as exc:
+                results[i] = _unexpected(src.path, exc)
+        return [r for r in results if r is not None]
+
+    def _run_pixels(
+        self, loaded: list[tuple[int, Source]], results: list[FileResult | None]
+    ) -> dict[int, tuple[PixelOutcome, PhiContext]]:
+        assert self.pixel_stage is not None
+        todo: list[tuple[int, Source, PhiContext]] = []
+        for i, src in loaded:
+            try:
+                if self.pixel_stage.wants(src):
+                    todo.append((i, src, PhiContext.from_dataset(src.ds)))
+            except PrivguardError as exc:
+                results[i] = _failed(src.path, str(exc))
+        if not todo:
+            return {}
+        try:
+            outcomes = self.pixel_stage.process_many([(src, ctx) for _, src, ctx in todo])
+        except PrivguardError as exc:
+            for i, src, _ in todo:
+                results[i] = _failed(src.path, str(exc))
+            return {}
+        return {i: (out, ctx) for (i, _, ctx), out in zip(todo, outcomes, strict=True)}
+
+    def _finish(
+        self, src: Source, pixel: tuple[PixelOutcome, PhiContext] | None, out_dir: Path, dry_run: bool
+    ) -> FileResult:
+        outcome, context = pixel if pixel is not None else (None, None)
+        if outcome is not None and outcome.failed:
+            return FileResult(
+                input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
+            )
+        st, rel = self.process(src, context=context)
+        if outcome is not None:
+            self._apply_pixel_outcome(src, st, outcome)
+        if not dry_run:
+            write_atomic(src, st, out_dir / rel, outcome)
+        return FileResult(
+            input=str(src.path),
+            output=rel,
+            status="ok",
+            counts=dict(st.counts),
+            warnings=tuple(st.warnings),
+            pixels=outcome.report if outcome is not None else None,
+        )
+
+    def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:
+        ds = src.ds
+        for keyword, value in outcome.elements.items():
+            setattr(ds, keyword, value)
+            st.dirty.add(int(ds.data_element(keyword).tag))  # type: ignore[union-attr]
+        if outcome.verified:
+            ds.BurnedInAnnotation = "NO"
+            st.dirty.add(0x00280301)
+            self.engine.add_code(ds, Option.CLEAN_PIXEL_DATA.value)
+            st.dirty.add(0x00120064)
+
+
+def quiet_pydicom() -> None:
+    """Stop pydicom from logging or warning about values it reads.
+
+    pydicom's validation messages quote the offending value (a UID, a name),
+    which must not reach logs. privguard reports problems per file itself.
+    """
+    import pydicom.config
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
+def _failed(path: Path, reason: str) -> FileResult:
+    return FileResult(input=str(path), status="failed", reason=reason)
+
+
+def _unexpected(path: Path, exc: Exception) -> FileResult:
+    # A bug or an unforeseen malformation: report it for this file, never crash the batch.
+    logger.debug("unexpected %s while processing a file", type(exc).__name__, exc_info=True)
+    return FileResult(input=str(path), status="failed", reason=f"unexpected error ({type(exc).__name__})")
+
+
+def write_atomic(src: Source, st: FileState, final: Path, pixel: PixelOutcome | None = None) -> None:
+    """Write the output to a temporary file beside ``final``, then link it into place.
+
+    An existing ``final`` is never overwritten: if it holds the same bytes
+    (the same instance de-identified before, as on ``--resume``) that is fine;
+    different bytes mean two inputs share a SOP Instance UID, which is an error.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _write(src, st, out, pixel)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            if not _same_bytes(tmp, final):
+                raise OutputError(
+                    "duplicate SOP Instance UID: another input with different content already produced "
+                    "this output; scrub duplicates into a separate folder"
+                ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.unlink(missing_ok=True)
+
+
+def _write(src: Source, st: FileState, out: BinaryIO, pixel: PixelOutcome | None) -> None:
+    ts = src.transfer_syntax
+    new_pixels = pixel.pixel_data if pixel is not None else None
+    if pixel is not None and pixel.transfer_syntax:
+        ts = pixel.transfer_syntax
+    if new_pixels is None:
+        if src.spliceable:
+            write_output(src, src.ds, st.dirty, out)
+        else:
+            write_whole(src.ds, out, ts)
+        return
+    uid = UID(ts)
+    if src.spliceable and (uid.is_implicit_VR, uid.is_little_endian) == (src.implicit, src.little):
+        element = encode_pixel_element(new_pixels, uid, int(src.ds.get("BitsAllocated", 8) or 8))
+        write_output(src, src.ds, st.dirty, out, pixel_element=element, transfer_syntax=ts)
+        return
+    # The VR encoding changes (e.g. implicit VR input, encapsulated output): write it whole.
+    ds = src.ds
+    ds.PixelData = new_pixels
+    ds["PixelData"].VR = "OB" if uid.is_encapsulated or int(ds.get("BitsAllocated", 8) or 8) <= 8 else "OW"
+    if uid.is_encapsulated:
+        ds["PixelData"].is_undefined_length = True
+    if src.trailing is not None:
+        for elem in src.trailing:
+            ds.add(elem)
+    write_whole(ds, out, ts)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def deidentify(
+    dataset: Dataset,
+    profile: str | Path | DeidProfile = "basic",
+    key: ProjectKey | str | Path | None = None,
+    *,
+    project: str = DEFAULT_PROJECT,
+    vault: str | Path | None = None,
+    options: set[Option] | None = None,
+) -> tuple[Dataset, DeidRecord]:
+    """De-identify a pydicom dataset. The input is not modified.
+
+    Parameters
+    ----------
+    dataset
+        The dataset to de-identify (pixel data is carried over unchanged).
+    profile
+        A shipped profile name (``basic``, ``research``), a YAML path, or a :class:`DeidProfile`.
+    key
+        The project key (or the path of its key file).
+    project
+        The project name: pseudonyms differ between projects under one key.
+    vault
+        The token vault, for profiles that use random pseudonyms.
+    options
+        Extra PS3.15 options to switch on.
+
+    Returns
+    -------
+    tuple[Dataset, DeidRecord]
+        The de-identified copy and a record of the actions taken (no values).
+    """
+    deid = Deidentifier(profile, key, project=project, vault=vault, options=options)
+    try:
+        return deid.dataset(dataset)
+    finally:
+        deid.close()
+
+
+def deidentify_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    profile: str | Path | DeidProfile = "basic",
+    key: ProjectKey | str | Path | None = None,
+    *,
+    project: str = DEFAULT_PROJECT,
+    vault: str | Path | None = None,
+    options: set[Option] | None = None,
+) -> FileResult:
+    """De-identify one file into ``out_dir/<patient>/<study>/<series>/<instance>.dcm``."""
+    deid = Deidentifier(profile, key, project=project, vault=vault, options=options)
+    try:
+        result = deid.file(input_path, out_dir)
+    finally:
+        deid.close()
+    if result.status == "failed":
+        raise InputError(result.reason or "failed")
+    return result
+
+
+def inspect_file(
+    input_path: str | Path,
+    profile: str | Path | DeidProfile = "basic",
+    key: ProjectKey | str | Path | None = None,
+    *,
+    project: str = DEFAULT_PROJECT,
+    vault: str | Path | None = None,
+    options: set[Option] | None = None,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> tuple[str, DeidRecord]:
+    """What de-identification would do to one file: output path and per-attribute record."""
+    deid = Deidentifier(
+        profile, key, project=project, vault=vault, options=options, pseudonymizer=pseudonymizer
+    )
+    try:
+        src = read_source(input_path)
+        st, rel = deid.process(src, record=True)
+        return rel, deid.engine.to_record(st)
+    finally:
+        deid.close()

@@ -1,0 +1,513 @@
+"""Reading DICOM files for de-identification, and writing them back by splicing.
+
+Header de-identification does not need the pixel data decoded, or even
+parsed. :func:`read_source` parses the header only (pydicom,
+``stop_before_pixels``), remembers where each top-level element lies in the
+file, and locates the Pixel Data element and anything after it.
+:func:`write_output` then writes a new Part 10 file:
+
+* a zeroed preamble and a new File Meta group (the Media Storage SOP Instance
+  UID follows the new SOP Instance UID; nothing of the old meta is kept);
+* each top-level element the de-identification did not touch is copied as
+  its original bytes (a byte-range copy, merged with its neighbours); changed,
+  added or re-encoded elements are encoded by pydicom;
+* the Pixel Data element is copied from the input file in one stream, or
+  replaced when the pixel stage produced new pixels;
+* elements after the pixel data (rare) are de-identified and re-encoded.
+
+Files whose dataset cannot be spliced (deflated transfer syntax, a pixel
+stage that changes the transfer syntax's VR encoding) are written whole by
+pydicom instead.
+
+Inputs are opened read-only and never modified.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomFileLike
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_data_element, write_dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from privguard._version import __version__
+from privguard.errors import InputError, NotDicomError, OutputError
+
+LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"}
+)
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+#: privguard's Implementation Class UID (a 2.25 UUID-derived root) and version name.
+IMPLEMENTATION_CLASS_UID = "2.25.150294582340711538424934446549856117760"
+IMPLEMENTATION_VERSION = ("PRIVGUARD_" + __version__.replace(".", ""))[:16]
+_SNIFF_GROUPS = (0x0002, 0x0008)
+
+
+@dataclass
+class PixelSpan:
+    """Where the Pixel Data element lies in the input file."""
+
+    start: int
+    end: int
+    tag: int
+
+
+@dataclass
+class Source:
+    """A parsed input: header dataset, element byte ranges, pixel location."""
+
+    path: Path
+    ds: FileDataset
+    header: bytes
+    spans: dict[int, tuple[int, int]]
+    implicit: bool
+    little: bool
+    transfer_syntax: str
+    pixel: PixelSpan | None
+    trailing: Dataset | None
+    size: int
+
+    @property
+    def spliceable(self) -> bool:
+        return self.transfer_syntax != DeflatedExplicitVRLittleEndian and bool(self.spans)
+
+
+def sniff(path: str | Path) -> bool:
+    """True if the file looks like DICOM by its content (not its name).
+
+    A Part 10 file has ``DICM`` at offset 128. A bare dataset (no preamble, no
+    meta, as some old systems write) is accepted if it starts with a group
+    0002 or 0008 element in either byte order.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(140)
+    except OSError:
+        return False
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    for fmt in ("<H", ">H"):
+        (group,) = struct.unpack(fmt, head[:2])
+        if group in _SNIFF_GROUPS:
+            vr = head[4:6]
+            if vr.isalpha() and vr.isupper():
+                return True
+            (length,) = struct.unpack(fmt[0] + "I", head[4:8])
+            if length < 0x10000:
+                return True
+    return False
+
+
+def _read_dataset_file(fh: BinaryIO, force: bool) -> FileDataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(fh, stop_before_pixels=True, force=force)
+
+
+def read_source(path: str | Path) -> Source:
+    """Parse ``path``'s header and locate its pixel data. Raises :class:`InputError`."""
+    path = Path(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in finally
+    except OSError as exc:
+        raise InputError(f"cannot open file: {exc.strerror or type(exc).__name__}") from None
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise NotDicomError("empty file")
+        part10 = fh.read(132)[128:132] == b"DICM"
+        fh.seek(0)
+        try:
+            ds = _read_dataset_file(fh, force=not part10)
+        except InvalidDicomError:
+            raise NotDicomError("not a DICOM file") from None
+        except (
+            EOFError,
+            struct.error,
+            ValueError,
+            KeyError,
+            IndexError,
+            OverflowError,
+            NotImplementedError,
+        ) as exc:
+            raise InputError(f"the DICOM header cannot be parsed ({type(exc).__name__})") from None
+        stop = fh.tell()
+        if not ds._dict:
+            raise NotDicomError("no DICOM data elements found")
+        implicit, little = _encoding(ds)
+        ts = _transfer_syntax(ds, implicit, little)
+        if ts == DeflatedExplicitVRLittleEndian or _mismatched(ts, implicit, little):
+            # Deflated: no byte ranges to splice. Mismatched: the dataset is not encoded
+            # as its transfer syntax says, so its bytes cannot be copied under that
+            # syntax. Either way, read it whole and let pydicom write it properly.
+            fh.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    ds = pydicom.dcmread(fh, force=not part10)
+                except Exception as exc:
+                    raise InputError(f"the deflated dataset cannot be read ({type(exc).__name__})") from None
+            return Source(path, ds, b"", {}, False, True, ts, None, None, size)
+        fh.seek(0)
+        header = fh.read(stop)
+        spans = _spans(ds, header, stop, implicit, little) if ts != DeflatedExplicitVRLittleEndian else {}
+        _check_complete(ds, spans, size)
+        pixel = None
+        trailing = None
+        if stop < size and ts != DeflatedExplicitVRLittleEndian:
+            pixel = _locate_pixels(fh, stop, size, implicit, little)
+            if pixel.end < size:
+                trailing = _read_trailing(fh, pixel.end, implicit, little, ds)
+        return Source(path, ds, header, spans, implicit, little, ts, pixel, trailing, size)
+    finally:
+        fh.close()
+
+
+def _encoding(ds: FileDataset) -> tuple[bool, bool]:
+    """The encoding the dataset was actually read with.
+
+    pydicom detects a dataset that is not encoded as its transfer syntax says
+    and reads it correctly; the raw elements record what was used.
+    """
+    for elem in ds._dict.values():
+        if getattr(elem, "is_raw", False):
+            return bool(elem.is_implicit_VR), bool(elem.is_little_endian)
+    implicit = getattr(ds, "_read_implicit", None)
+    little = getattr(ds, "_read_little", None)
+    if implicit is not None and little is not None:
+        return bool(implicit), bool(little)
+    enc = getattr(ds, "original_encoding", None)
+    if enc and enc[0] is not None:
+        return bool(enc[0]), bool(enc[1])
+    return True, True
+
+
+def _mismatched(ts: str, implicit: bool, little: bool) -> bool:
+    uid = UID(ts)
+    if not uid.is_transfer_syntax:
+        return False
+    return (uid.is_implicit_VR, uid.is_little_endian) != (implicit, little)
+
+
+def _transfer_syntax(ds: FileDataset, implicit: bool, little: bool) -> str:
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts:
+        return ts
+    if implicit:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+def _tag_bytes(tag: int, little: bool) -> bytes:
+    return struct.pack("<HH" if little else ">HH", tag >> 16, tag & 0xFFFF)
+
+
+def _spans(ds: Dataset, header: bytes, stop: int, implicit: bool, little: bool) -> dict[int, tuple[int, int]]:
+    """Byte range of each top-level element, verified against the tag bytes in the file.
+
+    An element starts 8 or 12 bytes before its value (implicit VR, explicit
+    short VR, explicit long VR) and ends where the next one starts. If any
+    start cannot be verified the file is not spliced (empty result).
+    """
+    starts: list[tuple[int, int]] = []
+    for tag, elem in ds._dict.items():
+        t = int(tag)
+        tell = getattr(elem, "value_tell", None)
+        if tell is None:
+            tell = getattr(elem, "file_tell", None)
+        if tell is None:
+            return {}
+        tb = _tag_bytes(t, little)
+        cands = (8,) if implicit else (8, 12)
+        for n in cands:
+            s = tell - n
+            if s < 0 or header[s : s + 4] != tb:
+                continue
+            if not implicit:
+                vr = header[s + 4 : s + 6]
+                if (n == 12) != (vr in LONG_VRS):
+                    continue
+            starts.append((s, t))
+            break
+        else:
+            return {}
+    starts.sort()
+    spans: dict[int, tuple[int, int]] = {}
+    for i, (s, t) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else stop
+        spans[t] = (s, end)
+    return spans
+
+
+def _check_complete(ds: Dataset, spans: dict[int, tuple[int, int]], size: int) -> None:
+    """Refuse a file whose header elements run past its end (a truncated file)."""
+    for _, elem in ds._dict.items():
+        tell = getattr(elem, "value_tell", None)
+        length = getattr(elem, "length", None)
+        if tell is not None and length is not None and length != 0xFFFFFFFF and tell + length > size:
+            raise InputError("the file is truncated: a header element runs past the end of the file")
+        value = getattr(elem, "value", None)
+        if isinstance(value, bytes) and length is not None and length != 0xFFFFFFFF and len(value) < length:
+            raise InputError("the file is truncated: a header element is shorter than declared")
+
+
+def _locate_pixels(fh: BinaryIO, start: int, size: int, implicit: bool, little: bool) -> PixelSpan:
+    e = "<" if little else ">"
+    fh.seek(start)
+    head = fh.read(12)
+    if len(head) < 8:
+        raise InputError("the file is truncated inside the pixel data element header")
+    group, elem = struct.unpack(e + "HH", head[:4])
+    tag = (group << 16) | elem
+    if tag not in PIXEL_TAGS:
+        raise InputError("unexpected data after the header (not a pixel data element)")
+    if implicit:
+        (length,) = struct.unpack(e + "I", head[4:8])
+        value_start = start + 8
+    else:
+        if len(head) < 12:
+            raise InputError("the file is truncated inside the pixel data element header")
+        (length,) = struct.unpack(e + "I", head[8:12])
+        value_start = start + 12
+    if length != 0xFFFFFFFF:
+        end = value_start + length
+        if end > size:
+            raise InputError(
+                f"the pixel data is truncated (declared {length} bytes, {size - value_start} present)"
+            )
+        return PixelSpan(start, end, tag)
+    # Encapsulated: walk the items to the sequence delimiter.
+    pos = value_start
+    while True:
+        fh.seek(pos)
+        item = fh.read(8)
+        if len(item) < 8:
+            raise InputError("the encapsulated pixel data is truncated (no sequence delimiter)")
+        ig, ie, ilen = struct.unpack(e + "HHI", item)
+        itag = (ig << 16) | ie
+        if itag == 0xFFFEE0DD:
+            return PixelSpan(start, pos + 8, tag)
+        if itag != 0xFFFEE000 or ilen == 0xFFFFFFFF:
+            raise InputError("the encapsulated pixel data is malformed (unexpected item)")
+        pos += 8 + ilen
+        if pos > size:
+            raise InputError("the encapsulated pixel data is truncated (a fragment runs past the end)")
+
+
+def _read_trailing(fh: BinaryIO, start: int, implicit: bool, little: bool, ds: Dataset) -> Dataset:
+    fh.seek(start)
+    data = fh.read()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trailing = read_dataset(io.BytesIO(data), implicit, little)
+    except Exception as exc:  # pydicom raises many kinds on garbage
+        raise InputError(f"the data after the pixel data cannot be parsed ({type(exc).__name__})") from None
+    trailing.set_original_encoding(implicit, little, ds._character_set)
+    return trailing
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def build_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
+    """A fresh File Meta group: nothing of the input's meta (source AE titles, private info) survives."""
+    sop_class = ds.get("SOPClassUID")
+    sop_instance = ds.get("SOPInstanceUID")
+    if not sop_class or not sop_instance:
+        raise InputError("the dataset has no SOP Class UID or SOP Instance UID; a Part 10 file needs both")
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = str(sop_class)
+    meta.MediaStorageSOPInstanceUID = str(sop_instance)
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    return meta
+
+
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UC", "UR", "UT", "UI"}
+)
+_LONG_VR_STR = frozenset(v.decode() for v in LONG_VRS)
+
+
+def _encode_text_element(elem: object, implicit: bool, little: bool) -> bytes | None:
+    """Encode a plain ASCII text element directly; None if pydicom must do it.
+
+    De-identification sets many such values (UIDs, pseudonyms, dummies, empty
+    values); encoding them here avoids most of pydicom's per-element cost. Any
+    value that is not plain ASCII text goes through pydicom, which handles
+    character sets.
+    """
+    vr = getattr(elem, "VR", None)
+    if vr not in _TEXT_VRS:
+        return None
+    value = getattr(elem, "value", None)
+    if value is None or value == "":
+        data = b""
+    elif isinstance(value, str):
+        if not value.isascii():
+            return None
+        data = value.encode("ascii")
+    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        if not all(isinstance(v, str) and v.isascii() for v in value):
+            return None
+        data = "\\".join(value).encode("ascii")
+    else:
+        return None
+    if len(data) & 1:
+        data += b"\x00" if vr == "UI" else b" "
+    tag = int(elem.tag)  # type: ignore[attr-defined]
+    e = "<" if little else ">"
+    if implicit:
+        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(data)) + data
+    if vr in _LONG_VR_STR:
+        return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(data)) + data
+    if len(data) > 0xFFFF:
+        return None
+    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)) + data
+
+
+def _meta_bytes(meta: FileMetaDataset) -> bytes:
+    """The File Meta group, explicit VR little endian, with its group length."""
+    body = b"".join(
+        b
+        for b in (
+            _encode_text_element(meta[t], False, True) for t in sorted(meta.keys()) if int(t) != 0x00020001
+        )
+        if b is not None
+    )
+    version = struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01"
+    body = version + body
+    return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
+def write_output(
+    src: Source,
+    ds: Dataset,
+    dirty: set[int],
+    out: BinaryIO,
+    *,
+    pixel_element: bytes | None = None,
+    transfer_syntax: str | None = None,
+) -> None:
+    """Write the de-identified file to ``out`` (see the module docstring).
+
+    ``pixel_element`` replaces the input's Pixel Data element with already
+    encoded bytes (tag, VR, length and value in the output encoding);
+    ``transfer_syntax`` is the output's, when the pixel stage changed it.
+    """
+    ts = transfer_syntax or src.transfer_syntax
+    implicit, little = src.implicit, src.little
+    if transfer_syntax is not None and transfer_syntax != src.transfer_syntax:
+        from pydicom.uid import UID
+
+        uid = UID(transfer_syntax)
+        if (uid.is_implicit_VR, uid.is_little_endian) != (implicit, little):
+            raise OutputError("the pixel stage changed the VR encoding; write the dataset whole instead")
+    meta = build_meta(ds, ts)
+    out.write(b"\x00" * 128 + b"DICM")
+    out.write(_meta_bytes(meta))
+    fp = DicomFileLike(out)
+    fp.is_little_endian = little
+    fp.is_implicit_VR = implicit
+    encodings = ds._character_set
+    header = src.header
+    run_start = run_end = -1
+    for tag in sorted(ds._dict):
+        t = int(tag)
+        span = src.spans.get(t) if t not in dirty else None
+        if span is not None:
+            if span[0] == run_end:
+                run_end = span[1]
+                continue
+            if run_end > run_start:
+                out.write(header[run_start:run_end])
+            run_start, run_end = span
+            continue
+        if run_end > run_start:
+            out.write(header[run_start:run_end])
+            run_start = run_end = -1
+        elem = ds.get_item(tag)
+        encoded = _encode_text_element(elem, implicit, little)
+        if encoded is not None:
+            out.write(encoded)
+        else:
+            write_data_element(fp, elem, encodings)
+    if run_end > run_start:
+        out.write(header[run_start:run_end])
+    if pixel_element is not None:
+        out.write(pixel_element)
+    elif src.pixel is not None:
+        with open(src.path, "rb") as fh:
+            fh.seek(src.pixel.start)
+            remaining = src.pixel.end - src.pixel.start
+            while remaining > 0:
+                chunk = fh.read(min(remaining, 1 << 22))
+                if not chunk:
+                    raise InputError("the input file changed while it was being read")
+                out.write(chunk)
+                remaining -= len(chunk)
+    if src.trailing is not None and len(src.trailing):
+        write_dataset(fp, src.trailing)
+
+
+def encode_pixel_element(value: bytes, transfer_syntax: UID, bits_allocated: int) -> bytes:
+    """Encode a Pixel Data element (tag, VR, length, value) for ``transfer_syntax``.
+
+    ``value`` is the native pixel bytes, or for an encapsulated syntax the
+    items (Basic Offset Table and fragments, e.g. from ``pydicom.encaps.encapsulate``)
+    without the sequence delimiter, which is added here.
+    """
+    e = "<" if transfer_syntax.is_little_endian else ">"
+    if transfer_syntax.is_encapsulated:
+        vr, length = b"OB", 0xFFFFFFFF
+        tail = struct.pack(e + "HHI", 0xFFFE, 0xE0DD, 0)
+    else:
+        vr, length = (b"OB" if bits_allocated <= 8 else b"OW"), len(value)
+        if length & 1:
+            value += b"\x00"
+            length += 1
+        tail = b""
+    if transfer_syntax.is_implicit_VR:
+        head = struct.pack(e + "HHI", 0x7FE0, 0x0010, length)
+    else:
+        head = struct.pack(e + "HH2sHI", 0x7FE0, 0x0010, vr, 0, length)
+    return head + value + tail
+
+
+def write_whole(ds: FileDataset | Dataset, out: BinaryIO, transfer_syntax: str) -> None:
+    """Write ``ds`` whole with pydicom (for files that cannot be spliced)."""
+    ds.file_meta = build_meta(ds, transfer_syntax)
+    ds.preamble = b"\x00" * 128
+    uid = UID(transfer_syntax)
+    if uid == DeflatedExplicitVRLittleEndian:
+        pydicom.dcmwrite(out, ds, enforce_file_format=True)
+        return
+    # Convert every raw element so that pydicom re-encodes it (with its dictionary VR,
+    # if it was read as implicit VR) in the output's encoding.
+    ds.walk(lambda _ds, _elem: None)
+    ds.set_original_encoding(uid.is_implicit_VR, uid.is_little_endian, ds._character_set)
+    pydicom.dcmwrite(
+        out, ds, enforce_file_format=True, implicit_vr=uid.is_implicit_VR, little_endian=uid.is_little_endian
+    )

@@ -1,0 +1,695 @@
+"""Apply a compiled :class:`~privguard.header.plan.Plan` to a dataset.
+
+One walk over the dataset, recursing into sequences to any depth, decides
+each attribute's action from its tag alone (Table E.1-1 row, repeating-group
+family, private block, data dictionary) and converts only the values it must
+change. Untouched elements stay raw, so a file can be written back by copying
+their original bytes (see :mod:`privguard.dicomio`).
+
+Action codes follow PS3.15 Table E.1-1a:
+
+* compound codes (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) are resolved by the attribute's
+  Type in the file's IOD (PS3.3, via the SOP Class): Type 3 -> the first code,
+  Type 2 -> Z, Type 1 -> D (or, for X/Z/U*, the sequence is kept with its UIDs
+  replaced). When the SOP Class is unknown, the last code is used: a dummy or
+  empty value never leaks and never breaks conformance;
+* D on a sequence keeps its items with every free-text value replaced by a
+  dummy (coded entries stay); C on a sequence keeps its items and cleans their
+  free text; K on a sequence keeps it but still de-identifies its items;
+* C cleans by VR: text has its PHI spans replaced (presidio), DA/DT are shifted
+  by the patient's offset, AE titles become pseudonyms, binary values cannot
+  be cleaned and get their Basic Profile action instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from privguard.errors import ProcessingError
+from privguard.header.plan import PSEUDONYM_TAGS, Plan, Rule, public_vr
+from privguard.header.profile import CID_7050, Option
+from privguard.header.standard import COMPOUND_CODES, iod_types
+from privguard.models import AttributeChange, DeidRecord
+from privguard.pseudonym.dates import shift_value
+from privguard.pseudonym.pseudonymizer import Pseudonymizer
+from privguard.text.context import PhiContext
+
+logger = logging.getLogger(__name__)
+
+TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
+#: Coded-entry and structural attributes that stay when a sequence's text is dummied or cleaned.
+CODE_TAGS = frozenset(
+    {
+        0x00080100,  # CodeValue
+        0x00080102,  # CodingSchemeDesignator
+        0x00080103,  # CodingSchemeVersion
+        0x00080104,  # CodeMeaning
+        0x00080105,  # MappingResource
+        0x00080106,  # ContextGroupVersion
+        0x00080107,  # ContextGroupLocalVersion
+        0x00080109,  # CodingSchemeResourcesSequence
+        0x0008010B,  # ContextGroupExtensionFlag
+        0x0008010F,  # ContextIdentifier
+        0x00080118,  # MappingResourceUID
+        0x00080119,  # LongCodeValue
+        0x00080120,  # URNCodeValue
+        0x00080122,  # MappingResourceName
+        0x0040A010,  # RelationshipType
+        0x0040A040,  # ValueType
+        0x0040A0B0,  # ReferencedContentItemIdentifier
+        0x0040A30A,  # NumericValue
+        0x0040A161,  # FloatingPointValue
+        0x00700022,  # GraphicData
+        0x00700023,  # GraphicType
+        0x00700005,  # GraphicAnnotationUnits
+        0x00700009,  # GraphicObjectSequence
+    }
+)
+_DUMMY: dict[str, Any] = {
+    "AE": "ANONYMIZED",
+    "AS": "000Y",
+    "CS": "ANONYMIZED",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "DS": "0",
+    "IS": "0",
+    "LO": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "UC": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "UR": "urn:x-privguard:removed",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "AT": 0,
+}
+_STANDARD_UID_ROOT = "1.2.840.10008."
+
+
+def dummy_value(vr: str) -> Any:
+    """A non-empty value valid for ``vr`` that carries no information."""
+    if vr in BINARY_VRS:
+        return b"\x00\x00"
+    return _DUMMY.get(vr, "ANONYMIZED")
+
+
+def empty_value(vr: str) -> Any:
+    if vr == "SQ":
+        return Sequence()
+    if vr in BINARY_VRS:
+        return b""
+    if vr in ("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT"):
+        return None
+    return ""
+
+
+def _tag_str(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@dataclass
+class FileState:
+    """Per-file working state of one walk. Holds PHI context: never logged or returned."""
+
+    record: bool
+    iod: dict[str, int] | None
+    patient_key: str
+    context: PhiContext | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: list[AttributeChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dirty: set[int] = field(default_factory=set)
+    top: int = 0
+    offset: int | None = None
+    patient_pseudonym: str = ""
+
+    def note(self, path: str, tag: int, keyword: str | None, vr: str, action: str, reason: str) -> None:
+        """Count an action; with ``record``, also keep the attribute's entry (keyword looked up lazily)."""
+        self.counts[action] += 1
+        if self.record:
+            kw = _keyword(tag) if keyword is None else keyword
+            self.changes.append(
+                AttributeChange(path=path + _tag_str(tag), keyword=kw, vr=vr, action=action, reason=reason)  # type: ignore[arg-type]
+            )
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1").rstrip("\x00 ")
+    return str(value).rstrip("\x00 ")
+
+
+def patient_key_of(ds: Dataset) -> str:
+    """What identifies the patient for date offsets and the output folder.
+
+    PatientID (with its issuer); failing that, name and birth date; failing
+    that, the study. Read from the original dataset, before any change.
+    """
+    pid = _text(ds.get("PatientID", "") or "")
+    if pid:
+        issuer = _text(ds.get("IssuerOfPatientID", "") or "")
+        return f"id:{issuer}\x00{pid}"
+    name = _text(ds.get("PatientName", "") or "")
+    birth = _text(ds.get("PatientBirthDate", "") or "")
+    if name:
+        return f"name:{name}\x00{birth}"
+    study = _text(ds.get("StudyInstanceUID", "") or "")
+    return f"study:{study}"
+
+
+class HeaderEngine:
+    """Applies a plan to datasets with one pseudonymizer (one per worker process)."""
+
+    def __init__(self, plan: Plan, pseudonymizer: Pseudonymizer) -> None:
+        self.plan = plan
+        self.pseudo = pseudonymizer
+        self._classifier: Any = None
+        opts = plan.options
+        self.modified_dates = Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in opts
+        self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
+        self.retain_uids = Option.RETAIN_UIDS in opts
+        self.needs_context = bool(
+            opts
+            & {
+                Option.CLEAN_DESCRIPTORS,
+                Option.CLEAN_STRUCTURED_CONTENT,
+                Option.CLEAN_GRAPHICS,
+                Option.RETAIN_PATIENT_CHARACTERISTICS,
+            }
+        )
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def run(self, ds: Dataset, *, record: bool = False, context: PhiContext | None = None) -> FileState:
+        """De-identify ``ds`` in place and return what was done."""
+        sop_class = _text(ds.get("SOPClassUID", "") or "")
+        st = FileState(
+            record=record, iod=iod_types(sop_class) if sop_class else None, patient_key=patient_key_of(ds)
+        )
+        if context is None and self.needs_context:
+            context = PhiContext.from_dataset(ds)
+        st.context = context
+        if st.iod is None:
+            st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
+        self._walk(ds, (), st, top=True, mode=None, prefix="")
+        self._add_method(ds, st)
+        return st
+
+    def walk_more(self, ds: Dataset, st: FileState) -> None:
+        """De-identify another part of the same file (elements after the pixel data)."""
+        top = st.top
+        st.top = 0x7FE00011
+        self._walk(ds, (), st, top=False, mode=None, prefix="")
+        st.top = top
+
+    def to_record(self, st: FileState) -> DeidRecord:
+        return DeidRecord(
+            profile=self.plan.profile.name,
+            standard_edition=self.plan.edition,
+            counts=dict(st.counts),
+            changes=tuple(st.changes),
+            warnings=tuple(st.warnings),
+            patient=st.patient_pseudonym,
+        )
+
+    # -- the walk -------------------------------------------------------------------------
+
+    def _walk(
+        self, ds: Dataset, kwpath: tuple[str, ...], st: FileState, *, top: bool, mode: str | None, prefix: str
+    ) -> None:
+        plan = self.plan
+        rules = plan.rules
+        overlay_groups: set[int] = set()
+        creators_used: set[tuple[int, int]] = set()
+        creators: list[int] = []
+        for t in list(ds._dict.keys()):
+            t = int(t)
+            if top:
+                st.top = t
+            group, el = t >> 16, t & 0xFFFF
+            if el == 0:
+                self._remove(ds, t, st, prefix, "group-length")
+                continue
+            if group & 1:
+                if 0x0010 <= el <= 0x00FF:
+                    creators.append(t)
+                    continue
+                self._private(ds, t, st, prefix, creators_used)
+                continue
+            rule = rules.get(t)
+            if rule is not None:
+                self._apply(ds, t, rule, kwpath, st, mode, prefix)
+            elif 0x5000 <= group <= 0x501E and not group & 1:
+                self._curve(ds, t, st, mode, prefix)
+            elif 0x6000 <= group <= 0x601E and not group & 1 and el in (0x3000, 0x4000):
+                r = plan.overlay_data if el == 0x3000 else plan.overlay_comments
+                if el == 0x3000 and r.code != "C":
+                    overlay_groups.add(group)
+                elif el == 0x3000:
+                    # Cleaning overlay bitmaps needs OCR of the overlay plane, which the
+                    # header stage cannot do: remove the overlay rather than keep text in it.
+                    st.warn("overlay data removed: cleaning overlay bitmaps is not supported")
+                    overlay_groups.add(group)
+                else:
+                    self._apply(ds, t, r, kwpath, st, mode, prefix)
+            else:
+                vr = public_vr(t)
+                if vr is None:
+                    self._remove(ds, t, st, prefix, "not-in-data-dictionary")
+                else:
+                    self._keep(ds, t, vr, kwpath, st, mode, prefix)
+        for g in overlay_groups:
+            for t in [int(x) for x in ds._dict if int(x) >> 16 == g]:
+                self._remove(ds, t, st, prefix, "overlay")
+        for t in creators:
+            if (t >> 16, t & 0xFF) not in creators_used:
+                self._remove(ds, t, st, prefix, "private")
+            else:
+                st.note(prefix, t, "PrivateCreator", "LO", "K", "safe-private")
+
+    def _vr(self, ds: Dataset, t: int) -> str:
+        raw = ds._dict[t]
+        vr = getattr(raw, "VR", None)
+        if vr is None or vr == "UN":
+            dict_vr = public_vr(t)
+            if dict_vr is not None:
+                vr = dict_vr
+        if vr is None:
+            return "UN"
+        if " or " in vr:  # ambiguous dictionary VR (US or SS): resolve via pydicom on access
+            return str(ds[t].VR)
+        return str(vr)
+
+    def _set(self, ds: Dataset, t: int, vr: str, value: Any, st: FileState) -> None:
+        # Public tags only: setting the dict entry directly skips Dataset.__setitem__'s
+        # private-block bookkeeping, which these never need.
+        ds._dict[BaseTag(t)] = DataElement(t, vr, value)
+        st.dirty.add(st.top)
+
+    def _remove(self, ds: Dataset, t: int, st: FileState, prefix: str, reason: str) -> None:
+        elem = ds._dict.pop(t)
+        if prefix:  # a removal at the top level needs no re-encoding, only nested ones do
+            st.dirty.add(st.top)
+        if st.record:
+            st.note(prefix, t, None, getattr(elem, "VR", None) or public_vr(t) or "UN", "X", reason)
+        else:
+            st.counts["X"] += 1
+
+    def _private(self, ds: Dataset, t: int, st: FileState, prefix: str, used: set[tuple[int, int]]) -> None:
+        group, el = t >> 16, t & 0xFFFF
+        if self.plan.private.code == "C" and el >= 0x1000:
+            block = el >> 8
+            creator_elem = ds._dict.get((group << 16) | block)
+            if creator_elem is not None:
+                creator = _text(creator_elem.value).strip().upper()
+                if (creator, group, el & 0xFF) in self.plan.safe_private:
+                    used.add((group, block))
+                    st.note(prefix, t, "", getattr(ds._dict[t], "VR", None) or "UN", "K", "safe-private")
+                    return
+        self._remove(ds, t, st, prefix, "private")
+
+    # -- one attribute --------------------------------------------------------------------
+
+    def _type_of(self, st: FileState, kwpath: tuple[str, ...], keyword: str) -> int | None:
+        """The attribute's Type in this file's IOD: 1, 2, 3, or None when it cannot be known.
+
+        A top-level attribute the IOD does not list is not part of it (Type 3 for
+        our purpose: remove). Inside sequences the module tables do not expand
+        every macro (functional groups, for one), so an unlisted nested path is
+        unknown and handled conservatively.
+        """
+        if st.iod is None:
+            return None
+        found = st.iod.get("/".join((*kwpath, keyword)))
+        if found is not None:
+            return found
+        return 3 if not kwpath else None
+
+    def _resolve(self, code: str, kind: int | None) -> str:
+        """Resolve a compound (or Z) code by the attribute's Type; see the module docstring."""
+        if code == "Z":
+            return "D" if kind == 1 else "Z"
+        parts = code.split("/")
+        keep_uids = "U*" in parts
+        if kind is None:  # unknown IOD: the most retentive code that never leaks
+            return "KU" if keep_uids else ("D" if "D" in parts else "Z")
+        if kind == 3:
+            return parts[0]
+        if keep_uids:
+            # Required (Type 1 or 2) references: keep them with their UIDs replaced rather
+            # than empty the sequence, so that links between instances survive.
+            return "KU"
+        if kind == 2:
+            return "Z" if "Z" in parts else "D"
+        return "D"
+
+    def _apply(
+        self,
+        ds: Dataset,
+        t: int,
+        rule: Rule,
+        kwpath: tuple[str, ...],
+        st: FileState,
+        mode: str | None,
+        prefix: str,
+    ) -> None:
+        keyword = _keyword(t)
+        vr = self._vr(ds, t)
+        code = rule.code
+        reason = rule.source
+        if rule.override is not None:
+            self._override(ds, t, rule, vr, kwpath, st, mode, prefix)
+            return
+        if code in COMPOUND_CODES or code == "Z":
+            code = self._resolve(code, self._type_of(st, kwpath, keyword))
+        if mode == "clean" and code == "D" and vr in TEXT_VRS:
+            code, reason = "C", "clean-content"
+        kind = PSEUDONYM_TAGS.get(t)
+        if kind is not None and code in ("Z", "D"):
+            self._pseudonym(ds, t, vr, kind, st, prefix, reason)
+            return
+        if code == "X":
+            self._remove(ds, t, st, prefix, reason)
+        elif code == "Z":
+            self._set(ds, t, vr, empty_value(vr), st)
+            st.note(prefix, t, keyword, vr, "Z", reason)
+        elif code == "D":
+            if vr == "SQ":
+                self._recurse(ds, t, kwpath, st, "dummy", prefix)
+                st.note(prefix, t, keyword, vr, "D", reason)
+            elif vr == "UI":
+                self._uid(ds, t, vr, st, prefix, reason)
+            else:
+                self._set(ds, t, vr, dummy_value(vr), st)
+                st.note(prefix, t, keyword, vr, "D", reason)
+        elif code == "U":
+            self._uid(ds, t, vr, st, prefix, reason)
+        elif code == "K":
+            if vr == "SQ":
+                self._recurse(ds, t, kwpath, st, mode, prefix)
+            elif t == 0x00101010 and self.plan.profile.age_cap is not None:
+                self._cap_age(ds, t, st)
+            st.note(prefix, t, keyword, vr, "K", reason)
+        elif code == "KU":
+            self._recurse(ds, t, kwpath, st, mode, prefix)
+            st.note(prefix, t, keyword, vr, "U", reason)
+        elif code == "C":
+            self._clean(ds, t, vr, rule, kwpath, st, prefix)
+        else:  # pragma: no cover - codes are validated when the tables are generated
+            raise ProcessingError(f"unknown action code {code!r} for {_tag_str(t)}")
+
+    def _override(
+        self,
+        ds: Dataset,
+        t: int,
+        rule: Rule,
+        vr: str,
+        kwpath: tuple[str, ...],
+        st: FileState,
+        mode: str | None,
+        prefix: str,
+    ) -> None:
+        keyword = _keyword(t)
+        code = rule.code
+        if code == "K":
+            st.note(prefix, t, keyword, vr, "K", "override")
+            st.warn(f"override keeps {keyword or _tag_str(t)} unchanged")
+        elif code == "X":
+            self._remove(ds, t, st, prefix, "override")
+        elif code == "Z":
+            self._set(ds, t, vr, empty_value(vr), st)
+            st.note(prefix, t, keyword, vr, "Z", "override")
+        elif code == "R":
+            value = getattr(rule.override, "value", "")
+            self._set(ds, t, vr, value, st)
+            st.note(prefix, t, keyword, vr, "R", "override")
+        elif code == "H":
+            if vr == "UI":
+                self._uid(ds, t, vr, st, prefix, "override")
+            else:
+                old = _text(ds[t].value)
+                new = self.pseudo.identifier("other", old) if old else ""
+                self._set(ds, t, vr, new[: MAX_LEN.get(vr, 64)], st)
+                st.note(prefix, t, keyword, vr, "P", "override")
+
+    def _pseudonym(
+        self, ds: Dataset, t: int, vr: str, kind: str, st: FileState, prefix: str, reason: str
+    ) -> None:
+        keyword = _keyword(t)
+        old = _text(ds[t].value)
+        if kind == "name":
+            if prefix:
+                new = dummy_value("PN")
+            else:
+                new = self.pseudo.patient_name(self.pseudo.identifier("patient", st.patient_key))
+        elif kind == "patient":
+            # The file's own patient (top level) is keyed by its full identity; a PatientID
+            # nested in a sequence (another patient, a source record) by its own value.
+            patient_key = st.patient_key if not prefix else f"id:\x00{old}"
+            new = self.pseudo.identifier("patient", patient_key)
+            if not prefix:
+                st.patient_pseudonym = new
+        else:
+            new = self.pseudo.identifier(kind, old) if old else ""  # type: ignore[arg-type]
+        self._set(ds, t, vr, new, st)
+        st.note(prefix, t, keyword, vr, "P", "pseudonym" if reason == "basic" else reason)
+
+    def _uid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, reason: str) -> None:
+        value = ds[t].value
+        if isinstance(value, MultiValue | list):
+            new: Any = [self.pseudo.uid(_text(v)) for v in value if _text(v)]
+        else:
+            text = _text(value)
+            new = self.pseudo.uid(text) if text else ""
+        self._set(ds, t, "UI", new, st)
+        st.note(prefix, t, None, vr, "U", reason)
+
+    def _cap_age(self, ds: Dataset, t: int, st: FileState) -> None:
+        cap = self.plan.profile.age_cap
+        assert cap is not None
+        text = _text(ds[t].value)
+        if len(text) == 4 and text[:3].isdigit() and text[3] == "Y" and int(text[:3]) >= cap:
+            self._set(ds, t, "AS", f"{cap:03d}Y", st)
+
+    def _recurse(
+        self, ds: Dataset, t: int, kwpath: tuple[str, ...], st: FileState, mode: str | None, prefix: str
+    ) -> None:
+        elem = ds[t]
+        if elem.VR != "SQ" or not elem.value:
+            return
+        keyword = _keyword(t)
+        before = len(st.dirty)
+        top = st.top
+        for i, item in enumerate(elem.value):
+            self._walk(
+                item, (*kwpath, keyword), st, top=False, mode=mode, prefix=f"{prefix}{_tag_str(t)}[{i}]."
+            )
+        st.top = top
+        if len(st.dirty) != before:
+            st.dirty.add(top)
+
+    def _keep(
+        self,
+        ds: Dataset,
+        t: int,
+        vr: str,
+        kwpath: tuple[str, ...],
+        st: FileState,
+        mode: str | None,
+        prefix: str,
+    ) -> None:
+        """An attribute the table does not list: kept, its UIDs, dates, sequence text handled."""
+        if vr == "SQ":
+            self._recurse(ds, t, kwpath, st, mode, prefix)
+        elif vr == "UI" and not self.retain_uids:
+            value = ds[t].value
+            values = value if isinstance(value, MultiValue | list) else [value]
+            if any(_text(v) and not _text(v).startswith(_STANDARD_UID_ROOT) for v in values):
+                # An instance UID the table does not list (a reference, say): map it the
+                # same way as everywhere else so that references stay intact.
+                self._uid(ds, t, vr, st, prefix, "uid-not-in-table")
+                return
+        elif vr in ("DA", "DT") and self.modified_dates:
+            self._shift(ds, t, vr, st, prefix, "retain_longitudinal_modified_dates")
+            return
+        elif mode is not None and t not in CODE_TAGS and (vr in TEXT_VRS or vr == "PN"):
+            if mode == "dummy" or vr == "PN":
+                self._set(ds, t, vr, dummy_value(vr), st)
+                st.note(prefix, t, None, vr, "D", f"{mode}-sequence")
+            else:
+                self._clean_text(ds, t, vr, st, prefix, "clean-content")
+            return
+        st.counts["K"] += 1
+
+    def _curve(self, ds: Dataset, t: int, st: FileState, mode: str | None, prefix: str) -> None:
+        rule = self.plan.curve
+        if rule.code != "C":
+            self._remove(ds, t, st, prefix, rule.source)
+            return
+        vr = self._vr(ds, t)
+        if vr in TEXT_VRS:
+            self._clean_text(ds, t, vr, st, prefix, rule.source)
+        else:
+            st.note(prefix, t, "", vr, "K", rule.source)
+
+    # -- cleaning -------------------------------------------------------------------------
+
+    def _clean(
+        self, ds: Dataset, t: int, vr: str, rule: Rule, kwpath: tuple[str, ...], st: FileState, prefix: str
+    ) -> None:
+        keyword = _keyword(t)
+        if vr in ("DA", "DT"):
+            self._shift(ds, t, vr, st, prefix, rule.source)
+        elif vr == "TM":
+            # A whole-day shift leaves the time of day unchanged.
+            st.note(prefix, t, keyword, vr, "K", rule.source)
+        elif vr == "AE":
+            old = _text(ds[t].value)
+            self._set(ds, t, vr, self.pseudo.identifier("ae", old) if old else "", st)
+            st.note(prefix, t, keyword, vr, "P", rule.source)
+        elif vr == "SQ":
+            self._recurse(ds, t, kwpath, st, "clean", prefix)
+            st.note(prefix, t, keyword, vr, "C", rule.source)
+        elif vr in TEXT_VRS or vr == "CS":
+            self._clean_text(ds, t, vr, st, prefix, rule.source)
+        elif vr == "PN":
+            self._set(ds, t, vr, dummy_value(vr), st)
+            st.note(prefix, t, keyword, vr, "D", rule.source)
+        elif vr in BINARY_VRS or keyword == "":
+            # Binary or unknown values cannot be cleaned: fall back to the Basic Profile action.
+            row_code = self._resolve_basic(t, kwpath, st)
+            self._apply(ds, t, Rule(row_code, "cannot-clean-binary"), kwpath, st, None, prefix)
+        else:  # numbers and codes (e.g. SH timezone offsets): nothing identifying to remove
+            st.note(prefix, t, keyword, vr, "K", rule.source)
+
+    def _resolve_basic(self, t: int, kwpath: tuple[str, ...], st: FileState) -> str:
+        from privguard.header.standard import e1_1
+
+        code = e1_1().by_tag[t].basic
+        if code in COMPOUND_CODES or code == "Z":
+            code = self._resolve(code, self._type_of(st, kwpath, _keyword(t)))
+        return "X" if code in ("C", "K") else code
+
+    def _shift(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, reason: str) -> None:
+        text = _text(ds[t].value)
+        if not text:
+            st.note(prefix, t, None, vr, "K", reason)
+            return
+        if st.offset is None:
+            st.offset = self.pseudo.date_offset(st.patient_key)
+        shifted = shift_value(vr, text, st.offset)
+        if shifted is None:
+            self._set(ds, t, vr, dummy_value(vr), st)
+            st.note(prefix, t, None, vr, "D", "unparseable-date")
+            st.warn("a date that could not be parsed was replaced by a dummy value")
+            return
+        self._set(ds, t, vr, shifted, st)
+        st.note(prefix, t, None, vr, "C", reason)
+
+    def _clean_text(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, reason: str) -> None:
+        value = ds[t].value
+        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        classifier = self._get_classifier()
+        out = []
+        changed = False
+        for v in values:
+            text = _text(v) if v is not None else ""
+            red = classifier.redact(text, st.context) if text else None
+            if red is not None and red.changed:
+                changed = True
+                if vr == "CS":
+                    out.append(dummy_value("CS"))
+                else:
+                    new = red.text
+                    limit = MAX_LEN.get(vr)
+                    out.append(new[:limit].rstrip() if limit else new)
+            else:
+                out.append(text)
+        if changed:
+            self._set(ds, t, vr, out if len(out) > 1 else out[0], st)
+        st.note(prefix, t, None, vr, "C", reason)
+
+    def _get_classifier(self) -> Any:
+        if self._classifier is None:
+            from privguard.text.classifier import default_classifier
+
+            self._classifier = default_classifier()
+        return self._classifier
+
+    # -- what was done --------------------------------------------------------------------
+
+    def _add_method(self, ds: Dataset, st: FileState) -> None:
+        """Record the de-identification in the dataset (PS3.15 E.1.1, PS3.3 C.7.1.1)."""
+        from privguard._version import __version__
+
+        st.top = 0
+        profile = self.plan.profile
+        self._set(ds, 0x00120062, "CS", "YES", st)  # PatientIdentityRemoved
+        methods = [
+            f"DICOM PS3.15 {self.plan.edition} Basic Profile",
+            f"privguard {__version__} profile {profile.name}",
+        ]
+        self._set(ds, 0x00120063, "LO", [m[:64] for m in methods], st)  # DeidentificationMethod
+        items = []
+        for value, meaning in profile.method_codes:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            items.append(item)
+        self._set(ds, 0x00120064, "SQ", Sequence(items), st)  # DeidentificationMethodCodeSequence
+        if self.full_dates:
+            temporal = "UNMODIFIED"
+        elif self.modified_dates:
+            temporal = "MODIFIED"
+        else:
+            temporal = "REMOVED"
+        self._set(ds, 0x00280303, "CS", temporal, st)  # LongitudinalTemporalInformationModified
+        for t in (0x00120062, 0x00120063, 0x00120064, 0x00280303):
+            st.note("", t, None, "", "A", "deidentification-method")
+
+    def add_code(self, ds: Dataset, option: str) -> None:
+        """Add one more CID 7050 code (e.g. Clean Pixel Data, after the pixel stage)."""
+        value, meaning = CID_7050[option]
+        seq = ds.get("DeidentificationMethodCodeSequence")
+        if seq is None:
+            return
+        if any(getattr(i, "CodeValue", None) == value for i in seq):
+            return
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        seq.append(item)
+
+
+@lru_cache(maxsize=16384)
+def _keyword(t: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(t) or ""
