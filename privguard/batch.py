@@ -170,7 +170,10 @@ class Journal:
             return
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            if torn:  # an interrupted run left half a line: start a fresh one
+                self._fh.write("\n")
         token, sig = self.tokens(path)
         self._fh.write(json.dumps({"in": token, "sig": sig, "out": output}) + "\n")
         self._fh.flush()

@@ -170,6 +170,7 @@ def read_source(path: str | Path) -> Source:
         header = fh.read(stop)
         spans = _spans(ds, header, stop, implicit, little) if ts != DeflatedExplicitVRLittleEndian else {}
         _check_complete(ds, spans, size)
+        check_sequences(ds, implicit, little)
         pixel = None
         trailing = None
         if stop < size and ts != DeflatedExplicitVRLittleEndian:
@@ -268,6 +269,122 @@ def _check_complete(ds: Dataset, spans: dict[int, tuple[int, int]], size: int) -
         value = getattr(elem, "value", None)
         if isinstance(value, bytes) and length is not None and length != 0xFFFFFFFF and len(value) < length:
             raise InputError("the file is truncated: a header element is shorter than declared")
+
+
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_MAX_DEPTH = 64
+
+
+def check_sequences(ds: Dataset, implicit: bool, little: bool) -> None:
+    """Check the structure of every top-level sequence still held as raw bytes.
+
+    pydicom parses sequences leniently and only when they are accessed, so a
+    sequence whose items overrun it would go unnoticed (or be parsed into
+    garbage). privguard refuses such a file: items must tile their sequence,
+    elements their item, lengths must stay within bounds.
+    """
+    from pydicom.datadict import dictionary_VR
+
+    for tag, elem in ds._dict.items():
+        if not getattr(elem, "is_raw", False) or elem.value is None:
+            continue
+        vr = elem.VR
+        if vr is None:
+            try:
+                vr = dictionary_VR(int(tag))
+            except KeyError:
+                continue
+        if vr != "SQ":
+            continue
+        value = elem.value
+        try:
+            end = _items(value, 0, len(value), implicit, little, 0)
+        except (struct.error, IndexError, ValueError):
+            end = -1
+        if end < 0:
+            raise InputError(f"a sequence is malformed (items do not fit in {_tag_text(int(tag))})")
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _items(buf: bytes, pos: int, end: int | None, implicit: bool, little: bool, depth: int) -> int:
+    """Walk sequence items from ``pos``; return where they end, or -1 if malformed."""
+    if depth > _MAX_DEPTH:
+        return -1
+    e = "<" if little else ">"
+    limit = len(buf) if end is None else end
+    while pos < limit:
+        if pos + 8 > limit:
+            return -1
+        g, el, length = struct.unpack_from(e + "HHI", buf, pos)
+        tag = (g << 16) | el
+        if tag == _SEQ_END:
+            return pos + 8 if end is None else -1
+        if tag != _ITEM:
+            return -1
+        if length == _UNDEFINED:
+            pos = _elements(buf, pos + 8, None, implicit, little, depth + 1)
+        else:
+            item_end = pos + 8 + length
+            if item_end > limit or _elements(buf, pos + 8, item_end, implicit, little, depth + 1) != item_end:
+                return -1
+            pos = item_end
+        if pos < 0:
+            return -1
+    return pos if end is not None else -1
+
+
+def _elements(buf: bytes, pos: int, end: int | None, implicit: bool, little: bool, depth: int) -> int:
+    """Walk an item's elements from ``pos``; return where the item ends, or -1 if malformed."""
+    from pydicom.datadict import dictionary_VR
+
+    e = "<" if little else ">"
+    limit = len(buf) if end is None else end
+    while pos < limit:
+        if pos + 8 > limit:
+            return -1
+        g, el = struct.unpack_from(e + "HH", buf, pos)
+        tag = (g << 16) | el
+        if tag == _ITEM_END:
+            return pos + 8 if end is None else -1
+        if implicit:
+            (length,) = struct.unpack_from(e + "I", buf, pos + 4)
+            hdr = 8
+            try:
+                vr = "SQ" if length == _UNDEFINED else dictionary_VR(tag)
+            except KeyError:
+                vr = "UN"
+        else:
+            vr_bytes = buf[pos + 4 : pos + 6]
+            if not (len(vr_bytes) == 2 and vr_bytes.isalpha() and vr_bytes.isupper()):
+                return -1
+            vr = vr_bytes.decode()
+            if vr_bytes in LONG_VRS:
+                if pos + 12 > limit:
+                    return -1
+                (length,) = struct.unpack_from(e + "I", buf, pos + 8)
+                hdr = 12
+            else:
+                (length,) = struct.unpack_from(e + "H", buf, pos + 6)
+                hdr = 8
+        start = pos + hdr
+        if length == _UNDEFINED:
+            if vr not in ("SQ", "UN"):
+                return -1
+            pos = _items(buf, start, None, implicit, little, depth + 1)
+            if pos < 0:
+                return -1
+            continue
+        stop = start + length
+        if stop > limit:
+            return -1
+        if vr == "SQ" and _items(buf, start, stop, implicit, little, depth + 1) != stop:
+            return -1
+        pos = stop
+    return pos if end is not None else -1
 
 
 def _locate_pixels(fh: BinaryIO, start: int, size: int, implicit: bool, little: bool) -> PixelSpan:

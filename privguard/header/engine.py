@@ -105,6 +105,13 @@ _DUMMY: dict[str, Any] = {
     "AT": 0,
 }
 _STANDARD_UID_ROOT = "1.2.840.10008."
+#: Type 1C attributes required only when another attribute is present (PS3.3), where Table
+#: E.1-1 dummies the first and removes the second: the first must then go too, or the
+#: output would carry an attribute whose condition no longer holds.
+#: dependent tag -> the tag its presence depends on.
+PRESENT_ONLY_WITH: dict[int, int] = {
+    0x00120081: 0x00120082,  # Ethics Committee Name needs the Approval Number (C.7.1.3)
+}
 
 
 def dummy_value(vr: str) -> Any:
@@ -217,6 +224,9 @@ class HeaderEngine:
         if st.iod is None:
             st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
         self._walk(ds, (), st, top=True, mode=None, prefix="")
+        for dependent, needed in PRESENT_ONLY_WITH.items():
+            if dependent in ds._dict and needed not in ds._dict:
+                self._remove(ds, dependent, st, "", "condition-no-longer-met")
         self._add_method(ds, st)
         return st
 
