@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from privguard.dicomio import Source, encode_pixel_element, read_source, write_output, write_whole
-from privguard.errors import InputError, OutputError, PrivguardError
+from privguard.errors import InputError, OCRUnavailableError, OutputError, PrivguardError
 from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
@@ -124,9 +124,14 @@ class Deidentifier:
         self.plan = compile_plan(prof)
         self.engine = HeaderEngine(self.plan, pseudonymizer)
         self.pixel_stage: PixelStage | None = None
-        if pixels is not None and pixels.ocr != "off":
-            from privguard.pixels import build_stage
-
+        if pixels is not None and pixels.ocr != "off" and prof.pixels.ocr != "off":
+            try:
+                from privguard.pixels import build_stage
+            except ImportError as exc:
+                raise OCRUnavailableError(
+                    f"the burned-in text stage cannot load ({exc.name or 'a module'} is missing): "
+                    "install it with pip install 'privguard[ocr]', or pass --ocr off to skip it"
+                ) from None
             self.pixel_stage = build_stage(prof, pixels)
 
     def close(self) -> None:

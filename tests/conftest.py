@@ -13,12 +13,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from privguard.pseudonym.keys import ProjectKey  # noqa: E402
+from privguard.pseudonym.keys import ProjectKey
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
 HAVE_DCIODVFY = shutil.which("dciodvfy") is not None
-needs_dciodvfy = pytest.mark.skipif(not HAVE_DCIODVFY, reason="dciodvfy (Debian dicom3tools) is not installed")
+needs_dciodvfy = pytest.mark.skipif(
+    not HAVE_DCIODVFY, reason="dciodvfy (Debian dicom3tools) is not installed"
+)
 
 
 @pytest.fixture(scope="session")
@@ -65,4 +67,8 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
     """Mode and bytes of every file under ``root`` (to prove inputs are untouched)."""
-    return {str(p.relative_to(root)): (os.stat(p).st_mode, p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (os.stat(p).st_mode, p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -105,7 +105,17 @@ def write_study(
         prev: list[str] = []
         for i in range(per_series):
             sop = generate_uid()
-            ds = ct_instance(patient, study_uid, series_uid, frame_uid, sop, i + 1, prev[-1:], study_date, implicit=s % 2 == 1)
+            ds = ct_instance(
+                patient,
+                study_uid,
+                series_uid,
+                frame_uid,
+                sop,
+                i + 1,
+                prev[-1:],
+                study_date,
+                implicit=s % 2 == 1,
+            )
             path = root / f"{patient[0].split('^')[0]}_{s}_{i}.dcm"
             ds.save_as(path, enforce_file_format=True)
             paths.append(path)

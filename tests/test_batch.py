@@ -28,7 +28,13 @@ def _outputs(out: Path) -> list[pydicom.Dataset]:
 def test_referential_integrity_across_a_study(tmp_path: Path, key: ProjectKey) -> None:
     inp = tmp_path / "in"
     write_study(inp / "a", series=3, per_series=4)
-    write_study(inp / "b", patient=("Example^John^Q", "MRN1234567", "19611224"), series=1, per_series=2, study_date="20240305")
+    write_study(
+        inp / "b",
+        patient=("Example^John^Q", "MRN1234567", "19611224"),
+        series=1,
+        per_series=2,
+        study_date="20240305",
+    )
     write_study(inp / "c", patient=("Other^Ann", "MRN7654321", "19500101"), series=1, per_series=2)
     summary = scrub(_cfg([inp], tmp_path / "out", key, workers=2))
     assert (summary.ok, summary.failed) == (16, 0)

@@ -91,7 +91,15 @@ def test_context_repr_and_date_forms(context: PhiContext) -> None:
     import datetime as dt
 
     forms = date_variants(dt.date(2012, 3, 9))
-    assert {"20120309", "2012-03-09", "03/09/2012", "09.03.2012", "March 9, 2012", "9 Mar 2012", "2012年3月9日"} <= forms
+    assert {
+        "20120309",
+        "2012-03-09",
+        "03/09/2012",
+        "09.03.2012",
+        "March 9, 2012",
+        "9 Mar 2012",
+        "2012年3月9日",
+    } <= forms
 
 
 def test_tldextract_is_offline() -> None:

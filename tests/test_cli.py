@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import snapshot
-from study_gen import write_study
-
 from privguard_cli.main import COMMANDS, cli
+from study_gen import write_study
 
 PHI = ("Example", "John", "MRN1234567", "19611224", "Benedict", "House")
 
@@ -43,11 +42,17 @@ def test_top_level_help_does_not_import_heavy_modules(runner: CliRunner) -> None
 
     code = "import sys; from privguard_cli.main import main; main(['--help'])"
     out = subprocess.run(
-        [sys.executable, "-c", code + "\n"], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+        [sys.executable, "-c", code + "\n"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert out.returncode == 0 and "scrub" in out.stdout
-    probe = "import sys\nfrom privguard_cli.main import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n" \
+    probe = (
+        "import sys\nfrom privguard_cli.main import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch','easyocr','presidio_analyzer','spacy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -63,26 +68,65 @@ def test_keys_new_writes_a_private_file_and_never_overwrites(runner: CliRunner, 
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
 
 
-def test_scrub_json_summary_and_exit_codes(runner: CliRunner, tmp_path: Path, key_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_scrub_json_summary_and_exit_codes(
+    runner: CliRunner, tmp_path: Path, key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=3)
     before = snapshot(inp)
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
     result = runner.invoke(
-        cli, ["-vv", "scrub", str(inp), "--out", str(out), "--key-file", str(key_file), "--ocr", "off", "--json", "--workers", "1"]
+        cli,
+        [
+            "-vv",
+            "scrub",
+            str(inp),
+            "--out",
+            str(out),
+            "--key-file",
+            str(key_file),
+            "--ocr",
+            "off",
+            "--json",
+            "--workers",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["ok"] == 3 and summary["failed"] == 0 and summary["total"] == 3
-    assert set(summary) >= {"total", "ok", "skipped", "failed", "not_dicom", "seconds", "files_per_second", "counts", "failures"}
+    assert set(summary) >= {
+        "total",
+        "ok",
+        "skipped",
+        "failed",
+        "not_dicom",
+        "seconds",
+        "files_per_second",
+        "counts",
+        "failures",
+    }
     for text in (result.output, caplog.text):
         for phi in PHI:
             assert phi not in text, phi
     assert snapshot(inp) == before
     # A failing file makes the exit code 1; the others are still written.
     (inp / "bad.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00")
-    result = runner.invoke(cli, ["scrub", str(inp), "--out", str(tmp_path / "out2"), "--key-file", str(key_file), "--ocr", "off", "--json"])
+    result = runner.invoke(
+        cli,
+        [
+            "scrub",
+            str(inp),
+            "--out",
+            str(tmp_path / "out2"),
+            "--key-file",
+            str(key_file),
+            "--ocr",
+            "off",
+            "--json",
+        ],
+    )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["failed"] == 1
     assert len(list((tmp_path / "out2").rglob("*.dcm"))) == 3
@@ -92,7 +136,9 @@ def test_scrub_human_summary(runner: CliRunner, tmp_path: Path, key_file: Path) 
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=2)
     (inp / "readme.txt").write_text("hello")
-    result = runner.invoke(cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), "--ocr", "off"])
+    result = runner.invoke(
+        cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), "--ocr", "off"]
+    )
     assert result.exit_code == 0, result.output
     assert "de-identified" in result.output and "skipped (not DICOM)" in result.output
     for phi in PHI:
@@ -103,7 +149,19 @@ def test_dry_run_prints_actions_and_writes_nothing(runner: CliRunner, tmp_path: 
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=2)
     result = runner.invoke(
-        cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), "--dry-run", "--json", "--ocr", "off"]
+        cli,
+        [
+            "scrub",
+            str(inp),
+            "--out",
+            str(tmp_path / "o"),
+            "--key-file",
+            str(key_file),
+            "--dry-run",
+            "--json",
+            "--ocr",
+            "off",
+        ],
     )
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
@@ -132,10 +190,14 @@ def test_inspect_shows_actions_not_values(runner: CliRunner, tmp_path: Path, key
         (["--option", "retain-everything"], "unknown option"),
     ],
 )
-def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path, key_file: Path, args: list[str], message: str) -> None:
+def test_config_errors_exit_2(
+    runner: CliRunner, tmp_path: Path, key_file: Path, args: list[str], message: str
+) -> None:
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=1)
-    result = runner.invoke(cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), *args])
+    result = runner.invoke(
+        cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), *args]
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -146,7 +208,9 @@ def test_unsafe_key_permissions_exit_2(runner: CliRunner, tmp_path: Path, key_fi
     os.chmod(key_file, 0o644)
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=1)
-    result = runner.invoke(cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file)])
+    result = runner.invoke(
+        cli, ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file)]
+    )
     assert result.exit_code == 2 and "chmod 600" in result.output
 
 
@@ -173,8 +237,20 @@ def test_scrub_with_a_profile_file_and_options(runner: CliRunner, tmp_path: Path
     write_study(inp, series=1, per_series=1)
     result = runner.invoke(
         cli,
-        ["scrub", str(inp), "--out", str(tmp_path / "o"), "--key-file", str(key_file), "--profile", str(profile),
-         "--option", "retain-longitudinal-modified-dates", "--ocr", "off"],
+        [
+            "scrub",
+            str(inp),
+            "--out",
+            str(tmp_path / "o"),
+            "--key-file",
+            str(key_file),
+            "--profile",
+            str(profile),
+            "--option",
+            "retain-longitudinal-modified-dates",
+            "--ocr",
+            "off",
+        ],
     )
     assert result.exit_code == 0, result.output
     ds = pydicom.dcmread(next((tmp_path / "o").rglob("*.dcm")))

@@ -76,7 +76,9 @@ def test_input_dataset_is_not_modified(key: ProjectKey) -> None:
     ],
     ids=lambda v: getattr(v, "value", v),
 )
-def test_options_keep_what_they_name(option: Option | None, keyword: str, kept: bool, key: ProjectKey) -> None:
+def test_options_keep_what_they_name(
+    option: Option | None, keyword: str, kept: bool, key: ProjectKey
+) -> None:
     ds = _ct()
     out = _run(ds, key, options={option} if option else None)
     if kept:
@@ -253,7 +255,16 @@ def test_group_lengths_unknown_public_tags_curves_and_overlays(key: ProjectKey) 
     ds.add_new(0x60003000, "OW", b"\x00" * 8)
     ds.add_new(0x60004000, "LT", "comment")
     out = _run(ds, key)
-    for tag in (0x00080000, 0x00091234, 0x00431001, 0x7FFE0002, 0x50000005, 0x60000010, 0x60003000, 0x60004000):
+    for tag in (
+        0x00080000,
+        0x00091234,
+        0x00431001,
+        0x7FFE0002,
+        0x50000005,
+        0x60000010,
+        0x60003000,
+        0x60004000,
+    ):
         assert tag not in out, hex(tag)
 
 

@@ -38,7 +38,9 @@ def test_every_token_is_in_the_input(planted: tuple[Path, object]) -> None:
     assert find_tokens(data, p.uids) == p.uids  # type: ignore[attr-defined]
 
 
-def test_basic_profile_leaves_no_token_in_the_bytes(planted: tuple[Path, object], tmp_path: Path, key: ProjectKey) -> None:
+def test_basic_profile_leaves_no_token_in_the_bytes(
+    planted: tuple[Path, object], tmp_path: Path, key: ProjectKey
+) -> None:
     path, p = planted
     out = _scrub(path, tmp_path, key)
     data = out.read_bytes()
@@ -90,7 +92,9 @@ def test_research_profile_keeps_only_what_its_options_retain(
 
 
 @needs_dciodvfy
-def test_output_has_no_new_validator_errors(planted: tuple[Path, object], tmp_path: Path, key: ProjectKey) -> None:
+def test_output_has_no_new_validator_errors(
+    planted: tuple[Path, object], tmp_path: Path, key: ProjectKey
+) -> None:
     path, _ = planted
     for profile in ("basic", "research"):
         out = _scrub(path, tmp_path / profile, key, profile)

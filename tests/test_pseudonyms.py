@@ -40,7 +40,9 @@ def test_uids_are_rfc9562_version_8_uuids(key: ProjectKey) -> None:
     assert u.version == 8 and u.variant == uuid.RFC_4122
 
 
-@pytest.mark.parametrize(("kind", "prefix"), [("patient", "P"), ("accession", "A"), ("study", "S"), ("other", "I"), ("ae", "AE")])
+@pytest.mark.parametrize(
+    ("kind", "prefix"), [("patient", "P"), ("accession", "A"), ("study", "S"), ("other", "I"), ("ae", "AE")]
+)
 def test_identifier_forms(kind: str, prefix: str, key: ProjectKey) -> None:
     p = KeyedPseudonymizer(key, "p")
     v = p.identifier(kind, "MRN1234567")  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 from conftest import HAVE_DCIODVFY, charset_files, dciodvfy_errors, pydicom_test_files, snapshot
+from privguard_cli.main import cli
 
 from privguard.deidentify import Deidentifier
-from privguard.models import FileResult
 from privguard.dicomio import sniff
+from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey
-from privguard_cli.main import cli
 
 #: Files pydicom ships that are deliberately broken or are not Part 10 instances, and why
 #: privguard refuses them. Every other DICOM file must be scrubbed.
@@ -55,7 +55,9 @@ def test_the_corpus_is_what_we_think() -> None:
     assert set(EXPECTED_REFUSALS) <= names
 
 
-def test_every_file_is_scrubbed_or_refused_cleanly(scrubbed: dict[str, tuple[Path, FileResult, Path | None]]) -> None:
+def test_every_file_is_scrubbed_or_refused_cleanly(
+    scrubbed: dict[str, tuple[Path, FileResult, Path | None]],
+) -> None:
     for name, (_, res, _out) in scrubbed.items():
         if name in EXPECTED_REFUSALS:
             assert res.status == "failed", name
@@ -65,7 +67,9 @@ def test_every_file_is_scrubbed_or_refused_cleanly(scrubbed: dict[str, tuple[Pat
             assert res.status == "ok", (name, res.reason)
 
 
-def test_outputs_read_back_with_pixels_intact(scrubbed: dict[str, tuple[Path, FileResult, Path | None]]) -> None:
+def test_outputs_read_back_with_pixels_intact(
+    scrubbed: dict[str, tuple[Path, FileResult, Path | None]],
+) -> None:
     """The pixel data element is carried over byte for byte: decoded pixels are identical."""
     import numpy as np
 
@@ -134,8 +138,7 @@ def test_character_sets(path: Path, tmp_path: Path, key: ProjectKey) -> None:
                 if encoded and encoded in raw_in:
                     assert encoded not in raw, (profile, path.name)
         # ...nor in any decoded text value.
-        texts = []
-        out.walk(lambda _ds, e: texts.append(str(e.value)) if e.VR in ("PN", "LO", "SH", "LT", "ST", "UT") else None)
+        texts = [str(e.value) for e in out.iterall() if e.VR in ("PN", "LO", "SH", "LT", "ST", "UT")]
         for g in groups:
             for part in g.replace("=", "^").split("^"):
                 if len(part) >= 2:
@@ -158,8 +161,21 @@ def test_cli_scrub_of_the_corpus_keeps_going_past_bad_files(tmp_path: Path, key_
     report = tmp_path / "report.jsonl"
     result = CliRunner().invoke(
         cli,
-        ["scrub", str(src), "--out", str(tmp_path / "out"), "--key-file", str(key_file), "--ocr", "off",
-         "--report", str(report), "--workers", "2", "--json"],
+        [
+            "scrub",
+            str(src),
+            "--out",
+            str(tmp_path / "out"),
+            "--key-file",
+            str(key_file),
+            "--ocr",
+            "off",
+            "--report",
+            str(report),
+            "--workers",
+            "2",
+            "--json",
+        ],
     )
     assert result.exit_code == 1, result.output  # some files are refused
     summary = json.loads(result.stdout)

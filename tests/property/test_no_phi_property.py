@@ -83,9 +83,13 @@ def _file(ds: Dataset, implicit: bool) -> bytes:
     return buf.getvalue()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(datasets(), st.booleans())
-def test_no_planted_token_survives(tmp_path_factory: object, sample: tuple[Dataset, set[str]], implicit: bool) -> None:
+def test_no_planted_token_survives(
+    tmp_path_factory: object, sample: tuple[Dataset, set[str]], implicit: bool
+) -> None:
     ds, planted = sample
     tmp = tmp_path_factory.mktemp("prop")  # type: ignore[attr-defined]
     src = tmp / "in.dcm"
@@ -101,7 +105,11 @@ def test_no_planted_token_survives(tmp_path_factory: object, sample: tuple[Datas
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.text(min_size=1, max_size=64).filter(lambda s: s.strip() != ""), st.text(min_size=1, max_size=8), st.text(min_size=1, max_size=8))
+@given(
+    st.text(min_size=1, max_size=64).filter(lambda s: s.strip() != ""),
+    st.text(min_size=1, max_size=8),
+    st.text(min_size=1, max_size=8),
+)
 def test_pseudonyms_are_deterministic_and_project_scoped(value: str, p1: str, p2: str) -> None:
     from privguard.pseudonym.pseudonymizer import KeyedPseudonymizer
 
