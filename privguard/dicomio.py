@@ -190,7 +190,7 @@ def _encoding(ds: FileDataset) -> tuple[bool, bool]:
     """
     for elem in ds._dict.values():
         if getattr(elem, "is_raw", False):
-            return bool(elem.is_implicit_VR), bool(elem.is_little_endian)
+            return bool(getattr(elem, "is_implicit_VR", True)), bool(getattr(elem, "is_little_endian", True))
     implicit = getattr(ds, "_read_implicit", None)
     little = getattr(ds, "_read_little", None)
     if implicit is not None and little is not None:
@@ -454,10 +454,10 @@ def build_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
         raise InputError("the dataset has no SOP Class UID or SOP Instance UID; a Part 10 file needs both")
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = str(sop_class)
-    meta.MediaStorageSOPInstanceUID = str(sop_instance)
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.MediaStorageSOPClassUID = UID(str(sop_class))
+    meta.MediaStorageSOPInstanceUID = UID(str(sop_instance))
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     return meta
 

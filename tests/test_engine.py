@@ -310,3 +310,19 @@ def test_file_meta_follows_the_new_sop_instance(key: ProjectKey) -> None:
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     out = _run(ds, key)
     assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID != ds.SOPInstanceUID
+
+
+def test_clean_graphics_keeps_annotations_with_text_cleaned(key: ProjectKey) -> None:
+    text = Dataset()
+    text.UnformattedTextValue = "Lesion, John Example 01/05/2024"
+    text.AnchorPointAnnotationUnits = "PIXEL"
+    layer = Dataset()
+    layer.GraphicLayer = "LAYER1"
+    layer.TextObjectSequence = Sequence([text])
+    ds = _ct(GraphicAnnotationSequence=Sequence([layer]))
+    basic = _run(ds, key)
+    assert basic.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "ANONYMIZED"
+    clean = _run(ds, key, options={Option.CLEAN_GRAPHICS, Option.CLEAN_DESCRIPTORS})
+    assert clean.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "Lesion, [NAME] [DATE]"
+    codes = [i.CodeValue for i in clean.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113103", "113105"]

@@ -11,7 +11,7 @@ import click
 from privguard.header.profile import Option, parse_option
 
 
-class ProfileParam(click.ParamType):
+class ProfileParam(click.ParamType):  # type: ignore[type-arg]
     """A shipped profile name (completes from policies/deid) or a YAML file."""
 
     name = "profile"
@@ -27,7 +27,7 @@ class ProfileParam(click.ParamType):
         return str(value)
 
 
-class OptionParam(click.ParamType):
+class OptionParam(click.ParamType):  # type: ignore[type-arg]
     """A PS3.15 option name, e.g. retain-uids or retain_longitudinal_modified_dates."""
 
     name = "option"

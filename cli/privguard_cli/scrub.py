@@ -83,7 +83,7 @@ def scrub(
         out=out,
         key=key,
         profile=profile,
-        options=frozenset(options),  # type: ignore[arg-type]
+        options=frozenset(options),
         project=project,
         vault=vault,
         report=report,

@@ -39,7 +39,7 @@ from privguard.errors import ProcessingError
 from privguard.header.plan import PSEUDONYM_TAGS, Plan, Rule, public_vr
 from privguard.header.profile import CID_7050, Option
 from privguard.header.standard import COMPOUND_CODES, iod_types
-from privguard.models import AttributeChange, DeidRecord
+from privguard.models import ActionName, AttributeChange, DeidRecord
 from privguard.pseudonym.dates import shift_value
 from privguard.pseudonym.pseudonymizer import Pseudonymizer
 from privguard.text.context import PhiContext
@@ -151,18 +151,23 @@ class FileState:
     offset: int | None = None
     patient_pseudonym: str = ""
 
-    def note(self, path: str, tag: int, keyword: str | None, vr: str, action: str, reason: str) -> None:
+    def note(self, path: str, tag: int, keyword: str | None, vr: str, action: ActionName, reason: str) -> None:
         """Count an action; with ``record``, also keep the attribute's entry (keyword looked up lazily)."""
         self.counts[action] += 1
         if self.record:
             kw = _keyword(tag) if keyword is None else keyword
             self.changes.append(
-                AttributeChange(path=path + _tag_str(tag), keyword=kw, vr=vr, action=action, reason=reason)  # type: ignore[arg-type]
+                AttributeChange(path=path + _tag_str(tag), keyword=kw, vr=vr, action=action, reason=reason)
             )
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+
+def _elements(ds: Dataset) -> dict[int, Any]:
+    """The dataset's element dict, keyed by plain int tags (BaseTag is an int; lookups agree)."""
+    return ds._dict  # type: ignore[return-value]
 
 
 def _text(value: Any) -> str:
@@ -225,7 +230,7 @@ class HeaderEngine:
             st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
         self._walk(ds, (), st, top=True, mode=None, prefix="")
         for dependent, needed in PRESENT_ONLY_WITH.items():
-            if dependent in ds._dict and needed not in ds._dict:
+            if dependent in _elements(ds) and needed not in _elements(ds):
                 self._remove(ds, dependent, st, "", "condition-no-longer-met")
         self._add_method(ds, st)
         return st
@@ -257,8 +262,7 @@ class HeaderEngine:
         overlay_groups: set[int] = set()
         creators_used: set[tuple[int, int]] = set()
         creators: list[int] = []
-        for t in list(ds._dict.keys()):
-            t = int(t)
+        for t in [int(x) for x in _elements(ds)]:
             if top:
                 st.top = t
             group, el = t >> 16, t & 0xFFFF
@@ -294,7 +298,7 @@ class HeaderEngine:
                 else:
                     self._keep(ds, t, vr, kwpath, st, mode, prefix)
         for g in overlay_groups:
-            for t in [int(x) for x in ds._dict if int(x) >> 16 == g]:
+            for t in [x for x in _elements(ds) if x >> 16 == g]:
                 self._remove(ds, t, st, prefix, "overlay")
         for t in creators:
             if (t >> 16, t & 0xFF) not in creators_used:
@@ -303,7 +307,7 @@ class HeaderEngine:
                 st.note(prefix, t, "PrivateCreator", "LO", "K", "safe-private")
 
     def _vr(self, ds: Dataset, t: int) -> str:
-        raw = ds._dict[t]
+        raw = _elements(ds)[t]
         vr = getattr(raw, "VR", None)
         if vr is None or vr == "UN":
             dict_vr = public_vr(t)
@@ -322,7 +326,7 @@ class HeaderEngine:
         st.dirty.add(st.top)
 
     def _remove(self, ds: Dataset, t: int, st: FileState, prefix: str, reason: str) -> None:
-        elem = ds._dict.pop(t)
+        elem = _elements(ds).pop(t)
         if prefix:  # a removal at the top level needs no re-encoding, only nested ones do
             st.dirty.add(st.top)
         if st.record:
@@ -334,12 +338,12 @@ class HeaderEngine:
         group, el = t >> 16, t & 0xFFFF
         if self.plan.private.code == "C" and el >= 0x1000:
             block = el >> 8
-            creator_elem = ds._dict.get((group << 16) | block)
+            creator_elem = _elements(ds).get((group << 16) | block)
             if creator_elem is not None:
                 creator = _text(creator_elem.value).strip().upper()
                 if (creator, group, el & 0xFF) in self.plan.safe_private:
                     used.add((group, block))
-                    st.note(prefix, t, "", getattr(ds._dict[t], "VR", None) or "UN", "K", "safe-private")
+                    st.note(prefix, t, "", getattr(_elements(ds)[t], "VR", None) or "UN", "K", "safe-private")
                     return
         self._remove(ds, t, st, prefix, "private")
 

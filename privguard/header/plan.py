@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom.datadict import DicomDictionary, RepeatersDictionary, dictionary_VR
+from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
+from pydicom.datadict import dictionary_VR
 
 from privguard.header.profile import DeidProfile, Option, Override
 from privguard.header.standard import TableRow, e1_1, safe_private

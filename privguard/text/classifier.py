@@ -223,7 +223,7 @@ class _GroupRecognizer:
 
         compiled = re.compile(regex, flags)
 
-        class GroupRecognizer(EntityRecognizer):  # type: ignore[misc]
+        class GroupRecognizer(EntityRecognizer):
             def load(self) -> None:
                 pass
 
