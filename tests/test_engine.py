@@ -323,6 +323,9 @@ def test_clean_graphics_keeps_annotations_with_text_cleaned(key: ProjectKey) -> 
     basic = _run(ds, key)
     assert basic.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "ANONYMIZED"
     clean = _run(ds, key, options={Option.CLEAN_GRAPHICS, Option.CLEAN_DESCRIPTORS})
-    assert clean.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == "Lesion, [NAME] [DATE]"
+    assert (
+        clean.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue
+        == "Lesion, [NAME] [DATE]"
+    )
     codes = [i.CodeValue for i in clean.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113103", "113105"]

@@ -151,7 +151,9 @@ class FileState:
     offset: int | None = None
     patient_pseudonym: str = ""
 
-    def note(self, path: str, tag: int, keyword: str | None, vr: str, action: ActionName, reason: str) -> None:
+    def note(
+        self, path: str, tag: int, keyword: str | None, vr: str, action: ActionName, reason: str
+    ) -> None:
         """Count an action; with ``record``, also keep the attribute's entry (keyword looked up lazily)."""
         self.counts[action] += 1
         if self.record:
