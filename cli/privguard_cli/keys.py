@@ -33,3 +33,25 @@ def new(out: Path) -> None:
     key = ProjectKey.generate()
     key.save(out)
     click.echo(f"wrote project key {key.key_id} to {out} (mode 0600)")
+
+
+@keys.command("new-signing")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PREFIX",
+    help="Writes PREFIX.key (private, mode 0600) and PREFIX.pub (public); never overwrites.",
+)
+@handle_errors
+def new_signing(out: Path) -> None:
+    """Make an Ed25519 key pair for signing export approvals.
+
+    The privacy officer keeps PREFIX.key; the export host needs only PREFIX.pub.
+    """
+    from privguard.compliance.approval import SigningKey
+
+    key = SigningKey.generate()
+    private, public = key.save(out)
+    click.echo(f"wrote signing key {key.key_id}: {private} (mode 0600) and {public}")

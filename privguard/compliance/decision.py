@@ -1,0 +1,91 @@
+"""The decision: outcome, findings with citations, and the per-patient inclusion list.
+
+Findings never carry values from the request: a rule's message, citation and
+the field paths that are missing. Patient ids appear only in the inclusion
+list, as the request names them (they stay with the sender).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from privguard.compliance._base import Model, Sha256Hex
+from privguard.compliance.policy import PolicyVersion, Severity
+
+Outcome = Literal["allow", "deny", "needs_review"]
+
+#: Exit codes of ``privguard check`` by outcome (validation errors exit 2).
+EXIT_CODES: dict[str, int] = {"allow": 0, "deny": 3, "needs_review": 5}
+
+
+class Finding(Model):
+    """One rule that fired."""
+
+    rule_id: str
+    regime: Literal["gdpr", "hipaa", "pipl", "privguard"]
+    severity: Severity
+    citation: str
+    message: str
+    checked: str = Field(description="What the rule checked.")
+    missing: tuple[str, ...] = Field(default=(), description="Request fields that would satisfy the rule.")
+    interpretation: bool = Field(default=False, description="Rests on an Interpretation in compliance.md.")
+    policy: str = Field(description="Policy that defines the rule ('privguard' for engine rules).")
+    overridden_by: str | None = Field(default=None, description="Site policy that changed the rule.")
+    patients: int | None = Field(
+        default=None, description="Exclusion findings: how many patients it excluded."
+    )
+
+
+class Exclusion(Model):
+    """A patient left out of the export, with the rules that excluded them."""
+
+    patient: str
+    rules: tuple[str, ...]
+
+
+class Inclusion(Model):
+    """Which patients may go."""
+
+    requested: int
+    included: tuple[str, ...]
+    excluded: tuple[Exclusion, ...]
+
+    @property
+    def excluded_count(self) -> int:
+        return len(self.excluded)
+
+
+class ProfileRef(Model):
+    """The de-identification profile a decision was made for."""
+
+    name: str
+    sha256: Sha256Hex
+
+
+class Decision(Model):
+    """The answer to "may this export go, to whom, under which rules, and for which patients?"."""
+
+    schema_version: Literal[1] = 1
+    outcome: Outcome
+    request_id: str
+    request_sha256: Sha256Hex
+    evaluated_at: dt.datetime
+    regimes: tuple[str, ...] = Field(description="Regimes evaluated (declared and inferred).")
+    policies: tuple[PolicyVersion, ...]
+    deid_profile: ProfileRef
+    consent_snapshot: str | None = None
+    consents_sha256: Sha256Hex | None = None
+    findings: tuple[Finding, ...]
+    inclusion: Inclusion
+
+    def rule_ids(self, *severities: Severity) -> frozenset[str]:
+        """Ids of the findings with any of ``severities`` (all findings if none given)."""
+        return frozenset(f.rule_id for f in self.findings if not severities or f.severity in severities)
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI exit code of this outcome: 0 allow, 3 deny, 5 needs_review."""
+        return EXIT_CODES[self.outcome]
