@@ -8,7 +8,9 @@ elements after the pixel data. After de-identification a plain byte search of
 the output finds any token that survived.
 
 Tokens are ASCII and at least 8 characters, so that a byte search cannot hit
-them by chance. Values are valid for their VR where the VR allows it.
+them by chance. Values are valid for their VR where the VR allows it. Planted
+dates lie 401 days apart, so a date shifted by at most a year can never land
+on another planted date and be mistaken for a survivor.
 """
 
 from __future__ import annotations
@@ -70,10 +72,10 @@ class TokenFactory:
             t = f"PHIFAM{self.prefix}{i:04d}"
             return f"{t}^PHIGIV{self.prefix}{i:04d}", t
         if vr == "DA":
-            d = (dt.date(1850, 1, 1) + dt.timedelta(days=i * 7)).strftime("%Y%m%d")
+            d = (dt.date(1850, 1, 1) + dt.timedelta(days=i * 401)).strftime("%Y%m%d")
             return d, d
         if vr == "DT":
-            d = (dt.date(1850, 1, 1) + dt.timedelta(days=i * 7)).strftime("%Y%m%d")
+            d = (dt.date(1850, 1, 1) + dt.timedelta(days=i * 401)).strftime("%Y%m%d")
             return f"{d}101112", f"{d}101112"
         if vr == "TM":
             t = f"101112.{i:06d}"

@@ -673,6 +673,8 @@ class HeaderEngine:
         self._set(ds, 0x00120063, "LO", [m[:64] for m in methods], st)  # DeidentificationMethod
         items = []
         for value, meaning in profile.method_codes:
+            if value == CID_7050[Option.CLEAN_PIXEL_DATA.value][0]:
+                continue  # claimed only once the pixel stage has verified the file (add_code)
             item = Dataset()
             item.CodeValue = value
             item.CodingSchemeDesignator = "DCM"
