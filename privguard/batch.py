@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from hashlib import sha256
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,10 @@ class ScrubConfig(BaseModel):
     dry_run: bool = False
     pixels: PixelOptions | None = None
     chunk_size: int = Field(default=16, ge=1, le=4096)
+    executor: Literal["processes", "ray"] = "processes"
+    """Where workers run: local processes, or a Ray cluster (the output folder must be shared)."""
+    ray_address: str | None = None
+    """Ray cluster address (``auto``, ``ray://host:10001``); None starts a local Ray."""
 
 
 class ScrubSummary(BaseModel):
@@ -170,7 +174,11 @@ class Journal:
             return
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+            torn = (
+                self.path.exists()
+                and self.path.stat().st_size > 0
+                and not self.path.read_bytes().endswith(b"\n")
+            )
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             if torn:  # an interrupted run left half a line: start a fresh one
                 self._fh.write("\n")
@@ -199,7 +207,7 @@ def _clean_stale_temps(out: Path) -> int:
 _WORKER: Deidentifier | None = None
 
 
-def _make_deidentifier(cfg: ScrubConfig, key: ProjectKey) -> Deidentifier:
+def make_deidentifier(cfg: ScrubConfig, key: ProjectKey) -> Deidentifier:
     return Deidentifier(
         cfg.profile, key, project=cfg.project, vault=cfg.vault, options=set(cfg.options), pixels=cfg.pixels
     )
@@ -210,7 +218,7 @@ def _init_worker(cfg: ScrubConfig, key: ProjectKey) -> None:
     import warnings
 
     warnings.simplefilter("ignore")  # pydicom warns about odd inputs; the report says what matters
-    _WORKER = _make_deidentifier(cfg, key)
+    _WORKER = make_deidentifier(cfg, key)
 
 
 def _work(paths: list[Path], out: Path, dry_run: bool) -> list[FileResult]:
@@ -238,7 +246,7 @@ def scrub(
     _check_paths(cfg)
     # Build one de-identifier up front: a bad profile, vault or missing OCR extra fails
     # here, before any file is touched.
-    probe = _make_deidentifier(cfg, key)
+    probe = make_deidentifier(cfg, key)
     summary = ScrubSummary(output=str(cfg.out), dry_run=cfg.dry_run)
     counts: Counter[str] = Counter()
     journal = Journal(cfg.out, key, cfg.project, enabled=not cfg.dry_run)
@@ -288,7 +296,11 @@ def scrub(
             yield path
 
     try:
-        if cfg.workers == 1:
+        if cfg.executor == "ray":
+            from privguard.scaleout import run_ray
+
+            run_ray(todo(), cfg, key, record)
+        elif cfg.workers == 1:
             _run_inline(probe, todo(), cfg, record)
         else:
             _run_pool(todo(), cfg, key, record)
@@ -313,7 +325,7 @@ def _open_report(path: Path | None) -> IO[str] | None:
         raise ConfigError(f"cannot write the report {path}: {exc.strerror}") from None
 
 
-def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
+def chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
     chunk: list[Path] = []
     for p in paths:
         chunk.append(p)
@@ -327,7 +339,7 @@ def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
 def _run_inline(
     deid: Deidentifier, paths: Iterator[Path], cfg: ScrubConfig, record: Callable[..., None]
 ) -> None:
-    for chunk in _chunks(paths, cfg.chunk_size if cfg.pixels is not None else 1):
+    for chunk in chunks(paths, cfg.chunk_size if cfg.pixels is not None else 1):
         for path, res in zip(chunk, deid.files(chunk, cfg.out, dry_run=cfg.dry_run), strict=True):
             record(res, path)
 
@@ -342,11 +354,11 @@ def _run_pool(paths: Iterator[Path], cfg: ScrubConfig, key: ProjectKey, record: 
     with ProcessPoolExecutor(
         max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, key)
     ) as pool:
-        chunks = _chunks(paths, cfg.chunk_size)
+        todo = chunks(paths, cfg.chunk_size)
         exhausted = False
         while True:
             while not exhausted and len(pending) < cfg.workers * 3:
-                chunk = next(chunks, None)
+                chunk = next(todo, None)
                 if chunk is None:
                     exhausted = True
                     break

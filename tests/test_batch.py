@@ -200,3 +200,21 @@ def test_duplicate_sop_instance_with_different_content_is_refused(tmp_path: Path
     assert summary.ok == 2  # the identical copy is fine
     assert summary.failed == 1 and "duplicate SOP Instance UID" in (summary.failures[0].reason or "")
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 1
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local_processes(tmp_path: Path, key: ProjectKey) -> None:
+    """A real local Ray cluster: same outputs, byte for byte, as the process pool."""
+    inp = tmp_path / "in"
+    write_study(inp, series=2, per_series=3)
+    (inp / "notes.txt").write_text("not dicom")
+    local = scrub(_cfg([inp], tmp_path / "local", key, workers=2))
+    distributed = scrub(_cfg([inp], tmp_path / "ray", key, workers=2, executor="ray", chunk_size=2))
+    assert (
+        (distributed.ok, distributed.not_dicom, distributed.failed)
+        == (local.ok, local.not_dicom, 0)
+        == (6, 1, 0)
+    )
+    assert tree_bytes(tmp_path / "ray") == tree_bytes(tmp_path / "local")
+    resumed = scrub(_cfg([inp], tmp_path / "ray", key, workers=2, executor="ray", resume=True))
+    assert resumed.resumed == 6

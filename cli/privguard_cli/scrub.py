@@ -45,6 +45,14 @@ from privguard_cli.errors import handle_errors
     type=click.Path(file_okay=False, path_type=Path),
     help="Write a before/after PNG per redacted image here (for review at the sender).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["processes", "ray"]),
+    default="processes",
+    show_default=True,
+    help="Run workers as local processes or on a Ray cluster (shared file system needed).",
+)
+@click.option("--ray-address", help="Ray cluster address (e.g. auto); default: a local Ray.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @handle_errors
 def scrub(
@@ -62,6 +70,8 @@ def scrub(
     ocr: str,
     device: str,
     previews: Path | None,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """De-identify the DICOM files under INPUT... into OUT.
@@ -90,6 +100,8 @@ def scrub(
         resume=resume,
         dry_run=dry_run,
         pixels=PixelOptions(ocr=ocr, device=device, previews=previews),
+        executor=executor,  # type: ignore[arg-type]
+        ray_address=ray_address,
         **({"workers": workers} if workers else {}),
     )
     if dry_run:
