@@ -30,7 +30,6 @@ import datetime as dt
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +49,7 @@ from privguard.compliance.loader import PolicyRef, load_request
 from privguard.compliance.policy import PolicySet, PolicyVersion
 from privguard.compliance.request import ExportRequest
 from privguard.errors import AuditIntegrityError, ConfigError, ExportBlocked, KeyMaterialError
-from privguard.pseudonym.keys import check_private_file, write_private_file
+from privguard.pseudonym.keys import check_private_file, write_new_file, write_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +75,6 @@ def _unb64(text: object, length: int) -> bytes:
     if len(raw) != length or _b64(raw) != text:
         raise ValueError("key")
     return raw
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, mode)
-    except FileExistsError:
-        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 class PublicKey:
@@ -203,7 +190,7 @@ class SigningKey:
         if public.exists():
             raise KeyMaterialError(f"{public} already exists; refusing to overwrite a key")
         write_private_file(private, self._private_json())
-        _write_new(public, self.public_key.to_json(), 0o644)
+        write_new_file(public, self.public_key.to_json(), 0o644)
         return private, public
 
     @classmethod
@@ -354,7 +341,7 @@ def sign_approval(
 
 def write_approval(approval: Approval, path: str | Path) -> None:
     """Write an approval file (never overwrites)."""
-    _write_new(Path(path), approval.to_bytes(), 0o644)
+    write_new_file(Path(path), approval.to_bytes(), 0o644, "an approval")
 
 
 def load_approval(path: str | Path) -> Approval:

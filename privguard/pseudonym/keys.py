@@ -53,17 +53,22 @@ def check_private_file(path: Path, what: str) -> None:
         )
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600; never overwrite an existing file."""
+def write_new_file(path: Path, data: bytes, mode: int = 0o600, what: str = "a key") -> None:
+    """Create ``path`` with ``mode`` and write ``data``; never overwrite an existing file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        fd = os.open(path, flags, mode)
     except FileExistsError:
-        raise KeyMaterialError(f"{path} already exists; refusing to overwrite a key") from None
+        raise KeyMaterialError(f"{path} already exists; refusing to overwrite {what}") from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600; never overwrite an existing file."""
+    write_new_file(path, data, 0o600)
 
 
 class ProjectKey:
