@@ -67,11 +67,14 @@ def ct_study(
             prev.append(sop)
 
 
-def sr_document(path: Path, patient: tuple[str, str, str]) -> None:
+def _instance(
+    path: Path, sop_class: str, patient: tuple[str, str, str], modality: str, sex: str, date: str, time: str
+) -> Dataset:
+    """The Patient, General Study/Series/Equipment and SOP Common modules of a new instance."""
     from pydicom.dataset import FileDataset, FileMetaDataset
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.88.11")  # Basic Text SR
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = uid()
     meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.1")
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\x00" * 128)
@@ -79,16 +82,22 @@ def sr_document(path: Path, patient: tuple[str, str, str]) -> None:
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = patient
-    ds.PatientSex = "M"
+    ds.PatientSex = sex
     ds.StudyInstanceUID, ds.SeriesInstanceUID = uid(), uid()
-    ds.StudyDate = ds.ContentDate = "20240106"
-    ds.StudyTime = ds.ContentTime = "093000"
-    ds.AccessionNumber = "ACC20240106"
+    ds.StudyDate = ds.ContentDate = date
+    ds.StudyTime = ds.ContentTime = time
+    ds.AccessionNumber = f"ACC{date}"
     ds.ReferringPhysicianName = "House^Gregory"
-    ds.StudyID = "SR1"
-    ds.Modality = "SR"
+    ds.StudyID = f"{modality}1"
+    ds.Modality = modality
     ds.SeriesNumber = ds.InstanceNumber = 1
     ds.Manufacturer = "ACME"
+    return ds
+
+
+def sr_document(path: Path, patient: tuple[str, str, str]) -> None:
+    basic_text_sr = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds = _instance(path, basic_text_sr, patient, "SR", "M", "20240106", "093000")
     ds.CompletionFlag = "COMPLETE"
     ds.VerificationFlag = "UNVERIFIED"
     ds.ValueType = "CONTAINER"
@@ -117,7 +126,6 @@ def sr_document(path: Path, patient: tuple[str, str, str]) -> None:
 def us_screen_capture(path: Path, patient: tuple[str, str, str]) -> None:
     """An ultrasound RGB frame with the patient's name, ID and date burned in, plus markers to keep."""
     from PIL import Image, ImageDraw, ImageFont
-    from pydicom.dataset import FileDataset, FileMetaDataset
 
     img = Image.new("RGB", (320, 240), (0, 0, 0))
     draw = ImageDraw.Draw(img)
@@ -129,25 +137,7 @@ def us_screen_capture(path: Path, patient: tuple[str, str, str]) -> None:
     draw.text((6, 22), f"ID {patient[1]}  01/05/2024", fill=(255, 255, 255), font=font)
     draw.text((280, 4), "L", fill=(255, 255, 0), font=font)
     draw.text((250, 220), "C5-1", fill=(255, 255, 0), font=font)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.6.1")  # US Image
-    meta.MediaStorageSOPInstanceUID = uid()
-    meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.1")
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\x00" * 128)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = patient
-    ds.PatientSex = "F"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid(), uid()
-    ds.StudyDate = ds.ContentDate = "20240105"
-    ds.StudyTime = ds.ContentTime = "101500"
-    ds.AccessionNumber = "ACC20240105"
-    ds.ReferringPhysicianName = "House^Gregory"
-    ds.StudyID = "US1"
-    ds.Modality = "US"
-    ds.SeriesNumber = ds.InstanceNumber = 1
-    ds.Manufacturer = "ACME"
+    ds = _instance(path, "1.2.840.10008.5.1.4.1.1.6.1", patient, "US", "F", "20240105", "101500")  # US Image
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.BurnedInAnnotation = "YES"
     ds.SamplesPerPixel = 3
