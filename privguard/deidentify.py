@@ -249,7 +249,10 @@ class Deidentifier:
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
         if not dry_run:
-            write_atomic(src, st, out_dir / rel, outcome)
+            encoded = self.engine.method_bytes(src.implicit, src.little)
+            if outcome is not None and outcome.verified:  # the code sequence gained 113101
+                encoded = {t: b for t, b in encoded.items() if t != 0x00120064}
+            write_atomic(src, st, out_dir / rel, outcome, encoded)
         return FileResult(
             input=str(src.path),
             output=rel,
@@ -293,7 +296,13 @@ def _unexpected(path: Path, exc: Exception) -> FileResult:
     return FileResult(input=str(path), status="failed", reason=f"unexpected error ({type(exc).__name__})")
 
 
-def write_atomic(src: Source, st: FileState, final: Path, pixel: PixelOutcome | None = None) -> None:
+def write_atomic(
+    src: Source,
+    st: FileState,
+    final: Path,
+    pixel: PixelOutcome | None = None,
+    encoded: dict[int, bytes] | None = None,
+) -> None:
     """Write the output to a temporary file beside ``final``, then link it into place.
 
     An existing ``final`` is never overwritten: if it holds the same bytes
@@ -305,7 +314,7 @@ def write_atomic(src: Source, st: FileState, final: Path, pixel: PixelOutcome | 
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _write(src, st, out, pixel)
+            _write(src, st, out, pixel, encoded)
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)
@@ -321,21 +330,23 @@ def write_atomic(src: Source, st: FileState, final: Path, pixel: PixelOutcome | 
     tmp.unlink(missing_ok=True)
 
 
-def _write(src: Source, st: FileState, out: BinaryIO, pixel: PixelOutcome | None) -> None:
+def _write(
+    src: Source, st: FileState, out: BinaryIO, pixel: PixelOutcome | None, encoded: dict[int, bytes] | None
+) -> None:
     ts = src.transfer_syntax
     new_pixels = pixel.pixel_data if pixel is not None else None
     if pixel is not None and pixel.transfer_syntax:
         ts = pixel.transfer_syntax
     if new_pixels is None:
         if src.spliceable:
-            write_output(src, src.ds, st.dirty, out)
+            write_output(src, src.ds, st.dirty, out, encoded=encoded)
         else:
             write_whole(src.ds, out, ts)
         return
     uid = UID(ts)
     if src.spliceable and (uid.is_implicit_VR, uid.is_little_endian) == (src.implicit, src.little):
         element = encode_pixel_element(new_pixels, uid, int(src.ds.get("BitsAllocated", 8) or 8))
-        write_output(src, src.ds, st.dirty, out, pixel_element=element, transfer_syntax=ts)
+        write_output(src, src.ds, st.dirty, out, pixel_element=element, transfer_syntax=ts, encoded=encoded)
         return
     # The VR encoding changes (e.g. implicit VR input, encapsulated output): write it whole.
     ds = src.ds

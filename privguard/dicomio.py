@@ -29,15 +29,18 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomFileLike
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element, write_dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -82,6 +85,8 @@ class Source:
     pixel: PixelSpan | None
     trailing: Dataset | None
     size: int
+    data: bytes | None = None
+    """The whole file, when it was small enough to read in one go."""
 
     @property
     def spliceable(self) -> bool:
@@ -122,8 +127,42 @@ def _read_dataset_file(fh: BinaryIO, force: bool) -> FileDataset:
         return pydicom.dcmread(fh, stop_before_pixels=True, force=force)
 
 
+class _Fallback(Exception):
+    """The fast parser met something unusual: let pydicom read the file instead."""
+
+
+class _NeedMore(Exception):
+    """The fast parser needs more of the file than has been read."""
+
+
+_FIRST_READ = 1 << 16
+#: Files up to this size are read in one go; the pixel data is then copied from memory.
+WHOLE_FILE_LIMIT = 32 << 20
+_VR_NAMES = {
+    v.encode(): v
+    for v in (
+        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
+        "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV",
+    )
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _sq_tags() -> frozenset[int]:
+    from pydicom._dicom_dict import DicomDictionary
+
+    return frozenset(t for t, entry in DicomDictionary.items() if entry[0] == "SQ")
+
+
 def read_source(path: str | Path) -> Source:
-    """Parse ``path``'s header and locate its pixel data. Raises :class:`InputError`."""
+    """Parse ``path``'s header and locate its pixel data. Raises :class:`InputError`.
+
+    Well-formed Part 10 files go through :func:`_parse_fast`, a strict parser
+    of the top-level header that records each element's byte range as it goes.
+    Anything unusual (no preamble, deflate, a dataset not encoded as its
+    transfer syntax says, undefined-length values other than sequences) is read
+    by pydicom, which is slower but lenient.
+    """
     path = Path(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed in finally
@@ -133,7 +172,26 @@ def read_source(path: str | Path) -> Source:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise NotDicomError("empty file")
-        part10 = fh.read(132)[128:132] == b"DICM"
+        buf = fh.read(size if size <= WHOLE_FILE_LIMIT else _FIRST_READ)
+        while True:
+            try:
+                src = _parse_fast(path, buf, size)
+                break
+            except _NeedMore:
+                fh.seek(0)
+                buf = fh.read(min(size, 4 * len(buf)))
+            except _Fallback:
+                src = None
+                break
+        if src is not None:
+            if len(buf) == size:
+                src.data = buf
+            if src.pixel is not None:
+                src.pixel = _locate_pixels(fh, src.pixel.start, size, src.implicit, src.little)
+                if src.pixel.end < size:
+                    src.trailing = _read_trailing(fh, src.pixel.end, src.implicit, src.little, src.ds)
+            return src
+        part10 = buf[128:132] == b"DICM"
         fh.seek(0)
         try:
             ds = _read_dataset_file(fh, force=not part10)
@@ -180,6 +238,99 @@ def read_source(path: str | Path) -> Source:
         return Source(path, ds, header, spans, implicit, little, ts, pixel, trailing, size)
     finally:
         fh.close()
+
+
+def _parse_fast(path: Path, buf: bytes, size: int) -> Source:
+    """Strictly parse a Part 10 file's meta group and top-level header from ``buf``."""
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        raise _Fallback
+    meta_elems, _, pos = _parse_elements(buf, 132, size, False, True, meta=True)
+    ts_elem = meta_elems.get(BaseTag(0x00020010))
+    if ts_elem is None or ts_elem.value is None:
+        raise _Fallback
+    ts = UID(ts_elem.value.decode("ascii", "replace").rstrip("\x00 "))
+    if not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian:
+        raise _Fallback
+    implicit, little = ts.is_implicit_VR, ts.is_little_endian
+    elems, spans, stop = _parse_elements(buf, pos, size, implicit, little, meta=False)
+    if not elems:
+        raise NotDicomError("no DICOM data elements found")
+    meta = FileMetaDataset(meta_elems)
+    ds = FileDataset(str(path), elems, preamble=buf[:128], file_meta=meta)
+    ds.set_original_encoding(implicit, little, ds._character_set)
+    pixel = PixelSpan(stop, stop, 0) if stop < size else None
+    return Source(path, ds, buf[:stop], spans, implicit, little, str(ts), pixel, None, size)
+
+
+def _parse_elements(
+    buf: bytes, pos: int, size: int, implicit: bool, little: bool, *, meta: bool
+) -> tuple[dict[BaseTag, DataElement | RawDataElement], dict[int, tuple[int, int]], int]:
+    """Parse elements from ``pos`` until the pixel data (or, for ``meta``, the end of group 2)."""
+    e = "<" if little else ">"
+    hh, ii, h = e + "HH", e + "I", e + "H"
+    have = len(buf)
+    sq_tags = _sq_tags()
+    vr_names = _VR_NAMES
+    elems: dict[BaseTag, DataElement | RawDataElement] = {}
+    spans: dict[int, tuple[int, int]] = {}
+    while pos < size:
+        if pos + 8 > have:
+            if have < size:
+                raise _NeedMore
+            raise InputError("the file is truncated inside a header element")
+        g, el = struct.unpack_from(hh, buf, pos)
+        tag = (g << 16) | el
+        if meta and g != 2:
+            break
+        if not meta and tag in PIXEL_TAGS:
+            break
+        if implicit:
+            (length,) = struct.unpack_from(ii, buf, pos + 4)
+            vr = None
+            hdr = 8
+        else:
+            vr_bytes = buf[pos + 4 : pos + 6]
+            vr = vr_names.get(vr_bytes)
+            if vr is None:
+                raise _Fallback  # not explicit VR after all (or an unknown VR): pydicom copes
+            if vr_bytes in LONG_VRS:
+                if pos + 12 > have:
+                    raise (
+                        _NeedMore
+                        if have < size
+                        else InputError("the file is truncated inside a header element")
+                    )
+                (length,) = struct.unpack_from(ii, buf, pos + 8)
+                hdr = 12
+            else:
+                (length,) = struct.unpack_from(h, buf, pos + 6)
+                hdr = 8
+        start = pos + hdr
+        is_sq = vr == "SQ" or (implicit and tag in sq_tags)
+        if length == _UNDEFINED:
+            if not is_sq:
+                raise _Fallback  # e.g. undefined-length UN: pydicom's rules apply
+            end = _items(buf, start, None, implicit, little, 0)
+            if end < 0:
+                if have < size:
+                    raise _NeedMore
+                raise InputError(f"a sequence is malformed or truncated ({_tag_text(tag)})")
+            value = buf[start : end - 8]
+            length = len(value)
+        else:
+            end = start + length
+            if end > have:
+                if have < size:
+                    raise _NeedMore
+                raise InputError("the file is truncated: a header element runs past the end of the file")
+            value = buf[start:end]
+            if is_sq and _items(buf, start, end, implicit, little, 0) != end:
+                raise InputError(f"a sequence is malformed (items do not fit in {_tag_text(tag)})")
+        btag = BaseTag(tag)
+        elems[btag] = RawDataElement(btag, vr, length, value, start, implicit, little, True, False)
+        spans[tag] = (pos, end)
+        pos = end
+    return elems, spans, pos
 
 
 def _encoding(ds: FileDataset) -> tuple[bool, bool]:
@@ -505,17 +656,32 @@ def _encode_text_element(elem: object, implicit: bool, little: bool) -> bytes | 
     return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)) + data
 
 
-def _meta_bytes(meta: FileMetaDataset) -> bytes:
-    """The File Meta group, explicit VR little endian, with its group length."""
+def _short(tag: int, vr: bytes, data: bytes) -> bytes:
+    if len(data) & 1:
+        data += b"\x00" if vr == b"UI" else b" "
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(data)) + data
+
+
+def meta_bytes(ds: Dataset, transfer_syntax: str) -> bytes:
+    """A fresh File Meta group (explicit VR little endian, with its group length).
+
+    Nothing of the input's meta survives (source AE titles, private information):
+    the Media Storage UIDs follow the dataset, the implementation is privguard's.
+    """
+    sop_class = ds.get("SOPClassUID")
+    sop_instance = ds.get("SOPInstanceUID")
+    if not sop_class or not sop_instance:
+        raise InputError("the dataset has no SOP Class UID or SOP Instance UID; a Part 10 file needs both")
     body = b"".join(
-        b
-        for b in (
-            _encode_text_element(meta[t], False, True) for t in sorted(meta.keys()) if int(t) != 0x00020001
+        (
+            struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01",
+            _short(0x00020002, b"UI", str(sop_class).encode("ascii")),
+            _short(0x00020003, b"UI", str(sop_instance).encode("ascii")),
+            _short(0x00020010, b"UI", transfer_syntax.encode("ascii")),
+            _short(0x00020012, b"UI", IMPLEMENTATION_CLASS_UID.encode("ascii")),
+            _short(0x00020013, b"SH", IMPLEMENTATION_VERSION.encode("ascii")),
         )
-        if b is not None
     )
-    version = struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01"
-    body = version + body
     return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
@@ -527,12 +693,15 @@ def write_output(
     *,
     pixel_element: bytes | None = None,
     transfer_syntax: str | None = None,
+    encoded: dict[int, bytes] | None = None,
 ) -> None:
     """Write the de-identified file to ``out`` (see the module docstring).
 
     ``pixel_element`` replaces the input's Pixel Data element with already
     encoded bytes (tag, VR, length and value in the output encoding);
-    ``transfer_syntax`` is the output's, when the pixel stage changed it.
+    ``transfer_syntax`` is the output's, when the pixel stage changed it;
+    ``encoded`` gives ready-made bytes for some changed elements (constant ones
+    the caller encodes once per run).
     """
     ts = transfer_syntax or src.transfer_syntax
     implicit, little = src.implicit, src.little
@@ -542,9 +711,8 @@ def write_output(
         uid = UID(transfer_syntax)
         if (uid.is_implicit_VR, uid.is_little_endian) != (implicit, little):
             raise OutputError("the pixel stage changed the VR encoding; write the dataset whole instead")
-    meta = build_meta(ds, ts)
     out.write(b"\x00" * 128 + b"DICM")
-    out.write(_meta_bytes(meta))
+    out.write(meta_bytes(ds, ts))
     fp = DicomFileLike(out)
     fp.is_little_endian = little
     fp.is_implicit_VR = implicit
@@ -565,16 +733,22 @@ def write_output(
         if run_end > run_start:
             out.write(header[run_start:run_end])
             run_start = run_end = -1
+        cached = encoded.get(t) if encoded else None
+        if cached is not None:
+            out.write(cached)
+            continue
         elem = ds.get_item(tag)
-        encoded = _encode_text_element(elem, implicit, little)
-        if encoded is not None:
-            out.write(encoded)
+        data = _encode_text_element(elem, implicit, little)
+        if data is not None:
+            out.write(data)
         else:
             write_data_element(fp, elem, encodings)
     if run_end > run_start:
         out.write(header[run_start:run_end])
     if pixel_element is not None:
         out.write(pixel_element)
+    elif src.pixel is not None and src.data is not None:
+        out.write(memoryview(src.data)[src.pixel.start : src.pixel.end])
     elif src.pixel is not None:
         with open(src.path, "rb") as fh:
             fh.seek(src.pixel.start)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -105,6 +106,7 @@ _DUMMY: dict[str, Any] = {
     "AT": 0,
 }
 _STANDARD_UID_ROOT = "1.2.840.10008."
+_NO_VALIDATION = pydicom_config.IGNORE
 #: Type 1C attributes required only when another attribute is present (PS3.3), where Table
 #: E.1-1 dummies the first and removes the second: the first must then go too, or the
 #: output would carry an attribute whose condition no longer holds.
@@ -178,6 +180,24 @@ def _text(value: Any) -> str:
     return str(value).rstrip("\x00 ")
 
 
+def _value_text(ds: Dataset, t: int) -> str | list[str]:
+    """An element's value as text, without pydicom's conversion when the raw bytes are ASCII.
+
+    Multi-valued text comes back as a list. Non-ASCII values go through pydicom,
+    which decodes them with the dataset's character set.
+    """
+    raw = _elements(ds).get(t)
+    if raw is not None and getattr(raw, "is_raw", False):
+        data = raw.value
+        if isinstance(data, bytes) and data.isascii():
+            text = data.decode("ascii").rstrip("\x00 ")
+            return text.split("\\") if "\\" in text else text
+    value = ds[t].value
+    if isinstance(value, MultiValue | list):
+        return [_text(v) for v in value]
+    return _text(value) if value is not None else ""
+
+
 def patient_key_of(ds: Dataset) -> str:
     """What identifies the patient for date offsets and the output folder.
 
@@ -207,6 +227,7 @@ class HeaderEngine:
         self.modified_dates = Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in opts
         self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
         self.retain_uids = Option.RETAIN_UIDS in opts
+        self._method_cache: dict[tuple[bool, bool], dict[int, bytes]] = {}
         self.needs_context = bool(
             opts
             & {
@@ -264,18 +285,21 @@ class HeaderEngine:
         overlay_groups: set[int] = set()
         creators_used: set[tuple[int, int]] = set()
         creators: list[int] = []
-        for t in [int(x) for x in _elements(ds)]:
+        for key in list(_elements(ds)):
+            # ``key`` is the dict's own BaseTag: removing by it hits the dict's identity fast
+            # path; ``t`` is a plain int for our tables (mixing the two calls BaseTag.__eq__).
+            t = int(key)
             if top:
                 st.top = t
             group, el = t >> 16, t & 0xFFFF
             if el == 0:
-                self._remove(ds, t, st, prefix, "group-length")
+                self._remove(ds, key, st, prefix, "group-length")
                 continue
             if group & 1:
                 if 0x0010 <= el <= 0x00FF:
-                    creators.append(t)
+                    creators.append(key)
                     continue
-                self._private(ds, t, st, prefix, creators_used)
+                self._private(ds, key, st, prefix, creators_used)
                 continue
             rule = rules.get(t)
             if rule is not None:
@@ -306,7 +330,7 @@ class HeaderEngine:
             if (t >> 16, t & 0xFF) not in creators_used:
                 self._remove(ds, t, st, prefix, "private")
             else:
-                st.note(prefix, t, "PrivateCreator", "LO", "K", "safe-private")
+                st.note(prefix, int(t), "PrivateCreator", "LO", "K", "safe-private")
 
     def _vr(self, ds: Dataset, t: int) -> str:
         raw = _elements(ds)[t]
@@ -321,10 +345,12 @@ class HeaderEngine:
             return str(ds[t].VR)
         return str(vr)
 
-    def _set(self, ds: Dataset, t: int, vr: str, value: Any, st: FileState) -> None:
+    def _set(self, ds: Dataset, t: int, vr: str, value: Any, st: FileState, validate: bool = False) -> None:
         # Public tags only: setting the dict entry directly skips Dataset.__setitem__'s
-        # private-block bookkeeping, which these never need.
-        ds._dict[BaseTag(t)] = DataElement(t, vr, value)
+        # private-block bookkeeping, which these never need. The values are built valid
+        # for their VR, so pydicom's validation is skipped too.
+        mode = None if validate else _NO_VALIDATION
+        ds._dict[BaseTag(t)] = DataElement(t, vr, value, validation_mode=mode)
         st.dirty.add(st.top)
 
     def _remove(self, ds: Dataset, t: int, st: FileState, prefix: str, reason: str) -> None:
@@ -332,7 +358,7 @@ class HeaderEngine:
         if prefix:  # a removal at the top level needs no re-encoding, only nested ones do
             st.dirty.add(st.top)
         if st.record:
-            st.note(prefix, t, None, getattr(elem, "VR", None) or public_vr(t) or "UN", "X", reason)
+            st.note(prefix, int(t), None, getattr(elem, "VR", None) or public_vr(int(t)) or "UN", "X", reason)
         else:
             st.counts["X"] += 1
 
@@ -345,7 +371,8 @@ class HeaderEngine:
                 creator = _text(creator_elem.value).strip().upper()
                 if (creator, group, el & 0xFF) in self.plan.safe_private:
                     used.add((group, block))
-                    st.note(prefix, t, "", getattr(_elements(ds)[t], "VR", None) or "UN", "K", "safe-private")
+                    vr = getattr(_elements(ds)[t], "VR", None) or "UN"
+                    st.note(prefix, int(t), "", vr, "K", "safe-private")
                     return
         self._remove(ds, t, st, prefix, "private")
 
@@ -462,7 +489,7 @@ class HeaderEngine:
             st.note(prefix, t, keyword, vr, "Z", "override")
         elif code == "R":
             value = getattr(rule.override, "value", "")
-            self._set(ds, t, vr, value, st)
+            self._set(ds, t, vr, value, st, validate=True)  # a site's value: let pydicom check it
             st.note(prefix, t, keyword, vr, "R", "override")
         elif code == "H":
             if vr == "UI":
@@ -477,7 +504,8 @@ class HeaderEngine:
         self, ds: Dataset, t: int, vr: str, kind: str, st: FileState, prefix: str, reason: str
     ) -> None:
         keyword = _keyword(t)
-        old = _text(ds[t].value)
+        value = _value_text(ds, t)
+        old = value if isinstance(value, str) else "\\".join(value)
         if kind == "name":
             if prefix:
                 new = dummy_value("PN")
@@ -496,12 +524,11 @@ class HeaderEngine:
         st.note(prefix, t, keyword, vr, "P", "pseudonym" if reason == "basic" else reason)
 
     def _uid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, reason: str) -> None:
-        value = ds[t].value
-        if isinstance(value, MultiValue | list):
-            new: Any = [self.pseudo.uid(_text(v)) for v in value if _text(v)]
+        value = _value_text(ds, t)
+        if isinstance(value, list):
+            new: Any = [self.pseudo.uid(v) for v in value if v]
         else:
-            text = _text(value)
-            new = self.pseudo.uid(text) if text else ""
+            new = self.pseudo.uid(value) if value else ""
         self._set(ds, t, "UI", new, st)
         st.note(prefix, t, None, vr, "U", reason)
 
@@ -543,9 +570,9 @@ class HeaderEngine:
         if vr == "SQ":
             self._recurse(ds, t, kwpath, st, mode, prefix)
         elif vr == "UI" and not self.retain_uids:
-            value = ds[t].value
-            values = value if isinstance(value, MultiValue | list) else [value]
-            if any(_text(v) and not _text(v).startswith(_STANDARD_UID_ROOT) for v in values):
+            value = _value_text(ds, t)
+            values = value if isinstance(value, list) else [value]
+            if any(v and not v.startswith(_STANDARD_UID_ROOT) for v in values):
                 # An instance UID the table does not list (a reference, say): map it the
                 # same way as everywhere else so that references stay intact.
                 self._uid(ds, t, vr, st, prefix, "uid-not-in-table")
@@ -690,6 +717,29 @@ class HeaderEngine:
         self._set(ds, 0x00280303, "CS", temporal, st)  # LongitudinalTemporalInformationModified
         for t in (0x00120062, 0x00120063, 0x00120064, 0x00280303):
             st.note("", t, None, "", "A", "deidentification-method")
+
+    def method_bytes(self, implicit: bool, little: bool) -> dict[int, bytes]:
+        """The four attributes :meth:`_add_method` writes, encoded once per encoding.
+
+        They are the same for every file of a run, so the writer copies these
+        bytes instead of encoding them again (see ``dicomio.write_output``).
+        """
+        key = (implicit, little)
+        cached = self._method_cache.get(key)
+        if cached is None:
+            from pydicom.filebase import DicomBytesIO
+            from pydicom.filewriter import write_data_element
+
+            probe = Dataset()
+            self._add_method(probe, FileState(record=False, iod=None, patient_key=""))
+            cached = {}
+            for elem in probe:
+                fp = DicomBytesIO()
+                fp.is_implicit_VR, fp.is_little_endian = implicit, little
+                write_data_element(fp, elem)
+                cached[int(elem.tag)] = fp.getvalue()
+            self._method_cache[key] = cached
+        return cached
 
     def add_code(self, ds: Dataset, option: str) -> None:
         """Add one more CID 7050 code (e.g. Clean Pixel Data, after the pixel stage)."""
