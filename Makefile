@@ -42,6 +42,7 @@ typecheck: venv
 
 ## Regenerate privguard/header/_standard from ../shared/reference (development only).
 standard: venv
+	$(BIN)/python -m pip install -q 'highdicom>=0.22'
 	$(BIN)/python tools/gen_standard.py --reference ../shared/reference
 
 clean:
