@@ -217,6 +217,10 @@ def _init_worker(cfg: ScrubConfig, key: ProjectKey) -> None:
     global _WORKER
     import warnings
 
+    # N OCR workers share the machine's cores: give each torch its share, not all of them.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, cores // cfg.workers)))
+
     warnings.simplefilter("ignore")  # pydicom warns about odd inputs; the report says what matters
     _WORKER = make_deidentifier(cfg, key)
 

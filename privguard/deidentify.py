@@ -52,6 +52,8 @@ class PixelOptions:
     """Write a before/after PNG per redacted image here (for the privacy officer)."""
     redact: str | None = None
     """Override the profile's ``pixels.redact`` (phi | all-text)."""
+    allowlist: tuple[Path, ...] = ()
+    """Site allow-list files, added to the shipped one and the profile's."""
 
 
 @dataclass

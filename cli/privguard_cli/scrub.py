@@ -46,6 +46,13 @@ from privguard_cli.errors import handle_errors
     help="Write a before/after PNG per redacted image here (for review at the sender).",
 )
 @click.option(
+    "--allowlist",
+    "allowlists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Site allow-list YAML of non-PHI terms kept on images (repeatable; see docs/pixels.md).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["processes", "ray"]),
     default="processes",
@@ -70,6 +77,7 @@ def scrub(
     ocr: str,
     device: str,
     previews: Path | None,
+    allowlists: tuple[Path, ...],
     executor: str,
     ray_address: str | None,
     as_json: bool,
@@ -99,8 +107,8 @@ def scrub(
         report=report,
         resume=resume,
         dry_run=dry_run,
-        pixels=PixelOptions(ocr=ocr, device=device, previews=previews),
-        executor=executor,  # type: ignore[arg-type]
+        pixels=PixelOptions(ocr=ocr, device=device, previews=previews, allowlist=allowlists),
+        executor=executor,
         ray_address=ray_address,
         **({"workers": workers} if workers else {}),
     )

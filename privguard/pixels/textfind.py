@@ -1,0 +1,504 @@
+"""Find and read the text of many frames at once: detection plan, glyph refinement, words, readings.
+
+For each :class:`FrameJob` the finder decides what the detector sees:
+
+* a frame whose longer side is at most ``large_side`` is detected whole, at
+  full resolution;
+* a larger frame (a 2k x 2.5k radiograph) is detected downscaled to
+  ``detect_side``, which finds every line of ordinary size at a fraction of
+  the cost, plus full-resolution crops around the classical text candidates
+  (:mod:`privguard.pixels.candidates`) too small to survive the downscale;
+  if those crops would cover much of the frame, the frame is detected whole;
+* a job with ``regions`` (cine changes, verification neighbourhoods) is
+  detected only there.
+
+All detector inputs of all jobs go to :meth:`OCREngine.detect` in one call
+(batched on GPU). Each box is refined from the text pixels
+(:mod:`privguard.pixels.glyphs`), boxes of one word are merged, and boxes are
+grouped into lines. Every segment is read upright and, when its shape allows
+vertical text, at 90 and 270 degrees too; all readings are kept for the PHI
+decision rather than trusting one pick. A segment the recognizer reads as
+several words is split at its widest pixel gaps, and each word is read again
+on its own crop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from privguard.pixels.boxes import Box, bounding
+from privguard.pixels.candidates import candidate_regions, text_candidates
+from privguard.pixels.glyphs import Glyphs, refine, split_words
+from privguard.pixels.ocr import Detection, OCREngine, Reading
+
+logger = logging.getLogger(__name__)
+
+#: A rotated reading replaces the upright one only when it is this much more confident.
+ROTATION_MARGIN = 0.1
+#: Character blobs of the score map outside every detector box: extent and required peak.
+ORPHAN_LOW = 0.3
+ORPHAN_PEAK = 0.5
+#: Long refined boxes less tall than this (pixels) are edges or lines, not legible text.
+MIN_TEXT_HEIGHT = 6
+#: Boxes taller than this share of the image's smaller side are not burned-in text.
+MAX_TEXT_HEIGHT = 0.12
+#: A text height (pixels) CRAFT detects comfortably; larger text in a region job is scaled to it.
+COMFORTABLE_TEXT = 24
+#: Words closer than this many text heights are read together as a phrase.
+PHRASE_GAP = 1.3
+
+
+@dataclass
+class Word:
+    """One word (or an unsplittable run of words) with its readings."""
+
+    box: Box
+    text: str
+    confidence: float
+    alternatives: tuple[Reading, ...] = ()
+    """Other readings of the same pixels (own crop, other orientations)."""
+    bright: bool | None = None
+    """Text polarity, when the glyphs could be separated from the background."""
+    orientation: int = 0
+    mask: np.ndarray | None = field(default=None, repr=False)
+    """The word's text pixels inside ``box`` (bool), when the glyphs were separated."""
+
+    def readings(self) -> tuple[Reading, ...]:
+        return (Reading(self.text, self.confidence), *self.alternatives)
+
+
+@dataclass
+class Phrase:
+    """Adjacent words of a line (no wider gap than a space or two), read together as one crop.
+
+    The detector cuts text at punctuation ("11" "06" "2017" for 11.06.2017); the
+    phrase reading keeps it, so patterns and header values spanning words are found.
+    """
+
+    box: Box
+    reading: Reading
+    words: list[int]
+    """Indices into the line's words."""
+
+
+@dataclass
+class Line:
+    """Words on one text line, left to right (one frame)."""
+
+    frame: int
+    box: Box
+    words: list[Word]
+    phrases: list[Phrase] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+@dataclass
+class FrameJob:
+    """One frame to search: its 8-bit views and, optionally, the only regions to look at."""
+
+    frame: int
+    rgb: np.ndarray
+    gray: np.ndarray
+    regions: list[Box] | None = None
+    full: bool = False
+    """Detect the whole frame at full resolution whatever its size."""
+    known: list[Box] | None = None
+    """Boxes of words already read in this frame: detections covering them are not read again."""
+    text_height: int | None = None
+    """The height of the text expected in ``regions``; large text is detected downscaled."""
+
+
+@dataclass
+class _Unit:
+    job: int
+    image: np.ndarray
+    offset: tuple[int, int]
+    scale: float
+
+
+@dataclass
+class _Segment:
+    box: Box
+    glyphs: Glyphs | None
+    readings: dict[int, Reading] = field(default_factory=dict)
+
+
+@dataclass
+class FinderStats:
+    """Counters for the report and the benchmark."""
+
+    detector_inputs: int = 0
+    detector_pixels: int = 0
+    crops_read: int = 0
+
+
+class TextFinder:
+    """Plan detection, run the engine in batches, and turn boxes into read words.
+
+    Parameters
+    ----------
+    engine
+        The OCR engine (loaded once per process).
+    large_side
+        Frames whose longer side exceeds this are detected downscaled plus candidate crops.
+    detect_side
+        The longer side of the downscaled detection pass.
+    small_text
+        Candidates whose height would fall below this many pixels in the downscaled pass are
+        also detected at full resolution.
+    """
+
+    def __init__(
+        self,
+        engine: OCREngine,
+        *,
+        large_side: int = 1100,
+        detect_side: int = 768,
+        small_text: int = 12,
+    ) -> None:
+        self.engine = engine
+        self.large_side = large_side
+        self.detect_side = detect_side
+        self.small_text = small_text
+        self.stats = FinderStats()
+
+    # -- planning -------------------------------------------------------------------------
+
+    def _crop_unit(self, j: int, job: FrameJob, region: Box) -> _Unit:
+        rows, cols = job.gray.shape
+        r = region
+        if r.width < 64 or r.height < 64:
+            r = r.pad(max(0, (64 - r.width + 1) // 2), max(0, (64 - r.height + 1) // 2)).clip(cols, rows)
+        crop = job.rgb[r.y0 : r.y1, r.x0 : r.x1]
+        longest = max(r.width, r.height)
+        s = 1.0
+        if job.text_height and job.text_height > 1.3 * COMFORTABLE_TEXT:
+            s = COMFORTABLE_TEXT / job.text_height  # large text: the detector needs far fewer pixels
+        if longest * s > self.large_side:
+            s = self.large_side / longest
+        if s < 1.0:
+            crop = cv2.resize(
+                crop, (max(1, int(r.width * s)), max(1, int(r.height * s))), interpolation=cv2.INTER_AREA
+            )
+            return _Unit(j, np.ascontiguousarray(crop), (r.x0, r.y0), s)
+        return _Unit(j, np.ascontiguousarray(crop), (r.x0, r.y0), 1.0)
+
+    def _plan(self, j: int, job: FrameJob) -> list[_Unit]:
+        rows, cols = job.gray.shape
+        if job.regions is not None:
+            return [
+                self._crop_unit(j, job, r.clip(cols, rows))
+                for r in job.regions
+                if not r.clip(cols, rows).empty
+            ]
+        longest = max(rows, cols)
+        if job.full or longest <= self.large_side:
+            return [_Unit(j, job.rgb, (0, 0), 1.0)]
+        s = self.detect_side / longest
+        small = cv2.resize(
+            job.rgb, (max(1, int(cols * s)), max(1, int(rows * s))), interpolation=cv2.INTER_AREA
+        )
+        units = [_Unit(j, small, (0, 0), s)]
+        cands = [b for b in text_candidates(job.gray) if b.height * s < self.small_text]
+        regions = candidate_regions(cands, cols, rows)
+        if sum(r.area for r in regions) > 0.4 * rows * cols:
+            return [_Unit(j, job.rgb, (0, 0), 1.0)]
+        units += [self._crop_unit(j, job, r) for r in regions]
+        return units
+
+    # -- running ----------------------------------------------------------------------------
+
+    def find(self, jobs: Sequence[FrameJob]) -> list[list[Line]]:
+        """Detect and read the text of every job; one list of lines per job."""
+        units: list[_Unit] = []
+        for j, job in enumerate(jobs):
+            units += self._plan(j, job)
+        self.stats.detector_inputs += len(units)
+        self.stats.detector_pixels += sum(int(u.image.shape[0] * u.image.shape[1]) for u in units)
+        detected = self.engine.detect([u.image for u in units]) if units else []
+        raw: list[list[Box]] = [[] for _ in jobs]
+        scores: list[np.ndarray | None] = [None] * len(jobs)
+        for u, det in zip(units, detected, strict=True):
+            rows, cols = jobs[u.job].gray.shape
+            for b in [*det.boxes, *_orphans(det)]:
+                fb = (b.scale(1.0 / u.scale) if u.scale != 1.0 else b).shift(*u.offset).clip(cols, rows)
+                known = jobs[u.job].known
+                if known and sum(fb.overlap(k) for k in known) >= 0.6 * fb.area:
+                    continue
+                if not fb.empty:
+                    raw[u.job].append(fb)
+            if det.score is not None:
+                scores[u.job] = _paste(scores[u.job], det.score, u, rows, cols)
+        segments = [
+            self._segments(job, boxes, score) for job, boxes, score in zip(jobs, raw, scores, strict=True)
+        ]
+        self._read_segments(jobs, segments)
+        return [self._lines(job, segs) for job, segs in zip(jobs, segments, strict=True)]
+
+    def _segments(self, job: FrameJob, boxes: list[Box], score: np.ndarray | None) -> list[_Segment]:
+        rows, cols = job.gray.shape
+        refined: list[Box] = []
+        for b in _dedupe(boxes):
+            refined.append(_settle(b, refine(job.gray, b, score), cols, rows))
+        # Boxes of one word or line that touch once refined (CRAFT cuts dates at their dots and can
+        # stop short of a word's last letters) become one segment, refined once more.
+        segs = []
+        too_tall = max(48, int(MAX_TEXT_HEIGHT * min(rows, cols)))
+        for b in _join_line(refined):
+            if b.height > too_tall:
+                continue  # anatomy the detector took for a letter; burned-in text is never this tall
+            if b.height < 4 or (b.height < MIN_TEXT_HEIGHT and b.width > 12 * b.height):
+                continue  # an edge or a line; text this small cannot be read, by OCR or by people
+            g = refine(job.gray, b, score)
+            segs.append(_Segment(_settle(b, g, cols, rows), g))
+        return segs
+
+    def _read_segments(self, jobs: Sequence[FrameJob], segments: list[list[_Segment]]) -> None:
+        crops: list[np.ndarray] = []
+        where: list[tuple[int, int, int]] = []
+        for j, segs in enumerate(segments):
+            gray = jobs[j].gray
+            for k, s in enumerate(segs):
+                crop = _crop(gray, s.box)
+                crops.append(crop)
+                where.append((j, k, 0))
+                if s.box.height >= 0.8 * s.box.width:
+                    crops.append(np.ascontiguousarray(np.rot90(crop, 1)))
+                    where.append((j, k, 90))
+                    crops.append(np.ascontiguousarray(np.rot90(crop, -1)))
+                    where.append((j, k, 270))
+        self.stats.crops_read += len(crops)
+        readings = self.engine.recognize(crops) if crops else []
+        for (j, k, angle), reading in zip(where, readings, strict=True):
+            segments[j][k].readings[angle] = reading
+
+    def _lines(self, job: FrameJob, segs: list[_Segment]) -> list[Line]:
+        words_per_seg: list[list[Word]] = []
+        reread: list[tuple[int, int]] = []
+        crops: list[np.ndarray] = []
+        for si, s in enumerate(segs):
+            upright = s.readings.get(0, Reading("", 0.0))
+            best_angle, best = 0, upright
+            for angle in (90, 270):
+                r = s.readings.get(angle)
+                if r is not None and r.text.strip() and r.confidence > best.confidence + ROTATION_MARGIN:
+                    best_angle, best = angle, r
+            others = tuple(r for a, r in s.readings.items() if a != best_angle and r.text.strip())
+            if _not_text(s, best):
+                words_per_seg.append([])
+                continue
+            bright = s.glyphs.bright if s.glyphs is not None else None
+            tokens = best.text.split()
+            boxes = None
+            if best_angle == 0 and len(tokens) > 1 and s.glyphs is not None:
+                boxes = split_words(s.glyphs, tokens, s.box)
+            if boxes is None:
+                mask = s.glyphs.mask_of(s.box) if s.glyphs is not None else None
+                words_per_seg.append(
+                    [Word(s.box, best.text.strip(), best.confidence, others, bright, best_angle, mask)]
+                )
+                continue
+            ws = []
+            for tok, wb in zip(tokens, boxes, strict=True):
+                assert s.glyphs is not None
+                ws.append(Word(wb, tok, best.confidence, others, bright, 0, s.glyphs.mask_of(wb)))
+                reread.append((si, len(ws) - 1))
+                crops.append(_crop(job.gray, wb))
+            words_per_seg.append(ws)
+        lines = _group_lines(job.frame, segs, words_per_seg)
+        # phrases: runs of words from different segments closer than PHRASE_GAP heights
+        seg_of = {id(w): si for si, ws in enumerate(words_per_seg) for w in ws}
+        pending: list[tuple[Line, list[int], Box]] = []
+        for line in lines:
+            run: list[int] = []
+            for k, w in enumerate(line.words):
+                if run:
+                    prev = line.words[run[-1]]
+                    if w.box.gap(prev.box)[0] > PHRASE_GAP * max(w.box.height, prev.box.height):
+                        self._close_phrase(line, run, seg_of, pending)
+                        run = []
+                run.append(k)
+            self._close_phrase(line, run, seg_of, pending)
+        for _line, _run, box in pending:
+            crops.append(_crop(job.gray, box))
+        if crops:
+            self.stats.crops_read += len(crops)
+            got = self.engine.recognize(crops)
+            for (si, wi), r in zip(reread, got[: len(reread)], strict=True):
+                w = words_per_seg[si][wi]
+                w.alternatives = (*w.alternatives, r)
+            for (line, run, box), r in zip(pending, got[len(reread) :], strict=True):
+                line.phrases.append(Phrase(box, r, run))
+        return lines
+
+    @staticmethod
+    def _close_phrase(
+        line: Line, run: list[int], seg_of: dict[int, int], pending: list[tuple[Line, list[int], Box]]
+    ) -> None:
+        if len(run) < 2 or len({seg_of.get(id(line.words[k])) for k in run}) < 2:
+            return
+        if any(line.words[k].orientation for k in run):
+            return
+        box = bounding(line.words[k].box for k in run)
+        assert box is not None
+        pending.append((line, list(run), box))
+
+
+def _not_text(seg: _Segment, reading: Reading) -> bool:
+    """A long detection with at most one glyph blob and no reading: an edge (a lung apex, a
+    collimator border) the detector took for text. Single characters are about as wide as tall,
+    and real text the recognizer cannot read (another script) still has several glyphs."""
+    blobs = len(seg.glyphs.components) if seg.glyphs is not None else 0
+    return reading.confidence < 0.1 and blobs <= 1 and seg.box.width > 3 * seg.box.height
+
+
+def _settle(box: Box, glyphs: Glyphs | None, cols: int, rows: int) -> Box:
+    """A segment's box from the detector's box and the glyphs found in it.
+
+    Horizontally the wider of the two (glyphs complete cut-off letters; the detector's
+    extent is kept where the glyphs could not be separated from the background);
+    vertically the glyphs' rows when they span the box, else those and the detector's rows
+    less the margin CRAFT puts around text.
+    """
+    if glyphs is None:
+        return box.pad(max(1, box.height // 10)).clip(cols, rows)
+    g = glyphs.box
+    x0, x1 = min(g.x0, box.x0), max(g.x1, box.x1)
+    if g.width >= 0.8 * box.width:
+        return Box(x0, g.y0, x1, g.y1)
+    # glyphs found over part of the box only: their rows, or the detector's without its margin
+    margin = int(0.12 * box.height)
+    return Box(x0, min(g.y0, box.y0 + margin), x1, max(g.y1, box.y1 - margin))
+
+
+def _orphans(det: Detection) -> list[Box]:
+    """Characters the detector scored but left out of its boxes (a short isolated mark, an initial).
+
+    CRAFT drops character blobs that are small at its half resolution; they still show in the
+    score map. Blobs with a clear peak that no box covers are returned as boxes.
+    """
+    if det.score is None:
+        return []
+    score = det.score.astype(np.float32)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (score >= ORPHAN_LOW).astype(np.uint8), connectivity=8
+    )
+    if n <= 1:
+        return []
+    peaks = np.zeros(n, dtype=np.float32)
+    np.maximum.at(peaks, labels.ravel().astype(np.intp), score.ravel())
+    out = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if peaks[i] < ORPHAN_PEAK or area < 6 or h < 4:
+            continue
+        b = Box(x, y, x + w, y + h)
+        if any(b.overlap(d.pad(2)) for d in det.boxes):
+            continue
+        out.append(b.pad(max(2, h // 3)).clip(score.shape[1], score.shape[0]))
+    return out
+
+
+def _paste(target: np.ndarray | None, score: np.ndarray, unit: _Unit, rows: int, cols: int) -> np.ndarray:
+    """Put a unit's score map into the frame-sized map (scaled back, maximum where units overlap)."""
+    out = target if target is not None else np.zeros((rows, cols), dtype=np.float16)
+    sh, sw = score.shape[:2]
+    if unit.scale != 1.0:
+        w = min(cols - unit.offset[0], max(1, round(sw / unit.scale)))
+        h = min(rows - unit.offset[1], max(1, round(sh / unit.scale)))
+        score = cv2.resize(score.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR).astype(
+            np.float16
+        )
+    x0, y0 = unit.offset
+    h = min(score.shape[0], rows - y0)
+    w = min(score.shape[1], cols - x0)
+    if h > 0 and w > 0:
+        view = out[y0 : y0 + h, x0 : x0 + w]
+        np.maximum(view, score[:h, :w], out=view)
+    return out
+
+
+def _crop(gray: np.ndarray, box: Box) -> np.ndarray:
+    rows, cols = gray.shape
+    pad = max(2, round(0.2 * min(box.height, box.width if box.height > 2 * box.width else box.height)))
+    r = box.pad(pad).clip(cols, rows)
+    return np.ascontiguousarray(gray[r.y0 : r.y1, r.x0 : r.x1])
+
+
+def _dedupe(boxes: list[Box]) -> list[Box]:
+    out: list[Box] = []
+    for b in sorted(boxes, key=lambda b: -b.area):
+        for i, o in enumerate(out):
+            if b.overlap(o) >= 0.6 * min(b.area, o.area):
+                out[i] = o.union(b)
+                break
+        else:
+            out.append(b)
+    return out
+
+
+def _join_line(boxes: list[Box]) -> list[Box]:
+    """Merge boxes on the same text line that overlap or touch (1 pixel), until stable."""
+    out = _dedupe(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                gx, gy = a.gap(b)
+                if (
+                    gx <= 1
+                    and gy == 0
+                    and a.vertical_overlap(b) >= 0.5
+                    and 0.5 <= a.height / max(1, b.height) <= 2
+                ):
+                    out[i] = a.union(b)
+                    del out[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return out
+
+
+def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> list[Line]:
+    """Group segments into text lines (same rows, similar height, within 2.5 heights), left to right."""
+    parent = list(range(len(segs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(segs)):
+        a = segs[i].box
+        for j in range(i + 1, len(segs)):
+            b = segs[j].box
+            ratio = a.height / max(1, b.height)
+            gx, _ = a.gap(b)
+            if a.vertical_overlap(b) >= 0.5 and 0.5 <= ratio <= 2.0 and gx <= 2.5 * max(a.height, b.height):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(segs)):
+        groups.setdefault(find(i), []).append(i)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda k: segs[k].box.x0)
+        ws = [w for k in members for w in words[k]]
+        if not ws:
+            continue
+        box = bounding(w.box for w in ws)
+        assert box is not None
+        out.append(Line(frame, box, ws))
+    out.sort(key=lambda ln: (ln.box.y0, ln.box.x0))
+    return out

@@ -1,0 +1,160 @@
+"""Verification: read the masked neighbourhoods again and look for PHI that is still readable.
+
+After masking, every masked box's neighbourhood (the box grown by one and a
+half text heights sideways and one height up and down) is rendered again and
+OCR'd. Any word there that the PHI decision would mask, that the masks do not
+already cover and that touches a mask (a fragment left at its edge), is a
+*residual*: the stage widens the masks over it and
+checks again, up to a few rounds. A residual that is still classified as PHI
+after the last round fails the file (nothing is written for it). Identical
+neighbourhoods (a static banner masked in every frame of a cine) are read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from privguard.pixels.boxes import Box, merge_boxes
+from privguard.pixels.phi_text import PhiDecider
+from privguard.pixels.textfind import FrameJob, TextFinder, Word
+from privguard.text.context import PhiContext
+
+#: Decision reasons that mean "PHI was read" (as opposed to unreadable residue).
+_PHI_REASONS = ("header:", "pattern:", "label-value", "adjacent", "all-text", "unknown-text")
+
+
+@dataclass
+class Residual:
+    """A word still found over or next to a mask."""
+
+    frames: list[int]
+    """Frames whose neighbourhood pixels are identical to the one read."""
+    box: Box
+    readable_phi: bool
+    """True when the word was read and classified as PHI (not just unreadable residue)."""
+    bright: bool | None = None
+    """The residual text's polarity, when known."""
+
+
+@dataclass
+class VerifyRequest:
+    """What to verify in one file."""
+
+    key: int
+    gray: np.ndarray
+    """(N, R, C) renderings after masking."""
+    rgb: np.ndarray | None
+    masks: dict[int, list[Box]]
+    """Frame -> mask boxes applied there (frames to check)."""
+    context: PhiContext
+    modality: str
+    kept: list[Box] = field(default_factory=list)
+    """Words kept in the main pass: judged there in their full context, not residuals."""
+
+
+def neighbourhood(box: Box, cols: int, rows: int) -> Box:
+    h = max(box.height, 8)
+    return box.pad(int(1.5 * h) + 4, h + 2).clip(cols, rows)
+
+
+def _covered(word: Box, masks: list[Box]) -> bool:
+    inside = sum(word.overlap(m) for m in masks)
+    return inside >= 0.8 * max(1, word.area)
+
+
+def _touches(word: Box, masks: list[Box]) -> bool:
+    """True when the word overlaps a mask or lies within half a text height of one (a fragment)."""
+    for m in masks:
+        reach = max(2, min(m.height, word.height) // 2)
+        if word.overlap(m.pad(reach)) > 0:
+            return True
+    return False
+
+
+def check(
+    finder: TextFinder, decider: PhiDecider, requests: list[VerifyRequest]
+) -> dict[int, list[Residual]]:
+    """OCR the neighbourhood of every mask again; residual words per request key."""
+    jobs: list[FrameJob] = []
+    owners: list[tuple[int, list[int], list[Box]]] = []
+    for req in requests:
+        rows, cols = req.gray.shape[1:3]
+        seen: dict[bytes, int] = {}
+        for frame, boxes in sorted(req.masks.items()):
+            regions = merge_boxes([neighbourhood(b, cols, rows) for b in boxes], gap=2)
+            digest = hashlib.sha1(usedforsecurity=False)
+            for r in regions:
+                digest.update(np.ascontiguousarray(req.gray[frame, r.y0 : r.y1, r.x0 : r.x1]).tobytes())
+                digest.update(repr(r).encode())
+            fingerprint = digest.digest()
+            if fingerprint in seen:
+                owners[seen[fingerprint]][1].append(frame)
+                continue
+            seen[fingerprint] = len(jobs)
+            rgb = (
+                req.rgb[frame]
+                if req.rgb is not None
+                else np.repeat(req.gray[frame][:, :, np.newaxis], 3, axis=2)
+            )
+            height = min(b.height for b in boxes)
+            jobs.append(
+                FrameJob(
+                    frame, np.ascontiguousarray(rgb), req.gray[frame], regions=regions, text_height=height
+                )
+            )
+            owners.append((req.key, [frame], boxes))
+    if not jobs:
+        return {}
+    found = finder.find(jobs)
+    by_key = {r.key: r for r in requests}
+    out: dict[int, list[Residual]] = {r.key: [] for r in requests}
+    for (key, frames, masks), lines in zip(owners, found, strict=True):
+        if not lines:
+            continue
+        req = by_key[key]
+        decisions = decider.decide(lines, req.context, req.modality)
+        for line, decs in zip(lines, decisions, strict=True):
+            for word, dec in zip(line.words, decs, strict=True):
+                if _covered(word.box, masks) or _blank(req.gray[frames[0]], word):
+                    continue
+                if not dec.redact and not _fragment(word, masks):
+                    continue
+                # Text away from the masks was read (and decided) in the main pass already;
+                # what matters here is text at the masks' edges: fragments the masks missed.
+                if not _touches(word.box, masks):
+                    continue
+                if any(word.box.overlap(k) >= 0.5 * max(1, word.box.area) for k in req.kept):
+                    continue
+                readable = dec.reason.startswith(_PHI_REASONS)
+                if not readable and not _on_a_mask_line(word.box, masks):
+                    continue  # unreadable texture spanning lines is not a fragment of masked text
+                out[key].append(Residual(list(frames), word.box, readable, word.bright))
+    return out
+
+
+def _fragment(word: Word, masks: list[Box]) -> bool:
+    """A short piece (3 characters or fewer) right at a mask's side on its line: what the first
+    pass did not detect of the masked text ("11." before a masked ".03.2008"), whatever it reads."""
+    core = [c for c in word.text if c.isalnum()]
+    if len(core) > 3:
+        return False
+    for m in masks:
+        if m.vertical_overlap(word.box) >= 0.5 and word.box.gap(m)[0] <= max(2, 0.3 * m.height):
+            return True
+    return False
+
+
+def _on_a_mask_line(word: Box, masks: list[Box]) -> bool:
+    return any(m.vertical_overlap(word) >= 0.5 and word.height <= 1.5 * max(1, m.height) for m in masks)
+
+
+def _blank(gray: np.ndarray, word: Word) -> bool:
+    """A 'word' on a flat patch (the mask itself) is detector noise, not text."""
+    b = word.box.clip(gray.shape[1], gray.shape[0])
+    if b.empty:
+        return True
+    patch = gray[b.y0 : b.y1, b.x0 : b.x1]
+    return int(patch.max()) - int(patch.min()) < 12

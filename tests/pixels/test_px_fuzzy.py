@@ -1,0 +1,81 @@
+"""OCR-tolerant matching of burned-in words against the file's header values."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+
+from privguard.pixels.fuzzy import HeaderMatcher, alpha_fold, digits, distance
+from privguard.text.context import PhiContext
+
+
+@pytest.fixture(scope="module")
+def matcher() -> HeaderMatcher:
+    ds = Dataset()
+    ds.PatientName = "KAUFMAN^SCOTT"
+    ds.PatientID = "6774825273"
+    ds.PatientBirthDate = "19430722"
+    ds.StudyDate = "20130911"
+    ds.AccessionNumber = "20130912E801911"
+    ds.InstitutionName = "St. Benedict Medical Center"
+    ds.ReferringPhysicianName = "BAILEY^THERESA"
+    return HeaderMatcher(PhiContext.from_dataset(ds))
+
+
+def test_helpers() -> None:
+    assert distance("KAUFMAN", "KAUFMAN", 2) == 0
+    assert distance("SCOI", "SCOTT", 2) == 2
+    assert distance("ABCDEFG", "XYZ", 2) == 3  # bounded
+    assert alpha_fold("SC0TT") == "SCOTT"
+    assert digits("O7.22.I943") == "07221943"
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        ("KAUFMAN", "name"),
+        ("Kaufman,", "name"),
+        ("KAUFMAN^SCOTT", "name"),
+        ("SCOI", "name"),  # misread
+        ("SCO", "name"),  # read in part
+        ("KAUFMANASCOTT", "name"),  # '^' read as 'A'
+        ("SCOTTKAUFMAN", "name"),  # reversed order, no separator
+        ("Theresa", "name"),
+        ("6774825273", "id"),
+        ("677482S273", "id"),  # S for 5
+        ("MRN:6774825273", "id"),
+        ("20130912E801911", "id"),
+        ("07.22.1943", "date"),
+        ("22/07/1943", "date"),
+        ("19430722", "date"),
+        ("O7-22-43", "date"),
+        ("Benedict", "place"),
+    ],
+)
+def test_matches(matcher: HeaderMatcher, token: str, kind: str) -> None:
+    assert matcher.match(token) == kind
+
+
+@pytest.mark.parametrize(
+    "token", ["PORTABLE", "AP", "L", "SUPINE", "120kV", "5.0cm", "CHEST", "Medical", "2012"]
+)
+def test_does_not_match_non_phi(matcher: HeaderMatcher, token: str) -> None:
+    assert matcher.match(token) is None
+
+
+def test_runs(matcher: HeaderMatcher) -> None:
+    assert (0, 3, "date") in matcher.match_runs(["07", "22", "1943"])
+    assert matcher.match_runs(["67748", "25273"]) == [(0, 2, "id")]
+    # a run must not absorb a neighbour, nor a label before the value
+    assert matcher.match_runs(["6774825273", "L40"]) == []
+    assert matcher.match_runs(["DOB:", "07.22.1943"]) == []
+    assert matcher.is_place_word("Medical") and matcher.is_place_word("St.")
+    assert matcher.is_name_word("Kaufmann")
+
+
+def test_cjk_names() -> None:
+    ds = Dataset()
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    m = HeaderMatcher(PhiContext.from_dataset(ds))
+    assert m.match("山田太郎") == "name"
+    assert m.match("Yamada") == "name"
