@@ -120,21 +120,25 @@ def test_unknown_sop_class_is_handled_conservatively(key: ProjectKey) -> None:
     assert any("conservatively" in w for w in record.warnings)
 
 
-def test_x_z_u_star_keeps_required_references_with_new_uids(key: ProjectKey) -> None:
+def test_x_z_u_star_keeps_references_with_new_uids(key: ProjectKey) -> None:
     ref = generate_uid()
     item = Dataset()
     item.ReferencedSOPClassUID = CTImageStorage
     item.ReferencedSOPInstanceUID = ref
-    # Type 3 in the CT Image IOD: removed.
-    ct = _run(_ct(ReferencedImageSequence=Sequence([item])), key)
-    assert "ReferencedImageSequence" not in ct
-    # Unknown IOD: kept, UIDs replaced consistently.
-    unk = _run(_ct(SOPClassUID="1.2.3.4", ReferencedImageSequence=Sequence([item])), key)
-    new_ref = unk.ReferencedImageSequence[0].ReferencedSOPInstanceUID
-    assert new_ref != ref and new_ref.startswith("2.25.")
-    assert unk.ReferencedImageSequence[0].ReferencedSOPClassUID == CTImageStorage
+    item.ReferencedFrameNumber = "1"
     other = _run(_ct(SOPInstanceUID=ref), key)
-    assert other.SOPInstanceUID == new_ref  # the reference follows the referenced instance
+    # Type 3 in the CT Image IOD, and an unknown IOD: both keep the references (U*).
+    for ds in (
+        _ct(ReferencedImageSequence=Sequence([item])),
+        _ct(SOPClassUID="1.2.3.4", SourceImageSequence=Sequence([item])),
+    ):
+        out = _run(ds, key)
+        seq = out.get("ReferencedImageSequence") or out.get("SourceImageSequence")
+        assert seq is not None and len(seq) == 1
+        new_ref = seq[0].ReferencedSOPInstanceUID
+        assert new_ref != ref and new_ref.startswith("2.25.")
+        assert new_ref == other.SOPInstanceUID  # the reference follows the referenced instance
+        assert seq[0].ReferencedSOPClassUID == CTImageStorage  # a standard UID stays
 
 
 def test_dummy_sequence_replaces_free_text_but_keeps_codes(key: ProjectKey) -> None:

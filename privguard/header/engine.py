@@ -10,9 +10,10 @@ Action codes follow PS3.15 Table E.1-1a:
 
 * compound codes (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) are resolved by the attribute's
   Type in the file's IOD (PS3.3, via the SOP Class): Type 3 -> the first code,
-  Type 2 -> Z, Type 1 -> D (or, for X/Z/U*, the sequence is kept with its UIDs
-  replaced). When the SOP Class is unknown, the last code is used: a dummy or
-  empty value never leaks and never breaks conformance;
+  Type 2 -> Z, Type 1 -> D. X/Z/U* (references to other instances) always takes
+  U*: the sequence is kept with its UIDs replaced, so links survive. When the SOP
+  Class is unknown, the last code is used: a dummy or empty value never leaks and
+  never breaks conformance;
 * D on a sequence keeps its items with every free-text value replaced by a
   dummy (coded entries stay); C on a sequence keeps its items and cleans their
   free text; K on a sequence keeps it but still de-identifies its items;
@@ -398,15 +399,15 @@ class HeaderEngine:
         if code == "Z":
             return "D" if kind == 1 else "Z"
         parts = code.split("/")
-        keep_uids = "U*" in parts
+        if "U*" in parts:
+            # X/Z/U* (Referenced / Source Image Sequence): of the three choices the standard
+            # allows, keep the references with their UIDs replaced (U*), whatever the Type, so
+            # links between instances survive; the items' other attributes get their own rows.
+            return "KU"
         if kind is None:  # unknown IOD: the most retentive code that never leaks
-            return "KU" if keep_uids else ("D" if "D" in parts else "Z")
+            return "D" if "D" in parts else "Z"
         if kind == 3:
             return parts[0]
-        if keep_uids:
-            # Required (Type 1 or 2) references: keep them with their UIDs replaced rather
-            # than empty the sequence, so that links between instances survive.
-            return "KU"
         if kind == 2:
             return "Z" if "Z" in parts else "D"
         return "D"
