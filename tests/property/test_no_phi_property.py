@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pydicom
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
@@ -73,7 +73,8 @@ def datasets(draw: st.DrawFn, depth: int = 0) -> tuple[Dataset, set[str]]:
 
 def _file(ds: Dataset, implicit: bool) -> bytes:
     ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.78.1"
+    if "SOPInstanceUID" not in ds:  # a generated (planted) one stays, so it is checked too
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.78.1"
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -86,7 +87,14 @@ def _file(ds: Dataset, implicit: bool) -> bytes:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
+def _planted_sop_instance() -> tuple[Dataset, set[str]]:
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.77.1000000000"
+    return ds, {ds.SOPInstanceUID}
+
+
 @given(datasets(), st.booleans())
+@example(_planted_sop_instance(), False)  # found by hypothesis: a planted SOP Instance UID
 def test_no_planted_token_survives(
     tmp_path_factory: object, sample: tuple[Dataset, set[str]], implicit: bool
 ) -> None:
