@@ -37,6 +37,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from privguard.dicomio import decode_sequence
 from privguard.errors import ProcessingError
 from privguard.header.plan import PSEUDONYM_TAGS, Plan, Rule, public_vr
 from privguard.header.profile import CID_7050, Option
@@ -543,7 +544,11 @@ class HeaderEngine:
     def _recurse(
         self, ds: Dataset, t: int, kwpath: tuple[str, ...], st: FileState, mode: str | None, prefix: str
     ) -> None:
-        elem = ds[t]
+        key = BaseTag(t)
+        fast = decode_sequence(ds, key)
+        if fast is not None:
+            ds._dict[key] = fast
+        elem = ds[key]
         if elem.VR != "SQ" or not elem.value:
             return
         keyword = _keyword(t)
