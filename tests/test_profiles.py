@@ -68,3 +68,13 @@ def test_options_by_name(text: str) -> None:
 def test_method_codes_follow_options() -> None:
     p = load_profile("basic").with_options({Option.CLEAN_DESCRIPTORS, Option.RETAIN_UIDS})
     assert [c for c, _ in p.method_codes] == ["113100", "113105", "113110"]
+
+
+def test_yaml_words_stay_strings_and_repeated_keys_are_refused(tmp_path: Path) -> None:
+    # YAML 1.1 would read `off` as False; privguard's loader keeps only true/false as booleans.
+    path = tmp_path / "site.yaml"
+    path.write_text("schema_version: 1\nname: site\npixels:\n  ocr: off\n")
+    assert load_profile(path).pixels.ocr == "off"
+    path.write_text("schema_version: 1\nname: site\nname: other\n")
+    with pytest.raises(PolicyError, match="repeated"):
+        load_profile(path)

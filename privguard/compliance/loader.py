@@ -15,7 +15,6 @@ from importlib.resources import files
 from pathlib import Path
 
 from privguard.compliance._base import Regime
-from privguard.compliance._io import load_model, parse_text, read_document, read_text, validate
 from privguard.compliance.canonical import fingerprint
 from privguard.compliance.consent import ConsentSet
 from privguard.compliance.facts import infer_regimes
@@ -23,6 +22,7 @@ from privguard.compliance.policy import LoadedPolicy, PolicySet, RegulationPolic
 from privguard.compliance.request import ExportRequest
 from privguard.compliance.tables import CountryList
 from privguard.errors import PolicyError
+from privguard.policyio import load_model, parse_text, read_document, read_text, validate
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from privguard.errors import PolicyError
+from privguard.policyio import parse_text, validate
 
 
 class Option(StrEnum):
@@ -248,28 +248,9 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in (_policies_dir() / "deid").glob("*.yaml"))
 
 
-def _validation_message(source: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        parts.append(f"{loc}: {e['msg']}")
-    return f"profile {source} is invalid: " + "; ".join(parts)
-
-
 def profile_from_yaml(text: str, source: str) -> DeidProfile:
     """Validate YAML text as a profile; ``source`` names it in error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PolicyError(f"profile {source} is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"profile {source} must be a YAML mapping")
-    try:
-        return DeidProfile.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(_validation_message(source, exc)) from None
+    return validate(DeidProfile, parse_text(text, "yaml", "profile", source), "profile", source)
 
 
 @lru_cache(maxsize=32)

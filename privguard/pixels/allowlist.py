@@ -16,11 +16,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from privguard.errors import PolicyError
 from privguard.pixels.fuzzy import alpha_fold, distance
+from privguard.policyio import parse_text, read_text, validate
 
 ALL = "all"
 
@@ -142,21 +142,8 @@ class AllowList:
 
 
 def _read(path: Path | str, source: str) -> AllowListFile:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError:
-        raise PolicyError(f"allow-list {source} not found") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise PolicyError(f"allow-list {source} is not valid YAML") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"allow-list {source} must be a YAML mapping")
-    try:
-        return AllowListFile.model_validate(data)
-    except ValidationError as exc:
-        parts = [f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
-        raise PolicyError(f"allow-list {source} is invalid: " + "; ".join(parts)) from None
+    text = read_text(Path(path), "allow-list")
+    return validate(AllowListFile, parse_text(text, "yaml", "allow-list", source), "allow-list", source)
 
 
 @lru_cache(maxsize=1)

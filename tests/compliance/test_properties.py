@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from privguard.compliance import ExportRequest
-from privguard.compliance._io import parse_text
 from privguard.compliance.canonical import fingerprint
 from privguard.compliance.duo import ConsentTerm, DuoCode, PurposeContext, match
 from privguard.compliance.engine import fires
 from privguard.compliance.facts import FACTS, FactType
 from privguard.compliance.loader import shipped_policies
+from privguard.policyio import parse_text
 
 from .support import decide, drop, example
 from .test_scenarios import SCENARIOS, Scenario, _consents_for

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privguard.compliance import Approval, ExportRequest, SigningKey, sign_approval, verify_approval
-from privguard.compliance._io import parse_text, validate
 from privguard.compliance.approval import approval_from_bytes
 from privguard.errors import AuditIntegrityError, PolicyError
+from privguard.policyio import parse_text, validate
 
 from .support import NOW, decide, example
 

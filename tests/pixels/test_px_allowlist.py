@@ -142,3 +142,10 @@ def test_scrub_refuses_a_broken_allowlist_naming_the_file(tmp_path: Path) -> Non
     assert "bad-terms.yaml" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_yes_no_on_off_terms_are_words(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("schema_version: 1\nterms:\n  US: [ON, OFF, NO]\n")
+    al = load_allowlist([site])
+    assert al.matches("ON", "US") and al.matches("OFF", "US") and al.matches("NO", "US")

@@ -1,4 +1,6 @@
-"""Reading request, consent, policy and approval files: YAML or JSON, strictly.
+"""Reading privguard's data files (profiles, allow-lists, requests, consents, policies, approvals).
+
+YAML or JSON, strictly.
 
 Three small steps, each failing closed: read the bytes, parse them, validate
 them into a frozen model. Errors name the file and the field path (pydantic's
