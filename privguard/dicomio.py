@@ -38,7 +38,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filebase import DicomFileLike
+from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.sequence import Sequence
@@ -731,6 +731,67 @@ def _encode_text_element(elem: object, implicit: bool, little: bool) -> bytes | 
     return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)) + data
 
 
+def encode_sequence(elem: DataElement, implicit: bool, little: bool, encodings: object) -> bytes | None:
+    """Encode a sequence element (tag, VR, length, items); None if pydicom must do it.
+
+    Unchanged raw elements in the items are copied as they were read, changed
+    ASCII text is encoded directly, nested sequences recurse and anything else
+    goes through pydicom one element at a time. Items and the sequence get
+    explicit lengths. An item with its own Specific Character Set, or a raw
+    element read with another encoding, makes the whole sequence go to pydicom.
+    """
+    e = "<" if little else ">"
+    items = []
+    for item in elem.value:
+        if _CHARSET_TAG in item._dict:
+            return None
+        parts: list[bytes] = []
+        for tag in sorted(item._dict, key=int):
+            sub = item._dict[tag]
+            if isinstance(sub, RawDataElement):
+                data = _raw_bytes(sub, implicit, little)
+            elif sub.VR == "SQ":
+                data = encode_sequence(sub, implicit, little, encodings)
+            else:
+                data = _encode_text_element(sub, implicit, little)
+                if data is None:
+                    fp = DicomBytesIO()
+                    fp.is_implicit_VR, fp.is_little_endian = implicit, little
+                    write_data_element(fp, sub, encodings)  # type: ignore[arg-type]
+                    data = fp.getvalue()
+            if data is None:
+                return None
+            parts.append(data)
+        body = b"".join(parts)
+        items.append(struct.pack(e + "HHI", 0xFFFE, 0xE000, len(body)) + body)
+    value = b"".join(items)
+    tag = int(elem.tag)
+    if implicit:
+        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+    return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, b"SQ", 0, len(value)) + value
+
+
+def _raw_bytes(raw: RawDataElement, implicit: bool, little: bool) -> bytes | None:
+    """A raw element's bytes as read (tag, VR, length, value); None when that is not possible."""
+    value = raw.value
+    if value is None or raw.is_implicit_VR != implicit or raw.is_little_endian != little:
+        return None
+    if raw.length == _UNDEFINED and raw.VR != "SQ":
+        return None
+    tag = int(raw.tag)
+    e = "<" if little else ">"
+    if implicit:
+        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+    vr = raw.VR
+    if vr is None:
+        return None
+    if vr in _LONG_VR_STR:
+        return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value
+    if len(value) > 0xFFFF:
+        return None
+    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+
+
 def _short(tag: int, vr: bytes, data: bytes) -> bytes:
     if len(data) & 1:
         data += b"\x00" if vr == b"UI" else b" "
@@ -813,7 +874,10 @@ def write_output(
             out.write(cached)
             continue
         elem = ds.get_item(tag)
-        data = _encode_text_element(elem, implicit, little)
+        if getattr(elem, "VR", None) == "SQ" and isinstance(elem, DataElement):
+            data = encode_sequence(elem, implicit, little, encodings)
+        else:
+            data = _encode_text_element(elem, implicit, little)
         if data is not None:
             out.write(data)
         else:
