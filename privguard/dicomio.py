@@ -272,10 +272,13 @@ def _parse_elements(
     With ``item``, parse a sequence item's elements up to ``size`` (pixel data included).
     """
     e = "<" if little else ">"
-    hh, ii, h = e + "HH", e + "I", e + "H"
+    # One unpack per element header: implicit (tag, 32-bit length), explicit (tag, VR, 16-bit length).
+    head = struct.Struct(e + ("HHI" if implicit else "HH2sH")).unpack_from
+    ii = e + "I"
     have = len(buf)
     sq_tags = _sq_tags()
     vr_names = _VR_NAMES
+    raw_new, raw_cls = tuple.__new__, RawDataElement  # skip the namedtuple's Python-level __new__
     elems: dict[BaseTag, DataElement | RawDataElement] = {}
     spans: dict[int, tuple[int, int]] = {}
     while pos < size:
@@ -283,18 +286,19 @@ def _parse_elements(
             if have < size:
                 raise _NeedMore
             raise InputError("the file is truncated inside a header element")
-        g, el = struct.unpack_from(hh, buf, pos)
+        if implicit:
+            g, el, length = head(buf, pos)
+        else:
+            g, el, vr_bytes, length = head(buf, pos)
         tag = (g << 16) | el
         if meta and g != 2:
             break
         if not meta and not item and tag in PIXEL_TAGS:
             break
         if implicit:
-            (length,) = struct.unpack_from(ii, buf, pos + 4)
             vr = None
             hdr = 8
         else:
-            vr_bytes = buf[pos + 4 : pos + 6]
             vr = vr_names.get(vr_bytes)
             if vr is None:
                 raise _Fallback  # not explicit VR after all (or an unknown VR): pydicom copes
@@ -308,7 +312,6 @@ def _parse_elements(
                 (length,) = struct.unpack_from(ii, buf, pos + 8)
                 hdr = 12
             else:
-                (length,) = struct.unpack_from(h, buf, pos + 6)
                 hdr = 8
         start = pos + hdr
         is_sq = vr == "SQ" or (implicit and tag in sq_tags)
@@ -332,7 +335,7 @@ def _parse_elements(
             if is_sq and _items(buf, start, end, implicit, little, 0) != end:
                 raise InputError(f"a sequence is malformed (items do not fit in {_tag_text(tag)})")
         btag = BaseTag(tag)
-        elems[btag] = RawDataElement(btag, vr, length, value, start, implicit, little, True, False)
+        elems[btag] = raw_new(raw_cls, (btag, vr, length, value, start, implicit, little, True, False))
         spans[tag] = (pos, end)
         pos = end
     return elems, spans, pos
