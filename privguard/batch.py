@@ -34,6 +34,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from privguard.cores import usable_cores
 from privguard.deidentify import DEFAULT_PROJECT, Deidentifier, PixelOptions
 from privguard.dicomio import sniff
 from privguard.errors import ConfigError, OutputError
@@ -218,8 +219,7 @@ def _init_worker(cfg: ScrubConfig, key: ProjectKey) -> None:
     import warnings
 
     # N OCR workers share the machine's cores: give each torch its share, not all of them.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, cores // cfg.workers)))
+    os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, usable_cores() // cfg.workers)))
 
     warnings.simplefilter("ignore")  # pydicom warns about odd inputs; the report says what matters
     _WORKER = make_deidentifier(cfg, key)

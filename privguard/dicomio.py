@@ -723,15 +723,22 @@ def _encode_text_element(elem: object, implicit: bool, little: bool) -> bytes | 
         return None
     if len(data) & 1:
         data += b"\x00" if vr == "UI" else b" "
-    tag = int(elem.tag)  # type: ignore[attr-defined]
+    head = _element_header(int(elem.tag), vr, len(data), implicit, little)  # type: ignore[attr-defined]
+    return None if head is None else head + data
+
+
+def _element_header(tag: int, vr: str | None, length: int, implicit: bool, little: bool) -> bytes | None:
+    """An element's tag, VR and length in the given encoding; None if they cannot be written so."""
     e = "<" if little else ">"
     if implicit:
-        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(data)) + data
-    if vr in _LONG_VR_STR:
-        return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(data)) + data
-    if len(data) > 0xFFFF:
+        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, length)
+    if vr is None:
         return None
-    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)) + data
+    if vr in _LONG_VR_STR:
+        return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
+    if length > 0xFFFF:
+        return None
+    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)
 
 
 def encode_sequence(elem: DataElement, implicit: bool, little: bool, encodings: object) -> bytes | None:
@@ -768,10 +775,9 @@ def encode_sequence(elem: DataElement, implicit: bool, little: bool, encodings: 
         body = b"".join(parts)
         items.append(struct.pack(e + "HHI", 0xFFFE, 0xE000, len(body)) + body)
     value = b"".join(items)
-    tag = int(elem.tag)
-    if implicit:
-        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
-    return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, b"SQ", 0, len(value)) + value
+    head = _element_header(int(elem.tag), "SQ", len(value), implicit, little)
+    assert head is not None  # SQ has a 32-bit length in every encoding
+    return head + value
 
 
 def _raw_bytes(raw: RawDataElement, implicit: bool, little: bool) -> bytes | None:
@@ -781,18 +787,8 @@ def _raw_bytes(raw: RawDataElement, implicit: bool, little: bool) -> bytes | Non
         return None
     if raw.length == _UNDEFINED and raw.VR != "SQ":
         return None
-    tag = int(raw.tag)
-    e = "<" if little else ">"
-    if implicit:
-        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
-    vr = raw.VR
-    if vr is None:
-        return None
-    if vr in _LONG_VR_STR:
-        return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value
-    if len(value) > 0xFFFF:
-        return None
-    return struct.pack(e + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+    head = _element_header(int(raw.tag), raw.VR, len(value), implicit, little)
+    return None if head is None else head + value
 
 
 def _short(tag: int, vr: bytes, data: bytes) -> bytes:

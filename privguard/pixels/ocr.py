@@ -35,6 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from privguard.cores import usable_cores
 from privguard.errors import ConfigError, OCRUnavailableError
 from privguard.pixels.boxes import Box
 
@@ -118,10 +119,7 @@ def cpu_threads() -> int:
     env = os.environ.get("PRIVGUARD_OCR_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 class EasyOCREngine(OCREngine):
