@@ -90,8 +90,9 @@ def test_resume_produces_the_same_bytes_as_a_fresh_run(tmp_path: Path, key: Proj
     out = tmp_path / "resumed"
     scrub(_cfg([inp], out, key))
     journal = out / ".privguard" / "journal.jsonl"
-    lines = journal.read_text().splitlines()
-    journal.write_text("\n".join(lines[:5]) + "\n" + lines[5][:10])  # last line cut short
+    header, *lines = journal.read_text().splitlines()
+    assert "run" in json.loads(header)  # the run binding comes first
+    journal.write_text("\n".join([header, *lines[:5]]) + "\n" + lines[5][:10])  # last line cut short
     done = {json.loads(x)["out"] for x in lines[:5]}
     for p in out.rglob("*.dcm"):
         if str(p.relative_to(out)) not in done:

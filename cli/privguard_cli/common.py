@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -41,6 +41,26 @@ class OptionParam(click.ParamType):  # type: ignore[type-arg]
             return parse_option(str(value))
         except PolicyError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    """A size in bytes, with an optional K, M, G or T suffix (powers of 1024), e.g. 512M."""
+
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+        if m is None:
+            self.fail("use a size such as 512M or 2G", param, ctx)
+        n = int(float(m.group(1)) * self._UNITS[m.group(2).upper()])
+        if n < 16 << 20:
+            self.fail("must be at least 16M", param, ctx)
+        return n
 
 
 def deid_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,13 +31,14 @@ def inspect(
 
     Values are never shown: only tags, keywords, actions and the rule behind each.
     """
+    from privguard.batch import load_key
     from privguard.deidentify import inspect_file
     from privguard_cli.render import print_record
 
     rel, record = inspect_file(
         file,
         profile,
-        key_file,
+        load_key(key_file),
         project=project,
         vault=vault,
         options=set(options),  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -83,38 +84,54 @@ def print_summary(summary: ScrubSummary) -> None:
     t.add_row("skipped (not DICOM)", f"{summary.not_dicom:,}")
     if summary.resumed:
         t.add_row("skipped (done before)", f"{summary.resumed:,}")
+    if summary.symlinks:
+        t.add_row("skipped (symbolic links)", f"{summary.symlinks:,}")
+    if summary.duplicates:
+        t.add_row("inputs named twice (done once)", f"{summary.duplicates:,}")
+    if summary.worker_deaths:
+        t.add_row("workers died (replaced)", f"{summary.worker_deaths:,}")
+    if summary.retried:
+        t.add_row("files retried", f"{summary.retried:,}")
     t.add_row("failed", f"[red]{summary.failed:,}[/]" if summary.failed else "0")
     t.add_row("time", f"{summary.seconds:,.1f} s ({summary.files_per_second:,.0f} files/s)")
-    t.add_row("output", summary.output)
+    t.add_row("output", escape(summary.output))
     out.print(t)
     if summary.counts:
         a = Table(title="attributes by action")
         a.add_column("action")
         a.add_column("count", justify="right")
         for code, n in sorted(summary.counts.items(), key=lambda kv: -kv[1]):
-            a.add_row(f"{code} ({ACTION_NAMES.get(code, code)})", f"{n:,}")
+            a.add_row(escape(f"{code} ({ACTION_NAMES.get(code, code)})"), f"{n:,}")
         out.print(a)
     if summary.failures:
         f = Table(title=f"failed files (first {len(summary.failures)})")
         f.add_column("input")
         f.add_column("reason")
         for r in summary.failures[:50]:
-            f.add_row(r.input, r.reason or "")
+            f.add_row(escape(r.input), escape(r.reason or ""))
         out.print(f)
 
 
 def print_record(output: str, record: DeidRecord, show_all: bool = False) -> None:
-    t = Table(title=f"profile {record.profile} (PS3.15 {record.standard_edition}) -> {output}")
+    t = Table(
+        title=escape(f"profile {record.profile} (PS3.15 {record.standard_edition}) -> {output}")
+    )
     for col in ("attribute", "keyword", "VR", "action", "rule"):
         t.add_column(col)
     for ch in record.changes:
         if ch.action == "K" and not show_all:
             continue
-        t.add_row(ch.path, ch.keyword, ch.vr, f"{ch.action} {ACTION_NAMES.get(ch.action, '')}", ch.reason)
+        t.add_row(
+            escape(ch.path),
+            escape(ch.keyword),
+            escape(ch.vr),
+            escape(f"{ch.action} {ACTION_NAMES.get(ch.action, '')}"),
+            escape(ch.reason),
+        )
     out.print(t)
-    out.print(", ".join(f"{ACTION_NAMES.get(k, k)}: {v}" for k, v in sorted(record.counts.items())))
+    out.print(escape(", ".join(f"{ACTION_NAMES.get(k, k)}: {v}" for k, v in sorted(record.counts.items()))))
     for w in record.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 def print_dry_run(cfg: ScrubConfig, as_json: bool) -> None:
@@ -129,11 +146,11 @@ def print_dry_run(cfg: ScrubConfig, as_json: bool) -> None:
         t.add_column(col)
     for row in plan.attributes:
         t.add_row(
-            row.path,
-            row.keyword,
-            row.vr,
-            f"{row.action} {ACTION_NAMES.get(row.action, '')}",
-            row.reason,
+            escape(row.path),
+            escape(row.keyword),
+            escape(row.vr),
+            escape(f"{row.action} {ACTION_NAMES.get(row.action, '')}"),
+            escape(row.reason),
             str(row.files),
         )
     out.print(t)
@@ -142,4 +159,4 @@ def print_dry_run(cfg: ScrubConfig, as_json: bool) -> None:
     failed = [f for f in plan.files if f.status == "failed"]
     out.print(f"{ok} files would be written, {skipped} skipped, {len(failed)} would fail")
     for f in failed[:50]:
-        out.print(f"  [red]failed[/] {f.input}: {f.reason}")
+        out.print(f"  [red]failed[/] {escape(f.input)}: {escape(f.reason or '')}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from privguard_cli.common import deid_options
+from privguard_cli.common import SizeParam, deid_options
 from privguard_cli.errors import handle_errors
 
 
@@ -24,7 +24,36 @@ from privguard_cli.errors import handle_errors
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write one JSON line per input (it holds original paths: keep it at the sender).",
 )
-@click.option("--resume", is_flag=True, help="Continue an earlier run into the same output folder.")
+@click.option(
+    "--report-inside-out",
+    is_flag=True,
+    help="Allow --report inside --out (the report holds original paths; --out is what gets shared).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an earlier run into the same output folder (same key, profile and options).",
+)
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links inside input folders (default: skip and count them).",
+)
+@click.option(
+    "--max-file-memory",
+    type=SizeParam(),
+    default="2G",
+    show_default=True,
+    help="Memory one worker may use for a file beyond its start-up size (e.g. 512M, 4G); "
+    "a file that needs more fails.",
+)
+@click.option(
+    "--file-timeout",
+    type=click.FloatRange(0),
+    default=600,
+    show_default=True,
+    help="Seconds one file may take in a worker (0: no limit); a slower file fails.",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing; show per attribute what would happen.")
 @click.option(
     "--ocr",
@@ -72,7 +101,11 @@ def scrub(
     vault: Path | None,
     workers: int | None,
     report: Path | None,
+    report_inside_out: bool,
     resume: bool,
+    follow_symlinks: bool,
+    max_file_memory: int,
+    file_timeout: float,
     dry_run: bool,
     ocr: str,
     device: str,
@@ -86,26 +119,35 @@ def scrub(
 
     Files are recognised by content; others are skipped and counted. Outputs
     are named OUT/<patient>/<study>/<series>/<instance>.dcm from pseudonymous
-    values only. A file that fails is reported and the batch goes on; the exit
-    code is 1 if any file failed.
+    values only. A file that fails (also: its worker died twice, it ran past
+    --file-timeout or over --max-file-memory) is reported and the batch goes on.
+    One run per output folder at a time (OUT/.privguard/lock).
+
+    \b
+    Exit codes:
+      0  every DICOM file was de-identified (or done before, with --resume)
+      1  some files failed (see the summary or --report)
+      2  nothing was done: bad options, key, profile or paths, another run holds the lock
     """
     from privguard.batch import ScrubConfig, summary_json
     from privguard.batch import scrub as run_scrub
     from privguard.deidentify import PixelOptions
-    from privguard.pseudonym.keys import ProjectKey
     from privguard_cli.render import ScrubProgress, print_dry_run, print_summary
 
-    key = ProjectKey.load(key_file)
     cfg = ScrubConfig(
         inputs=list(inputs),
         out=out,
-        key=key,
+        key=key_file,
         profile=profile,
         options=frozenset(options),
         project=project,
         vault=vault,
         report=report,
+        report_inside_out=report_inside_out,
         resume=resume,
+        follow_symlinks=follow_symlinks,
+        max_file_memory=max_file_memory,
+        file_timeout=file_timeout,
         dry_run=dry_run,
         pixels=PixelOptions(ocr=ocr, device=device, previews=previews, allowlist=allowlists),
         executor=executor,

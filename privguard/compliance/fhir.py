@@ -28,11 +28,12 @@ import calendar
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from privguard.compliance._base import Model
+from privguard.policyio import BoundedAny  # free-form fields are size-bounded (issue 9)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class _Element(Model):
     """FHIR datatypes may carry an ``id`` and ``extension`` anywhere."""
 
     id: str | None = None
-    extension: tuple[Any, ...] = ()
+    extension: tuple[BoundedAny, ...] = ()
 
 
 class Coding(_Element):
@@ -85,18 +86,18 @@ class Period(_Element):
 class Reference(_Element):
     reference: str | None = None
     type: str | None = None
-    identifier: dict[str, Any] | None = None
+    identifier: dict[str, BoundedAny] | None = None
     display: str | None = None
 
 
 class Actor(_Element):
-    modifierExtension: tuple[Any, ...] = ()
+    modifierExtension: tuple[BoundedAny, ...] = ()
     role: CodeableConcept
     reference: Reference
 
 
 class Data(_Element):
-    modifierExtension: tuple[Any, ...] = ()
+    modifierExtension: tuple[BoundedAny, ...] = ()
     meaning: Literal["instance", "related", "dependents", "authoredby"]
     reference: Reference
 
@@ -104,7 +105,7 @@ class Data(_Element):
 class Provision(_Element):
     """``Consent.provision`` (and nested exceptions)."""
 
-    modifierExtension: tuple[Any, ...] = ()
+    modifierExtension: tuple[BoundedAny, ...] = ()
     type: Literal["deny", "permit"] | None = None
     period: Period | None = None
     actor: tuple[Actor, ...] = ()
@@ -136,26 +137,26 @@ class FhirConsentResource(Model):
 
     resourceType: Literal["Consent"]
     id: str | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, BoundedAny] | None = None
     implicitRules: str | None = None
     language: str | None = None
-    text: dict[str, Any] | None = None
-    contained: tuple[Any, ...] = ()
-    extension: tuple[Any, ...] = ()
-    modifierExtension: tuple[Any, ...] = ()
-    identifier: tuple[Any, ...] = ()
+    text: dict[str, BoundedAny] | None = None
+    contained: tuple[BoundedAny, ...] = ()
+    extension: tuple[BoundedAny, ...] = ()
+    modifierExtension: tuple[BoundedAny, ...] = ()
+    identifier: tuple[BoundedAny, ...] = ()
     status: Literal["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"]
     scope: CodeableConcept
     category: tuple[CodeableConcept, ...] = Field(min_length=1)
     patient: Reference | None = None
     dateTime: str | None = None
-    performer: tuple[Any, ...] = ()
-    organization: tuple[Any, ...] = ()
-    sourceAttachment: dict[str, Any] | None = None
-    sourceReference: dict[str, Any] | None = None
-    policy: tuple[Any, ...] = ()
+    performer: tuple[BoundedAny, ...] = ()
+    organization: tuple[BoundedAny, ...] = ()
+    sourceAttachment: dict[str, BoundedAny] | None = None
+    sourceReference: dict[str, BoundedAny] | None = None
+    policy: tuple[BoundedAny, ...] = ()
     policyRule: CodeableConcept | None = None
-    verification: tuple[Any, ...] = ()
+    verification: tuple[BoundedAny, ...] = ()
     provision: Provision | None = None
 
     @field_validator("dateTime")

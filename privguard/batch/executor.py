@@ -1,0 +1,290 @@
+"""Executors: where the chunks of a run are processed.
+
+An :class:`Executor` takes chunks of input paths and hands back, chunk by
+chunk, one :class:`~privguard.models.FileResult` per path. All of them run
+the same :class:`~privguard.batch.worker.WorkerState` and share one policy
+for workers that die (:class:`Tasks`):
+
+* a chunk whose worker died is split, and each of its files is sent once
+  more, alone, to a fresh worker;
+* a file whose worker dies again is reported ``failed`` with the reason
+  ``worker died (signal N)``; the batch goes on;
+* a chunk that runs past its time limit (``--file-timeout`` per file) has its
+  worker killed and is split the same way; a single file past the limit is
+  reported failed.
+
+:class:`ProcessExecutor` runs its own worker processes (not
+``concurrent.futures``, whose pool breaks as a whole when one worker dies)
+and knows which task every worker holds, so a death is charged to that task
+alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Protocol
+
+from privguard.batch.config import ScrubConfig
+from privguard.batch.worker import WorkerState
+from privguard.models import FileResult
+from privguard.pseudonym.keys import ProjectKey
+
+Pairs = list[tuple[Path, FileResult]]
+Emit = Callable[[Pairs], None]
+_MAX_START_FAILURES = 5
+
+
+@dataclass
+class ExecStats:
+    deaths: int = 0
+    retried: int = 0
+
+
+class Executor(Protocol):
+    """Processes chunks; calls ``emit`` once per finished chunk with a result for each of its paths."""
+
+    def run(self, chunks: Iterator[list[Path]], emit: Emit) -> None: ...
+
+
+@dataclass
+class Task:
+    paths: list[Path]
+    retry: bool = False
+    """True when this is the file's second (last) try after a worker died."""
+
+
+def failed(paths: list[Path], reason: str) -> Pairs:
+    return [(p, FileResult(input=str(p), status="failed", reason=reason)) for p in paths]
+
+
+def death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"worker died (signal {-exitcode})"
+    return f"worker died (exit code {exitcode})"
+
+
+@dataclass
+class Tasks:
+    """The queue of work, with the retry policy for dead and overdue workers."""
+
+    chunks: Iterator[list[Path]]
+    stats: ExecStats
+    file_timeout: float
+    queue: deque[Task] = field(default_factory=deque)
+    exhausted: bool = False
+
+    def next(self) -> Task | None:
+        if self.queue:
+            return self.queue.popleft()
+        if self.exhausted:
+            return None
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            self.exhausted = True
+            return None
+        return Task(chunk)
+
+    def done(self) -> bool:
+        return self.exhausted and not self.queue
+
+    def deadline(self, task: Task) -> float | None:
+        return time.monotonic() + self.file_timeout * len(task.paths) if self.file_timeout else None
+
+    def died(self, task: Task, reason: str) -> Pairs:
+        """The worker holding ``task`` died: split and retry, or report the file failed."""
+        self.stats.deaths += 1
+        if len(task.paths) > 1 or not task.retry:
+            self.stats.retried += len(task.paths)
+            self.queue.extendleft(Task([p], retry=True) for p in reversed(task.paths))
+            return []
+        return failed(task.paths, reason)
+
+    def overdue(self, task: Task) -> Pairs:
+        """``task`` ran past its time limit (its worker was killed)."""
+        if len(task.paths) > 1:
+            self.stats.retried += len(task.paths)
+            self.queue.extendleft(Task([p], retry=True) for p in reversed(task.paths))
+            return []
+        return failed(
+            task.paths,
+            f"took longer than the per-file time limit ({self.file_timeout:g} s); raise --file-timeout",
+        )
+
+    def drain(self, reason: str) -> Pairs:
+        """No worker can run: every remaining file fails with ``reason``."""
+        pairs: Pairs = []
+        while (task := self.next()) is not None:
+            pairs.extend(failed(task.paths, reason))
+        return pairs
+
+
+class InlineExecutor:
+    """Runs every chunk in this process: no isolation, no memory or time limit."""
+
+    def __init__(self, cfg: ScrubConfig, key: ProjectKey) -> None:
+        self.cfg = cfg
+        self.key = key
+
+    def run(self, chunks: Iterator[list[Path]], emit: Emit) -> None:
+        state = WorkerState(self.cfg, self.key, isolated=False)
+        try:
+            for chunk in chunks:
+                emit(list(zip(chunk, state.process(chunk), strict=True)))
+        finally:
+            state.close()
+
+
+# -- local worker processes -----------------------------------------------------------------
+
+
+def _worker_main(conn: Connection, cfg: ScrubConfig, key: ProjectKey) -> None:
+    """A worker process: build the state, then process chunks until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers itself
+    try:
+        state = WorkerState(cfg, key, isolated=True)
+    except BaseException as exc:  # reported to the parent, which decides
+        conn.send(("error", f"{type(exc).__name__}"))
+        return
+    conn.send(("ready", os.getpid()))
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break
+            if msg is None:
+                break
+            conn.send(("done", state.process(msg)))
+    finally:
+        state.close()
+
+
+@dataclass
+class _Slot:
+    proc: BaseProcess
+    conn: Connection
+    ready: bool = False
+    task: Task | None = None
+    deadline: float | None = None
+
+
+class ProcessExecutor:
+    """``cfg.workers`` worker processes of our own, each replaced when it dies."""
+
+    def __init__(self, cfg: ScrubConfig, key: ProjectKey, stats: ExecStats) -> None:
+        self.cfg = cfg
+        self.key = key
+        self.stats = stats
+        # OCR workers hold torch, which must not be forked after its threads start: spawn them.
+        # Header-only workers fork (cheaper start, modules already imported).
+        ocr = cfg.pixels is not None and cfg.pixels.ocr != "off"
+        method = "spawn" if ocr or os.name != "posix" else "fork"
+        self.ctx: Any = multiprocessing.get_context(method)
+        self.start_failures = 0
+
+    def _start(self) -> _Slot:
+        parent, child = self.ctx.Pipe(duplex=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.cfg, self.key), daemon=True)
+        proc.start()
+        child.close()
+        return _Slot(proc, parent)
+
+    def run(self, chunks: Iterator[list[Path]], emit: Emit) -> None:
+        tasks = Tasks(chunks, self.stats, self.cfg.file_timeout)
+        slots = [self._start() for _ in range(self.cfg.workers)]
+        try:
+            self._loop(slots, tasks, emit)
+        finally:
+            _stop(slots)
+
+    def _loop(self, slots: list[_Slot], tasks: Tasks, emit: Emit) -> None:
+        while True:
+            for s in slots:
+                if s.ready and s.task is None:
+                    task = tasks.next()
+                    if task is None:
+                        break
+                    s.task, s.deadline = task, tasks.deadline(task)
+                    with contextlib.suppress(OSError):  # a worker that is gone is seen below
+                        s.conn.send(task.paths)
+            if tasks.done() and all(s.task is None for s in slots):
+                return
+            deadlines = [s.deadline for s in slots if s.task is not None and s.deadline is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = set(wait([s.conn for s in slots] + [s.proc.sentinel for s in slots], timeout))
+            for i, s in enumerate(slots):
+                if s.conn in ready:
+                    try:
+                        msg = s.conn.recv()
+                    except (EOFError, OSError):
+                        msg = None
+                    if msg is not None:
+                        self._message(s, msg, emit)
+                        if msg[0] != "error":
+                            continue
+                if s.conn in ready or s.proc.sentinel in ready:
+                    slots[i] = self._replace(s, tasks, emit)
+                elif s.task is not None and s.deadline is not None and time.monotonic() >= s.deadline:
+                    _kill(s)
+                    task = s.task
+                    s.task = None
+                    pairs = tasks.overdue(task)
+                    if pairs:
+                        emit(pairs)
+                    slots[i] = self._replace(s, tasks, emit)
+
+    def _message(self, s: _Slot, msg: tuple[Any, ...], emit: Emit) -> None:
+        if msg[0] == "ready":
+            s.ready = True
+        elif msg[0] == "done" and s.task is not None:
+            task, s.task, s.deadline = s.task, None, None
+            emit(list(zip(task.paths, msg[1], strict=True)))
+
+    def _replace(self, s: _Slot, tasks: Tasks, emit: Emit) -> _Slot:
+        """``s``'s worker is gone (or going): charge its task, start another."""
+        s.proc.join(timeout=10)
+        if s.proc.is_alive():
+            _kill(s)
+        s.conn.close()
+        if s.task is not None:
+            pairs = tasks.died(s.task, death_reason(s.proc.exitcode))
+            if pairs:
+                emit(pairs)
+        elif not s.ready:
+            self.start_failures += 1
+            if self.start_failures > _MAX_START_FAILURES:
+                pairs = tasks.drain("no worker process could start")
+                if pairs:
+                    emit(pairs)
+        elif s.proc.exitcode not in (0, None):
+            self.stats.deaths += 1  # died idle: nothing to charge
+        return self._start()
+
+
+def _kill(s: _Slot) -> None:
+    if s.proc.is_alive() and s.proc.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(s.proc.pid, signal.SIGKILL)
+    s.proc.join(timeout=10)
+
+
+def _stop(slots: list[_Slot]) -> None:
+    for s in slots:
+        with contextlib.suppress(OSError):
+            s.conn.send(None)
+    end = time.monotonic() + 10
+    for s in slots:
+        s.proc.join(timeout=max(0.1, end - time.monotonic()))
+        if s.proc.is_alive():
+            _kill(s)
+        s.conn.close()

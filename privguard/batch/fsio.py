@@ -1,0 +1,200 @@
+"""File-system steps of a batch run that must not be fooled by symbolic links.
+
+Everything written under ``--out`` is created relative to an open directory
+descriptor, one path component at a time, with ``O_NOFOLLOW``: a symbolic
+link planted anywhere under the output folder makes the write fail instead
+of landing outside. Outputs are linked into place (never overwriting) and
+made durable (the file, then its directory, ``fsync``'d) before the journal
+names them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from privguard.errors import ConfigError, OutputError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class SymlinkInOutput(OutputError):
+    """A component of an output path is a symbolic link (privguard never creates one)."""
+
+
+def _open_dir_at(parent_fd: int, name: str, create: bool) -> tuple[int, bool]:
+    """Open (optionally create) the directory ``name`` under ``parent_fd`` without following links."""
+    created = False
+    if create:
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+            created = True
+        except FileExistsError:
+            pass
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd), created
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SymlinkInOutput(
+                "the output path holds a symbolic link or a file where a folder belongs; "
+                "privguard never follows links under --out"
+            ) from None
+        raise
+
+
+def open_root(path: Path) -> int:
+    """Open the output folder itself (it must be a real folder, not a link)."""
+    try:
+        return os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OutputError(f"the output {path} is a symbolic link or not a folder") from None
+        raise OutputError(f"the output folder {path} cannot be opened ({exc.strerror})") from None
+
+
+@contextmanager
+def dir_fd(root_fd: int, parts: tuple[str, ...], create: bool = False) -> Iterator[tuple[int, list[int]]]:
+    """Walk ``parts`` below ``root_fd`` (no links followed); yield the last folder's fd.
+
+    Also yields the fds (parent first) of every folder this call created, whose
+    parents must be synced for the new entries to be durable.
+    """
+    fds: list[int] = []
+    created_parents: list[int] = []
+    cur = root_fd
+    try:
+        for name in parts:
+            if name in ("", ".", "..") or "/" in name:
+                raise OutputError("an output path component is not a plain name")
+            fd, created = _open_dir_at(cur, name, create)
+            if created:
+                created_parents.append(cur)
+            fds.append(fd)
+            cur = fd
+        yield cur, created_parents
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _same_file_bytes(fd_a: int, fd_b: int) -> bool:
+    sa, sb = os.fstat(fd_a), os.fstat(fd_b)
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    if sa.st_size != sb.st_size:
+        return False
+    off = 0
+    while True:
+        a = os.pread(fd_a, 1 << 20, off)
+        b = os.pread(fd_b, 1 << 20, off)
+        if a != b:
+            return False
+        if not a:
+            return True
+        off += len(a)
+
+
+def place(staging_root: Path, out_fd: int, rel: str) -> None:
+    """Move the finished file ``staging_root/rel`` to ``rel`` under the output, durably.
+
+    The file is hard-linked into place (an existing output is never replaced:
+    identical bytes are accepted, different bytes are a duplicate SOP
+    instance), then the file and its folder are ``fsync``'d, and the staged
+    name is removed.
+    """
+    parts = tuple(rel.split("/"))
+    src = staging_root / rel
+    if not os.path.lexists(src) and output_exists(out_fd, rel):
+        return  # an identical copy earlier in the same chunk (checked when staged) was placed
+    with dir_fd(out_fd, parts[:-1], create=True) as (target_fd, created_parents):
+        src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            try:
+                os.link(src, parts[-1], dst_dir_fd=target_fd, follow_symlinks=False)
+            except FileExistsError:
+                try:
+                    old = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=target_fd)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise SymlinkInOutput(
+                            "the output path is a symbolic link; privguard never follows links under --out"
+                        ) from None
+                    raise
+                try:
+                    same = stat.S_ISREG(os.fstat(old).st_mode) and _same_file_bytes(src_fd, old)
+                finally:
+                    os.close(old)
+                if not same:
+                    raise OutputError(
+                        "duplicate SOP Instance UID: another input with different content already produced "
+                        "this output; scrub duplicates into a separate folder"
+                    ) from None
+            os.fsync(src_fd)  # the same inode as the new name
+        finally:
+            os.close(src_fd)
+        os.fsync(target_fd)
+        for fd in created_parents:
+            os.fsync(fd)
+    src.unlink()
+
+
+def output_exists(out_fd: int, rel: str) -> bool:
+    """True if ``rel`` is a regular file under the output, reached without following links."""
+    parts = tuple(rel.split("/"))
+    try:
+        with dir_fd(out_fd, parts[:-1]) as (fd, _):
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    except (OSError, OutputError):
+        return False
+    return stat.S_ISREG(st.st_mode)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OutLock:
+    """An advisory lock (``flock``) on ``OUT/.privguard/lock``, held for the whole run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise OutputError(f"cannot create the lock file {self.path} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                f"another privguard run is writing into this output folder (it holds the lock {self.path}); "
+                "wait for it to finish"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def create_private_file(path: Path) -> int:
+    """Open ``path`` for writing (created 0600 or truncated) without following a link."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link; privguard does not write through links") from None
+        raise ConfigError(f"cannot write {path} ({exc.strerror})") from None
