@@ -23,6 +23,13 @@ needs_dciodvfy = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_audit_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audited commands write their audit log under a temporary XDG_STATE_HOME, never the real home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+    monkeypatch.delenv("PRIVGUARD_AUDIT_LOG", raising=False)
+
+
 @pytest.fixture(scope="session")
 def key() -> ProjectKey:
     return ProjectKey.generate()

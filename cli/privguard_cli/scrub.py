@@ -90,6 +90,20 @@ from privguard_cli.errors import handle_errors
 )
 @click.option("--ray-address", help="Ray cluster address (e.g. auto); default: a local Ray.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+# -- audit (issue 10): every run is recorded in the sender's audit log --------------------------
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PRIVGUARD_AUDIT_LOG",
+    help="Audit log [default: $XDG_STATE_HOME/privguard/audit.jsonl]; keep it at the sender.",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sign the run's audit head with this Ed25519 key (privguard keys new-signing).",
+)
+@click.option("--operator", help="Who runs this (recorded in the audit log beside the OS user).")
+# -- end audit options --------------------------------------------------------------------------
 @handle_errors
 def scrub(
     inputs: tuple[Path, ...],
@@ -114,6 +128,9 @@ def scrub(
     executor: str,
     ray_address: str | None,
     as_json: bool,
+    audit_log: Path | None,
+    signing_key: Path | None,
+    operator: str | None,
 ) -> None:
     """De-identify the DICOM files under INPUT... into OUT.
 
@@ -130,7 +147,6 @@ def scrub(
       2  nothing was done: bad options, key, profile or paths, another run holds the lock
     """
     from privguard.batch import ScrubConfig, summary_json
-    from privguard.batch import scrub as run_scrub
     from privguard.deidentify import PixelOptions
     from privguard_cli.render import ScrubProgress, print_dry_run, print_summary
 
@@ -158,11 +174,25 @@ def scrub(
         print_dry_run(cfg, as_json=as_json)
         return
     quiet = as_json or not sys.stderr.isatty()
+    # audit (issue 10): the run, each file, MANIFEST.sha256 and OUT/AUDIT-HEAD.json
+    from privguard.audit import audited_scrub
+    from privguard.compliance.approval import SigningKey
+
+    signer = SigningKey.load(signing_key) if signing_key is not None else None
     with ScrubProgress(enabled=not quiet) as progress:
-        summary = run_scrub(cfg, on_result=progress.result, on_discovered=progress.discovered)
+        summary, head = audited_scrub(
+            cfg,
+            log=audit_log,
+            signing_key=signer,
+            operator=operator,
+            on_result=progress.result,
+            on_discovered=progress.discovered,
+        )
     if as_json:
-        click.echo(json.dumps(summary_json(summary), indent=2))
+        click.echo(json.dumps({**summary_json(summary), "audit": head.to_json()}, indent=2))
     else:
         print_summary(summary)
+        signed = f"signed by {head.signed_by}" if head.signed_by else "unsigned (no --signing-key)"
+        click.echo(f"audit: run {head.run}, record {head.seq}, head {signed}", err=True)
     if summary.exit_code:
         sys.exit(summary.exit_code)

@@ -75,7 +75,7 @@ def audited_scrub(
     profile = load_profile(config.profile)
     if config.options:
         profile = profile.with_options(set(config.options))
-    cfg = config.model_copy(update={"key": key})
+    cfg = config  # the key stays as given: scrub checks a key file's place itself
     audit, owned = open_log(log)
     try:
         audit.begin_run(
