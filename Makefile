@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT := demo-out
 
-.PHONY: venv demo test test-fast test-gpu bench lint typecheck standard clean
+.PHONY: venv demo test test-fast test-nightly test-gpu bench lint typecheck standard clean
 
 venv: $(STAMP)
 
@@ -22,10 +22,14 @@ demo: venv
 
 ## The whole test suite (CPU). dciodvfy-based checks run where dicom3tools is installed.
 test: venv
-	$(BIN)/python -m pytest -q -m "not gpu" -n 2
+	$(BIN)/python -m pytest -q -m "not gpu and not nightly" -n 2
+
+## Long fuzzing runs of the header engine (thousands of mutants).
+test-nightly: venv
+	$(BIN)/python -m pytest -q -m nightly -n 2
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not gpu and not slow" -n 2
+	$(BIN)/python -m pytest -q -m "not gpu and not slow and not nightly" -n 2
 
 ## Tests that need CUDA (run on a machine with a GPU).
 test-gpu: venv

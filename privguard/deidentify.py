@@ -24,7 +24,15 @@ from typing import Any, BinaryIO, Protocol
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from privguard.dicomio import Source, encode_pixel_element, read_source, write_output, write_whole
+from privguard.dicom.verify import Forbidden, identifying_values, verify_output
+from privguard.dicomio import (
+    WHOLE_FILE_LIMIT,
+    Source,
+    encode_pixel_element,
+    read_source,
+    write_output,
+    write_whole,
+)
 from privguard.errors import InputError, OCRUnavailableError, OutputError, PrivguardError
 from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
@@ -247,6 +255,7 @@ class Deidentifier:
             return FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
+        forbidden = None if dry_run else self.forbidden_values(src.ds)
         st, rel = self.process(src, context=context)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
@@ -254,7 +263,7 @@ class Deidentifier:
             encoded = self.engine.method_bytes(src.implicit, src.little)
             if outcome is not None and outcome.verified:  # the code sequence gained 113101
                 encoded = {t: b for t, b in encoded.items() if t != 0x00120064}
-            write_atomic(src, st, out_dir / rel, outcome, encoded)
+            write_atomic(src, st, out_dir / rel, outcome, encoded, forbidden=forbidden)
         return FileResult(
             input=str(src.path),
             output=rel,
@@ -263,6 +272,11 @@ class Deidentifier:
             warnings=tuple(st.warnings),
             pixels=outcome.report if outcome is not None else None,
         )
+
+    def forbidden_values(self, ds: Dataset) -> Forbidden:
+        """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
+        kept = {t for t, rule in self.plan.rules.items() if rule.code == "K" or rule.source == "override"}
+        return identifying_values(ds, keep=kept, keep_uids=self.engine.retain_uids)
 
     def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:
         ds = src.ds
@@ -304,19 +318,26 @@ def write_atomic(
     final: Path,
     pixel: PixelOutcome | None = None,
     encoded: dict[int, bytes] | None = None,
+    *,
+    forbidden: Forbidden | None = None,
 ) -> None:
-    """Write the output to a temporary file beside ``final``, then link it into place.
+    """Write the output to a temporary file beside ``final``, verify it, then link it into place.
 
+    The written bytes are re-scanned strictly and searched for the input's
+    identifying values (``forbidden``, see :mod:`privguard.dicom.verify`); an
+    output that fails is deleted and the file reported failed.
     An existing ``final`` is never overwritten: if it holds the same bytes
     (the same instance de-identified before, as on ``--resume``) that is fine;
     different bytes mean two inputs share a SOP Instance UID, which is an error.
     """
+    created = _missing_dirs(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             _write(src, st, out, pixel, encoded)
+        _verify_file(tmp, forbidden or Forbidden(()))
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)
@@ -328,8 +349,38 @@ def write_atomic(
                 ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
+        for d in created:  # folders made for this output only, deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise
     tmp.unlink(missing_ok=True)
+
+
+def _missing_dirs(folder: Path) -> list[Path]:
+    out = []
+    while not folder.exists():
+        out.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    return out
+
+
+def _verify_file(path: Path, forbidden: Forbidden) -> None:
+    size = path.stat().st_size
+    if size <= WHOLE_FILE_LIMIT:
+        verify_output(path.read_bytes(), forbidden)
+        return
+    import mmap
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            verify_output(view, forbidden)
+        finally:
+            view.release()
 
 
 def _write(

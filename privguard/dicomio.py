@@ -52,6 +52,7 @@ from pydicom.uid import (
 )
 
 from privguard._version import __version__
+from privguard.dicom.scan import Scan, scan
 from privguard.errors import InputError, NotDicomError, OutputError
 
 LONG_VRS = frozenset(
@@ -89,6 +90,8 @@ class Source:
     size: int
     data: bytes | None = None
     """The whole file, when it was small enough to read in one go."""
+    scan: Scan | None = None
+    """The strict scanner's index of the file (every file read by :func:`read_source` has one)."""
 
     @property
     def spliceable(self) -> bool:
@@ -175,71 +178,105 @@ def read_source(path: str | Path) -> Source:
         if size == 0:
             raise NotDicomError("empty file")
         buf = fh.read(size if size <= WHOLE_FILE_LIMIT else _FIRST_READ)
-        while True:
-            try:
-                src = _parse_fast(path, buf, size)
-                break
-            except _NeedMore:
-                fh.seek(0)
-                buf = fh.read(min(size, 4 * len(buf)))
-            except _Fallback:
-                src = None
-                break
-        if src is not None:
-            if len(buf) == size:
-                src.data = buf
-            if src.pixel is not None:
-                src.pixel = _locate_pixels(fh, src.pixel.start, size, src.implicit, src.little)
-                if src.pixel.end < size:
-                    src.trailing = _read_trailing(fh, src.pixel.end, src.implicit, src.little, src.ds)
-            return src
-        part10 = buf[128:132] == b"DICM"
-        fh.seek(0)
-        try:
-            ds = _read_dataset_file(fh, force=not part10)
-        except InvalidDicomError:
-            raise NotDicomError("not a DICOM file") from None
-        except (
-            EOFError,
-            struct.error,
-            ValueError,
-            KeyError,
-            IndexError,
-            OverflowError,
-            NotImplementedError,
-        ) as exc:
-            raise InputError(f"the DICOM header cannot be parsed ({type(exc).__name__})") from None
-        stop = fh.tell()
-        if not ds._dict:
-            raise NotDicomError("no DICOM data elements found")
-        implicit, little = _encoding(ds)
-        ts = _transfer_syntax(ds, implicit, little)
-        if ts == DeflatedExplicitVRLittleEndian or _mismatched(ts, implicit, little):
-            # Deflated: no byte ranges to splice. Mismatched: the dataset is not encoded
-            # as its transfer syntax says, so its bytes cannot be copied under that
-            # syntax. Either way, read it whole and let pydicom write it properly.
-            fh.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    ds = pydicom.dcmread(fh, force=not part10)
-                except Exception as exc:
-                    raise InputError(f"the deflated dataset cannot be read ({type(exc).__name__})") from None
-            return Source(path, ds, b"", {}, False, True, ts, None, None, size)
-        fh.seek(0)
-        header = fh.read(stop)
-        spans = _spans(ds, header, stop, implicit, little) if ts != DeflatedExplicitVRLittleEndian else {}
-        _check_complete(ds, spans, size)
-        check_sequences(ds, implicit, little)
-        pixel = None
-        trailing = None
-        if stop < size and ts != DeflatedExplicitVRLittleEndian:
-            pixel = _locate_pixels(fh, stop, size, implicit, little)
-            if pixel.end < size:
-                trailing = _read_trailing(fh, pixel.end, implicit, little, ds)
-        return Source(path, ds, header, spans, implicit, little, ts, pixel, trailing, size)
+        sc = _strict_scan(fh, buf, size)
+        src = _read(path, fh, buf, size)
+        _cross_check(sc, src)
+        src.scan = sc
+        return src
     finally:
         fh.close()
+
+
+def _strict_scan(fh: BinaryIO, buf: bytes, size: int) -> Scan:
+    """Scan the whole file strictly (see :mod:`privguard.dicom.scan`); large files through mmap."""
+    if len(buf) == size:
+        return scan(buf)
+    import mmap
+
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        sc = scan(mm)
+        sc.data = b""  # the map closes here: keep only the index
+        return sc
+
+
+def _cross_check(sc: Scan, src: Source) -> None:
+    """Refuse a file that pydicom parsed differently from the strict scanner."""
+    if src.ds.file_meta is not None and src.transfer_syntax != sc.transfer_syntax and not sc.mismatched:
+        raise InputError("the transfer syntax is ambiguous (the readers disagree)")
+    got = [int(t) for t in src.ds._dict]
+    if src.pixel is not None:
+        got.append(src.pixel.tag)
+    if src.trailing is not None:
+        got.extend(int(t) for t in src.trailing._dict)
+    if got != sc.tags:
+        raise InputError("the data set's elements are ambiguous (the readers disagree on them)")
+
+
+def _read(path: Path, fh: BinaryIO, buf: bytes, size: int) -> Source:
+    """Parse the file (already scanned strictly) into a Source: fast parser, else pydicom."""
+    while True:
+        try:
+            src = _parse_fast(path, buf, size)
+            break
+        except _NeedMore:
+            fh.seek(0)
+            buf = fh.read(min(size, 4 * len(buf)))
+        except _Fallback:
+            src = None
+            break
+    if src is not None:
+        if len(buf) == size:
+            src.data = buf
+        if src.pixel is not None:
+            src.pixel = _locate_pixels(fh, src.pixel.start, size, src.implicit, src.little)
+            if src.pixel.end < size:
+                src.trailing = _read_trailing(fh, src.pixel.end, src.implicit, src.little, src.ds)
+        return src
+    part10 = buf[128:132] == b"DICM"
+    fh.seek(0)
+    try:
+        ds = _read_dataset_file(fh, force=not part10)
+    except InvalidDicomError:
+        raise NotDicomError("not a DICOM file") from None
+    except (
+        EOFError,
+        struct.error,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        NotImplementedError,
+    ) as exc:
+        raise InputError(f"the DICOM header cannot be parsed ({type(exc).__name__})") from None
+    stop = fh.tell()
+    if not ds._dict:
+        raise NotDicomError("no DICOM data elements found")
+    implicit, little = _encoding(ds)
+    ts = _transfer_syntax(ds, implicit, little)
+    if ts == DeflatedExplicitVRLittleEndian or _mismatched(ts, implicit, little):
+        # Deflated: no byte ranges to splice. Mismatched: the dataset is not encoded
+        # as its transfer syntax says, so its bytes cannot be copied under that
+        # syntax. Either way, read it whole and let pydicom write it properly.
+        fh.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(fh, force=not part10)
+            except Exception as exc:
+                raise InputError(f"the deflated dataset cannot be read ({type(exc).__name__})") from None
+        return Source(path, ds, b"", {}, False, True, ts, None, None, size)
+    fh.seek(0)
+    header = fh.read(stop)
+    spans = _spans(ds, header, stop, implicit, little) if ts != DeflatedExplicitVRLittleEndian else {}
+    _check_complete(ds, spans, size)
+    check_sequences(ds, implicit, little)
+    pixel = None
+    trailing = None
+    if stop < size and ts != DeflatedExplicitVRLittleEndian:
+        pixel = _locate_pixels(fh, stop, size, implicit, little)
+        if pixel.end < size:
+            trailing = _read_trailing(fh, pixel.end, implicit, little, ds)
+    return Source(path, ds, header, spans, implicit, little, ts, pixel, trailing, size)
 
 
 def _parse_fast(path: Path, buf: bytes, size: int) -> Source:
@@ -854,9 +891,13 @@ def write_output(
     encodings = ds._character_set
     header = src.header
     run_start = run_end = -1
-    for tag in sorted(ds._dict, key=int):  # int keys: C comparisons, not BaseTag.__lt__
+    elements = ds._dict
+    for tag in sorted(elements, key=int):  # int keys: C comparisons, not BaseTag.__lt__
         t = int(tag)
-        span = src.spans.get(t) if t not in dirty else None
+        # Fail closed: original bytes are copied only for an element that is still the very
+        # raw element read from that byte range (kept as read), never for one the
+        # de-identification replaced, whether or not it was marked dirty.
+        span = src.spans.get(t) if t not in dirty and type(elements[tag]) is RawDataElement else None
         if span is not None:
             if span[0] == run_end:
                 run_end = span[1]

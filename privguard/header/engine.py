@@ -108,6 +108,8 @@ _DUMMY: dict[str, Any] = {
     "AT": 0,
 }
 _STANDARD_UID_ROOT = "1.2.840.10008."
+#: The attributes privguard writes to record the de-identification (PS3.15 E.1.1).
+METHOD_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 _NO_VALIDATION = pydicom_config.IGNORE
 #: Type 1C attributes required only when another attribute is present (PS3.3), where Table
 #: E.1-1 dummies the first and removes the second: the first must then go too, or the
@@ -296,6 +298,11 @@ class HeaderEngine:
             group, el = t >> 16, t & 0xFFFF
             if el == 0:
                 self._remove(ds, key, st, prefix, "group-length")
+                continue
+            if not top and t in METHOD_TAGS:
+                # Only the data set's own method attributes mean anything; a copy inside
+                # an item (of an earlier de-identification, say) may hold anything.
+                self._remove(ds, key, st, prefix, "method-attribute-in-item")
                 continue
             if group & 1:
                 if 0x0010 <= el <= 0x00FF:
@@ -696,13 +703,14 @@ class HeaderEngine:
         """Record the de-identification in the dataset (PS3.15 E.1.1, PS3.3 C.7.1.1)."""
         from privguard._version import __version__
 
-        st.top = 0
         profile = self.plan.profile
+        st.top = 0x00120062
         self._set(ds, 0x00120062, "CS", "YES", st)  # PatientIdentityRemoved
         methods = [
             f"DICOM PS3.15 {self.plan.edition} Basic Profile",
             f"privguard {__version__} profile {profile.name}",
         ]
+        st.top = 0x00120063
         self._set(ds, 0x00120063, "LO", [m[:64] for m in methods], st)  # DeidentificationMethod
         items = []
         for value, meaning in profile.method_codes:
@@ -713,6 +721,7 @@ class HeaderEngine:
             item.CodingSchemeDesignator = "DCM"
             item.CodeMeaning = meaning
             items.append(item)
+        st.top = 0x00120064
         self._set(ds, 0x00120064, "SQ", Sequence(items), st)  # DeidentificationMethodCodeSequence
         if self.full_dates:
             temporal = "UNMODIFIED"
@@ -720,7 +729,9 @@ class HeaderEngine:
             temporal = "MODIFIED"
         else:
             temporal = "REMOVED"
+        st.top = 0x00280303
         self._set(ds, 0x00280303, "CS", temporal, st)  # LongitudinalTemporalInformationModified
+        st.top = 0
         for t in (0x00120062, 0x00120063, 0x00120064, 0x00280303):
             st.note("", t, None, "", "A", "deidentification-method")
 

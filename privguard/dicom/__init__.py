@@ -1,0 +1,1 @@
+"""Byte-level DICOM: the strict scanner every input and every output goes through."""

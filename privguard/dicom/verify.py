@@ -1,0 +1,116 @@
+"""Check an output before it is kept: it parses strictly and holds none of the input's identifiers.
+
+The emitter should never produce a bad output; this is the last line of
+defence if it does (a bug, or an input the scanner let through that should
+not have been). The output is re-scanned with the same strict rules as the
+inputs (:mod:`privguard.dicom.scan`) and its data set (pixel data excluded) is
+searched, byte for byte, for the input's identifying values: PatientName,
+PatientID, AccessionNumber, OtherPatientIDs and the input's own instance
+UIDs (every top-level UI value outside the DICOM root), each of at least 4
+characters. A value a profile deliberately keeps (a site override keeping the
+PatientID, the Retain UIDs option) is not searched for. Purely numeric
+values shorter than 8 characters are not searched for either: they occur by
+chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from privguard.dicom.scan import ScanError, scan
+from privguard.errors import OutputError
+
+#: Identifying attributes searched for, tag -> keyword (the message names the keyword only).
+IDENTIFYING = {
+    0x00100010: "PatientName",
+    0x00100020: "PatientID",
+    0x00080050: "AccessionNumber",
+    0x00101000: "OtherPatientIDs",
+    0x00101001: "OtherPatientNames",
+    0x00101005: "PatientBirthName",
+    0x00101060: "PatientMotherBirthName",
+    0x00120063: "DeidentificationMethod",
+}
+_DICOM_ROOT = b"1.2.840.10008."
+_NUMERIC = frozenset(b"0123456789.-+ ")
+#: Values privguard itself writes as dummies: never searched for.
+_DUMMIES = frozenset({b"ANONYMIZED", b"ANONYMOUS", b"REMOVED"})
+
+
+@dataclass(frozen=True)
+class Forbidden:
+    """The input's identifying values (bytes as in the file) and the keyword each came from."""
+
+    values: tuple[tuple[bytes, str], ...]
+
+
+def _components(raw: bytes) -> list[bytes]:
+    out = []
+    for v in raw.split(b"\\"):
+        v = v.strip(b"\x00 ")
+        if len(v) < 4 or v in _DUMMIES:
+            continue
+        if len(v) < 8 and set(v) <= _NUMERIC:
+            continue
+        out.append(v)
+    return out
+
+
+def _raw_value(ds: Dataset, tag: int) -> bytes | None:
+    elem = ds._dict.get(tag)  # type: ignore[call-overload]
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes):
+        return value
+    if value is None:
+        return None
+    try:
+        text = "\\".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+        return text.encode("utf-8")
+    except Exception:
+        return None
+
+
+def identifying_values(ds: Dataset, *, keep: Iterable[int] = (), keep_uids: bool = False) -> Forbidden:
+    """Collect the identifying values of a data set before it is de-identified.
+
+    ``keep`` lists tags a profile deliberately keeps; ``keep_uids`` skips UIDs.
+    """
+    kept = set(keep)
+    values: list[tuple[bytes, str]] = []
+    for tag, keyword in IDENTIFYING.items():
+        if tag in kept:
+            continue
+        raw = _raw_value(ds, tag)
+        if raw:
+            values.extend((v, keyword) for v in _components(raw))
+    if not keep_uids:
+        for tag, elem in ds._dict.items():
+            if getattr(elem, "VR", None) != "UI" or int(tag) in kept or int(tag) >> 16 == 0x0002:
+                continue
+            raw = _raw_value(ds, int(tag))
+            if raw:
+                values.extend(
+                    (v, "an instance UID") for v in _components(raw) if not v.startswith(_DICOM_ROOT)
+                )
+    return Forbidden(tuple(values))
+
+
+def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
+    """Raise :class:`OutputError` unless ``data`` parses strictly and holds no forbidden value."""
+    try:
+        sc = scan(data, require_part10=True)
+    except ScanError as exc:
+        raise OutputError(f"the output does not parse cleanly ({exc}); nothing written") from None
+    if sc.mismatched:
+        raise OutputError("the output is not encoded as its transfer syntax says; nothing written")
+    body = sc.data
+    px = sc.pixel
+    header = bytes(body) if px is None else bytes(body[: px.start]) + b"\x00" + bytes(body[px.end :])
+    for value, keyword in forbidden.values:
+        if header.find(value) >= 0:
+            raise OutputError(f"the output still holds the input's {keyword}; nothing written")
