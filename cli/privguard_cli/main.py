@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profiles": ("privguard_cli.profiles", "profiles", "List and show de-identification profiles."),
     "check": ("privguard_cli.check", "check", "Check an export request against GDPR/HIPAA/PIPL policies."),
     "approve": ("privguard_cli.approve", "approve", "Sign an approval of an export request."),
+    "serve": ("privguard_cli.serve", "serve", "Run a de-identifying DICOM node (receive, scrub, forward)."),
 }
 
 

@@ -1,0 +1,76 @@
+"""The Storage SCP: C-ECHO and C-STORE for every storage SOP class, pynetdicom underneath.
+
+Associations are accepted only from the allowed calling AE titles (others are
+rejected at association, "calling AE title not recognised"). Each C-STORE
+hands the encoded dataset, as received, to a callback that stores it
+durably; the response status is what the callback returns, so a dataset is
+acknowledged only once it is on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from privguard.node.config import Listen
+
+#: Status codes the node answers C-STORE with.
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+
+Receiver = Callable[[bytes, str, str], int]
+"""(encoded Part 10 bytes, calling AE title, SOP Instance UID from the request) -> status."""
+
+
+def build_ae(listen: Listen) -> Any:
+    """An AE that supports Verification and all storage SOP classes with every transfer syntax."""
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)  # its debug output can quote identifiers
+    ae = AE(ae_title=listen.ae_title)
+    ae.add_supported_context(Verification)
+    for cx in AllStoragePresentationContexts:
+        if cx.abstract_syntax is not None:
+            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    ae.require_calling_aet = list(listen.allowed_callers)
+    ae.maximum_associations = listen.max_associations
+    ae.maximum_pdu_size = listen.max_pdu
+    ae.acse_timeout = listen.acse_timeout
+    ae.dimse_timeout = listen.dimse_timeout
+    ae.network_timeout = listen.network_timeout
+    return ae
+
+
+def start_scp(listen: Listen, receive: Receiver) -> tuple[Any, Any]:
+    """Start listening (non-blocking); return the AE and its server (``server.shutdown()`` stops it)."""
+    from pynetdicom import evt
+
+    ssl_context = None
+    if listen.tls is not None:
+        from privguard.node.tlsctx import server_context
+
+        ssl_context = server_context(listen.tls)
+
+    def on_echo(event: Any) -> int:
+        return SUCCESS
+
+    def on_store(event: Any) -> int:
+        try:
+            raw = event.encoded_dataset(include_meta=True)
+        except Exception:
+            return CANNOT_UNDERSTAND
+        calling = str(event.assoc.requestor.ae_title).strip()
+        sop = str(event.request.AffectedSOPInstanceUID or "")
+        return receive(raw, calling, sop)
+
+    ae = build_ae(listen)
+    server = ae.start_server(
+        (listen.host, listen.port),
+        block=False,
+        ssl_context=ssl_context,
+        evt_handlers=[(evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, on_store)],
+    )
+    return ae, server

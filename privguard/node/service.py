@@ -1,0 +1,496 @@
+"""The node: SCP -> durable queue -> worker pool -> forwarder, with status, logs and audit records.
+
+Threads in the node process: pynetdicom's server (one thread per
+association), one dispatcher feeding the worker processes, one forwarder,
+and the status HTTP server. Worker processes are started before any thread,
+so forking them is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue as queue_mod
+import shutil
+import signal
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from hashlib import sha256
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from privguard.deidentify import quiet_pydicom
+from privguard.errors import ConfigError
+from privguard.header.profile import load_profile
+from privguard.node.config import NodeConfig
+from privguard.node.events import EventLog, Stats
+from privguard.node.filters import InstanceFilter
+from privguard.node.forward import DestinationDown, Forwarder, Outgoing, make_forwarder
+from privguard.node.quarantine import seal
+from privguard.node.queue import DurableQueue, Item
+from privguard.node.records import AuditSink, JsonlAuditSink, run_info
+from privguard.node.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, start_scp
+from privguard.node.worker import Outcome, init_worker, scrub_chunk, warm
+from privguard.pseudonym.keys import ProjectKey
+
+#: A destination that refuses one instance this many times sends it to quarantine.
+MAX_REFUSALS = 5
+
+_TAGS = [0x00080060, 0x00100020, 0x0020000D, 0x00080018, 0x00080016]
+
+
+class Node:
+    """A running de-identifying DICOM node. Use :meth:`start` and :meth:`stop` (or :meth:`serve`)."""
+
+    def __init__(
+        self, cfg: NodeConfig, audit: AuditSink | None = None, key: ProjectKey | None = None
+    ) -> None:
+        quiet_pydicom()
+        self.cfg = cfg
+        self.key = key or ProjectKey.load(cfg.key_file)
+        profile = load_profile(cfg.profile)
+        self.profile_name = profile.name
+        self.profile_sha256 = sha256(
+            json.dumps(profile.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+        self.filter = InstanceFilter(cfg.filters)  # verifies a configured approval now
+        self.queue = DurableQueue(cfg.queue, self.key, cfg.project)
+        self.log = EventLog(cfg.log)
+        self.stats = Stats()
+        self.audit: AuditSink = audit if audit is not None else JsonlAuditSink(cfg.audit_path)
+        self.forwarder: Forwarder = make_forwarder(cfg.destination)
+        self._todo: queue_mod.Queue[Item] = queue_mod.Queue()
+        self._lock = threading.Lock()
+        self._scrubbing: dict[str, set[int]] = defaultdict(set)  # study token -> seqs not yet scrubbed
+        self._refusals: dict[str, int] = defaultdict(int)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._slots = threading.Semaphore(max(2, cfg.workers * 2))
+        self._pool: ProcessPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self._ae: Any = None
+        self._server: Any = None
+        self._http: Any = None
+        self.status_port: int | None = None
+        self.port: int | None = None
+        self._run_id = f"run_{int(time.time() * 1000):x}"
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.cfg
+        self._pool = self._new_pool()
+        self.audit.run_record(
+            {
+                "phase": "start",
+                "run_id": self._run_id,
+                **run_info("serve", self.profile_name, self.profile_sha256, self.key, cfg.project),
+                "listen_ae": cfg.listen.ae_title,
+                "destination": cfg.destination.type,
+            }
+        )
+        backlog = self.queue.pending_incoming()
+        for item in backlog:
+            self._track(item)
+            self._todo.put(item)
+        for target, name in ((self._dispatch_loop, "dispatch"), (self._forward_loop, "forward")):
+            t = threading.Thread(target=target, name=f"privguard-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if cfg.status is not None:
+            from privguard.node.status import start_status_server
+
+            self._http = start_status_server(cfg.status.host, cfg.status.port, self.status)
+            self.status_port = int(self._http.server_address[1])
+            (cfg.queue / "status.port").write_text(f"{self.status_port}\n")
+        try:
+            self._ae, self._server = start_scp(cfg.listen, self.receive)
+        except OSError as exc:
+            self.stop()
+            raise ConfigError(
+                f"cannot listen on {cfg.listen.host}:{cfg.listen.port} ({exc.strerror or type(exc).__name__})"
+            ) from None
+        self.port = int(self._server.server_address[1])
+        depth = self.queue.depth()
+        self.log.emit(
+            "started",
+            ae_title=cfg.listen.ae_title,
+            port=self.port,
+            status_port=self.status_port,
+            workers=cfg.workers,
+            destination=cfg.destination.type,
+            backlog_incoming=depth["incoming"],
+            backlog_outgoing=depth["outgoing"],
+            run_id=self._run_id,
+        )
+
+    def stop(self) -> None:
+        """Stop accepting, let the workers finish what they hold, and close (the queue stays on disk)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._ae is not None:
+            self._ae.shutdown()
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.forwarder.close()
+        snap = self.stats.snapshot()
+        self.audit.run_record(
+            {"phase": "end", "run_id": self._run_id, "counts": snap["counts"], "outcome": "stopped"}
+        )
+        self.log.emit("stopped", counts=snap["counts"], **self.queue.depth())
+        self.audit.close()
+        self.queue.close()
+        self.log.close()
+
+    def serve(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        done = threading.Event()
+
+        def handler(signum: int, frame: Any) -> None:
+            done.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        self.start()
+        while not done.wait(1.0):
+            pass
+        self.stop()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        ocr = self.cfg.ocr != "off"
+        ctx = multiprocessing.get_context("spawn" if ocr else "fork")
+        pool = ProcessPoolExecutor(
+            max_workers=self.cfg.workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(self.cfg, self.key),
+        )
+        # Start every worker now (and fail early on a bad profile or a missing OCR extra).
+        for f in [pool.submit(warm) for _ in range(self.cfg.workers)]:
+            f.result()
+        return pool
+
+    # -- receiving (pynetdicom's threads) ------------------------------------------------
+
+    def receive(self, raw: bytes, calling_ae: str, request_sop: str) -> int:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        self.stats.add("received")
+        try:
+            ds = pydicom.dcmread(BytesIO(raw), specific_tags=_TAGS)
+            study = str(ds.get("StudyInstanceUID", "") or "")
+            sop = str(ds.get("SOPInstanceUID", "") or "") or request_sop
+        except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError):
+            self.stats.add("unreadable")
+            self.stats.error("receive", "the dataset cannot be read")
+            self.log.emit("refused", reason="the dataset cannot be read", calling_ae=calling_ae)
+            return CANNOT_UNDERSTAND
+        verdict = self.filter.check(ds)
+        if not verdict.passes:
+            self.stats.add(f"filtered:{verdict.reason}")
+            self.log.emit("filtered", reason=verdict.reason, calling_ae=calling_ae)
+            self.audit.file_records(
+                [{"run_id": self._run_id, "status": "filtered", "reason": verdict.reason}]
+            )
+            return SUCCESS
+        try:
+            item, why = self.queue.put(raw, study, sop, self.cfg.forward_again)
+        except OSError as exc:
+            self.stats.add("store_errors")
+            self.stats.error("receive", f"cannot store the instance ({exc.strerror or type(exc).__name__})")
+            self.log.emit("store-error", reason=exc.strerror or type(exc).__name__, calling_ae=calling_ae)
+            return OUT_OF_RESOURCES
+        if item is None:
+            self.stats.add(f"skipped:{why}")
+            self.log.emit("skipped", reason=why, calling_ae=calling_ae)
+            return SUCCESS
+        self._track(item)
+        self._todo.put(item)
+        self.log.emit("received", item=item.name, calling_ae=calling_ae, bytes=len(raw))
+        return SUCCESS
+
+    def _track(self, item: Item) -> None:
+        with self._lock:
+            self._scrubbing[item.study].add(item.seq)
+
+    def _untrack(self, item: Item) -> None:
+        with self._lock:
+            seqs = self._scrubbing.get(item.study)
+            if seqs is not None:
+                seqs.discard(item.seq)
+                if not seqs:
+                    del self._scrubbing[item.study]
+
+    # -- de-identification ---------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._todo.get(timeout=0.2)
+            except queue_mod.Empty:
+                continue
+            chunk = [first]
+            while len(chunk) < self.cfg.chunk_size:
+                try:
+                    chunk.append(self._todo.get_nowait())
+                except queue_mod.Empty:
+                    break
+            self._submit(chunk)
+
+    def _submit(self, chunk: list[Item], retry: bool = False) -> None:
+        while not self._slots.acquire(timeout=0.2):
+            if self._stop.is_set():
+                return
+        assert self._pool is not None
+        paths = [str(self.queue.incoming_path(i)) for i in chunk]
+        try:
+            fut = self._pool.submit(scrub_chunk, paths, str(self.queue.work))
+        except (BrokenProcessPool, RuntimeError):
+            self._slots.release()
+            if self._stop.is_set():
+                return
+            self._replace_pool()
+            self._submit(chunk, retry)
+            return
+        fut.add_done_callback(lambda f: self._done(chunk, f, retry))
+
+    def _replace_pool(self) -> None:
+        with self._lock:
+            old = self._pool
+            if old is not None and not getattr(old, "_broken", False):
+                return
+            self._pool = self._new_pool()
+        self.log.emit("worker-pool-restarted")
+
+    def _done(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:
+        self._slots.release()
+        try:
+            outcomes = fut.result()
+        except BrokenProcessPool:
+            if self._stop.is_set():
+                return  # the items stay in incoming and are scrubbed at the next start
+            if retry:  # this one instance broke a worker on its own: quarantine it
+                self._quarantine(chunk[0], "a worker process died while de-identifying it")
+                return
+            self.stats.error("scrub", "a worker process died; retrying its instances one by one")
+            threading.Thread(target=self._retry_alone, args=(chunk,), daemon=True).start()
+            return
+        except Exception as exc:
+            for item in chunk:
+                self._quarantine(item, f"unexpected error ({type(exc).__name__})")
+            return
+        by_name = {o.name: o for o in outcomes}
+        records = []
+        for item in chunk:
+            o = by_name.get(item.name)
+            if o is None or not o.ok or o.output is None:
+                self._quarantine(item, o.reason if o is not None else "no result", o)
+                continue
+            meta = {
+                "relpath": o.relpath,
+                "counts": o.counts,
+                "pixels": o.pixels,
+                "input_sha256": o.input_sha256,
+                "output_sha256": o.output_sha256,
+            }
+            try:
+                self.queue.finish_scrub(item, Path(o.output), meta)
+            except OSError as exc:
+                self.stats.error(
+                    "scrub", f"cannot move the output into the queue ({exc.strerror})", item.name
+                )
+                continue
+            self._untrack(item)
+            self.stats.add("scrubbed")
+            records.append(item.name)
+        if chunk:
+            shutil.rmtree(self.queue.work / chunk[0].name, ignore_errors=True)
+        if records:
+            self.log.emit("scrubbed", items=records)
+            self._wake.set()
+
+    def _retry_alone(self, chunk: list[Item]) -> None:
+        self._replace_pool()
+        for item in chunk:
+            self._submit([item], retry=True)
+
+    def _quarantine(self, item: Item, reason: str | None, outcome: Outcome | None = None) -> None:
+        reason = reason or "failed"
+        try:
+            data = self.queue.incoming_path(item).read_bytes()
+            self.queue.to_quarantine(item, seal(data, item.name, self.key, self.cfg.project))
+        except OSError as exc:
+            self.stats.error("quarantine", f"cannot quarantine ({exc.strerror})", item.name)
+            return
+        finally:
+            self._untrack(item)
+        self.stats.add("quarantined")
+        self.stats.error("scrub", reason, item.name)
+        self.log.emit("quarantined", item=item.name, reason=reason)
+        self.audit.file_records(
+            [
+                {
+                    "run_id": self._run_id,
+                    "item": item.name,
+                    "input_ref": item.instance,
+                    "status": "quarantined",
+                    "reason": reason,
+                    "pixels": outcome.pixels if outcome is not None else None,
+                }
+            ]
+        )
+        self._wake.set()
+
+    # -- forwarding ----------------------------------------------------------------------
+
+    def _eligible(self) -> list[Item]:
+        """Outgoing items in arrival order, minus those an older unscrubbed instance of their study holds."""
+        with self._lock:
+            oldest = {s: min(seqs) for s, seqs in self._scrubbing.items() if seqs}
+        return [i for i in self.queue.pending_outgoing() if oldest.get(i.study, i.seq + 1) > i.seq]
+
+    def _forward_loop(self) -> None:
+        delay = self.cfg.retry_initial
+        while not self._stop.is_set():
+            self._wake.clear()
+            items = self._eligible()[: self.cfg.forward_batch]
+            if not items:
+                self._wake.wait(0.5)
+                continue
+            batch: list[Outgoing] = []
+            metas: list[dict[str, Any]] = []
+            for item in items:
+                try:
+                    meta = self.queue.meta(item)
+                    batch.append(self._outgoing(item, meta))
+                    metas.append(meta)
+                except (OSError, ValueError):
+                    items = items[: len(batch)]
+                    break
+            if not batch:
+                self._wake.wait(0.5)
+                continue
+            try:
+                deliveries = self.forwarder.send(batch)
+            except DestinationDown as exc:
+                self._down(str(exc), delay)
+                delay = min(delay * 2, self.cfg.retry_max)
+                continue
+            except Exception as exc:
+                self._down(f"unexpected error ({type(exc).__name__})", delay)
+                delay = min(delay * 2, self.cfg.retry_max)
+                continue
+            if self.stats.destination_up is not True:
+                self.log.emit("destination-up")
+            self.stats.destination_up = True
+            delivered: list[Item] = []
+            records: list[dict[str, Any]] = []
+            for item, meta, d in zip(items, metas, deliveries, strict=False):
+                if d.ok:
+                    delivered.append(item)
+                    records.append(self._file_record(item, meta, "forwarded", None))
+                    continue
+                self._refusals[item.name] += 1
+                self.stats.add("forward_refusals")
+                self.stats.error("forward", d.reason or "refused", item.name)
+                self.log.emit(
+                    "forward-refused", item=item.name, reason=d.reason, attempt=self._refusals[item.name]
+                )
+                if self._refusals[item.name] >= MAX_REFUSALS:
+                    self._quarantine_outgoing(item, meta, d.reason or "refused")
+            self.queue.delivered_many(delivered)
+            self.audit.file_records(records)
+            self.stats.add("forwarded", len(delivered))
+            for item, meta in zip(items, metas, strict=False):
+                if item in delivered:
+                    self.log.emit(
+                        "forwarded",
+                        item=item.name,
+                        output=meta.get("relpath"),
+                        sha256=meta.get("output_sha256"),
+                    )
+            if len(deliveries) < len(batch):
+                self._down("the association ended before the batch was sent", delay)
+                delay = min(delay * 2, self.cfg.retry_max)
+            else:
+                delay = self.cfg.retry_initial
+
+    def _down(self, reason: str, delay: float) -> None:
+        if self.stats.destination_up is not False:
+            self.log.emit("destination-down", reason=reason, retry_in_s=delay)
+        self.stats.destination_up = False
+        self.stats.add("forward_errors")
+        self.stats.error("forward", reason)
+        self._stop.wait(delay)
+
+    def _outgoing(self, item: Item, meta: dict[str, Any]) -> Outgoing:
+        import pydicom
+
+        path = self.queue.outgoing_path(item)
+        fm = pydicom.filereader.read_file_meta_info(path)
+        return Outgoing(
+            path=path,
+            relpath=str(meta["relpath"]),
+            sop_class=str(fm.MediaStorageSOPClassUID),
+            transfer_syntax=str(fm.TransferSyntaxUID),
+        )
+
+    def _file_record(
+        self, item: Item, meta: dict[str, Any], status: str, reason: str | None
+    ) -> dict[str, Any]:
+        return {
+            "run_id": self._run_id,
+            "item": item.name,
+            "input_ref": item.instance,
+            "input_sha256_hmac": _hmac_hex(self.key, self.cfg.project, meta.get("input_sha256", "")),
+            "output": meta.get("relpath"),
+            "output_sha256": meta.get("output_sha256"),
+            "actions": meta.get("counts"),
+            "pixels": meta.get("pixels"),
+            "destination": self.cfg.destination.type,
+            "status": status,
+            "reason": reason,
+        }
+
+    def _quarantine_outgoing(self, item: Item, meta: dict[str, Any], reason: str) -> None:
+        try:
+            data = self.queue.outgoing_path(item).read_bytes()
+            self.queue.to_quarantine(
+                item, seal(data, item.name, self.key, self.cfg.project), from_outgoing=True
+            )
+        except OSError as exc:
+            self.stats.error("quarantine", f"cannot quarantine ({exc.strerror})", item.name)
+            return
+        self.stats.add("quarantined")
+        self.log.emit("quarantined", item=item.name, reason=f"destination: {reason}")
+        self.audit.file_records([self._file_record(item, meta, "quarantined", f"destination: {reason}")])
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        snap = self.stats.snapshot()
+        snap["queue"] = self.queue.depth()
+        snap["ae_title"] = self.cfg.listen.ae_title
+        snap["port"] = self.port
+        snap["destination"] = self.cfg.destination.type
+        snap["run_id"] = self._run_id
+        return snap
+
+
+def _hmac_hex(key: ProjectKey, project: str, value: str) -> str:
+    from privguard.node.records import Hasher
+
+    return Hasher(key, project)(value) if value else ""

@@ -1,0 +1,110 @@
+"""De-identification in worker processes: one :class:`Deidentifier` per process, reused.
+
+A task is a chunk of queued inputs. Each input is scrubbed into its own
+scratch folder under ``work/`` (so one item's output never mixes with
+another's), fsync'd, and described by a PHI-free :class:`Outcome`; the parent
+then moves it into ``outgoing/`` or seals the input into quarantine.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from privguard.cores import usable_cores
+from privguard.deidentify import Deidentifier, PixelOptions
+from privguard.node.config import NodeConfig
+from privguard.node.queue import fsync_file
+from privguard.pseudonym.keys import ProjectKey
+
+
+@dataclass
+class Outcome:
+    """What happened to one input (no PHI: paths are queue paths, reasons privguard's own)."""
+
+    name: str
+    ok: bool
+    output: str | None = None
+    """The scrubbed file's path (in ``work/``) when ok."""
+    relpath: str | None = None
+    """``<patient>/<study>/<series>/<instance>.dcm`` from pseudonymous values."""
+    reason: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    pixels: dict[str, Any] | None = None
+    input_sha256: str = ""
+    output_sha256: str = ""
+
+
+_DEID: Deidentifier | None = None
+
+
+def make_deidentifier(cfg: NodeConfig, key: ProjectKey) -> Deidentifier:
+    pixels = PixelOptions(ocr=cfg.ocr, device=cfg.device)
+    return Deidentifier(
+        cfg.profile, key, project=cfg.project, vault=cfg.vault, options=set(cfg.options), pixels=pixels
+    )
+
+
+def init_worker(cfg: NodeConfig, key: ProjectKey) -> None:
+    global _DEID
+    os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, usable_cores() // cfg.workers)))
+    warnings.simplefilter("ignore")
+    _DEID = make_deidentifier(cfg, key)
+
+
+def _sha256_file(path: Path) -> str:
+    h = sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scrub_chunk(inputs: list[str], work: str, deid: Deidentifier | None = None) -> list[Outcome]:
+    """Scrub queued inputs; every input gets an outcome, errors never stop the others."""
+    deid = deid or _DEID
+    assert deid is not None, "worker not initialised"
+    paths = [Path(p) for p in inputs]
+    chunk_dir = Path(work) / paths[0].stem
+    results = deid.files(paths, chunk_dir)
+    outcomes: list[Outcome] = []
+    for path, res in zip(paths, results, strict=True):
+        name = path.stem
+        try:
+            in_sha = _sha256_file(path)
+        except OSError:
+            in_sha = ""
+        if res.status != "ok" or not res.output:
+            outcomes.append(
+                Outcome(name, False, reason=res.reason or res.status, pixels=res.pixels, input_sha256=in_sha)
+            )
+            continue
+        out = chunk_dir / res.output
+        try:
+            fsync_file(out)
+            out_sha = _sha256_file(out)
+        except OSError as exc:
+            outcomes.append(Outcome(name, False, reason=f"output not readable ({exc.strerror})"))
+            continue
+        outcomes.append(
+            Outcome(
+                name,
+                True,
+                output=str(out),
+                relpath=res.output,
+                counts=dict(res.counts),
+                pixels=res.pixels,
+                input_sha256=in_sha,
+                output_sha256=out_sha,
+            )
+        )
+    return outcomes
+
+
+def warm() -> int:
+    """A no-op task, used to start every worker before the node's threads run."""
+    return os.getpid()
