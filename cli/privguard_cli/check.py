@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from privguard.compliance import Decision
 
 _STYLE = {"allow": "bold green", "deny": "bold red", "needs_review": "bold yellow"}
-_SEVERITY_STYLE = {"deny": "red", "review": "yellow", "exclude": "magenta", "info": "dim"}
+_SEVERITY_STYLE = {"deny": "red", "review": "yellow", "exclude": "magenta", "info": "dim", "pass": "green"}
 
 
 def parse_at(value: str | None) -> dt.datetime | None:
@@ -68,6 +68,10 @@ def render(decision: Decision, console: Console) -> None:
                 message += " [Interpretation]"
             if f.overridden_by:
                 message += f" [changed by site policy {f.overridden_by}]"
+            if f.details:
+                message += "\n" + "\n".join(f.details)
+            if f.source:
+                message = f"[source {f.source}] " + message
             table.add_row(
                 Text(f.severity, style=_SEVERITY_STYLE[f.severity]),
                 Text(f.rule_id),

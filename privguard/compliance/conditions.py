@@ -13,8 +13,8 @@ Operators, by fact type:
 bool       ``is_true``, ``is_false``
 int        ``eq``, ``ne``, ``gt``, ``ge``, ``lt``, ``le`` (value: an integer)
 str        ``eq``, ``ne`` (value: a string), ``in``, ``not_in`` (value: a list)
-set        ``contains`` (value: a string), ``intersects``, ``disjoint``
-           (value: a list), ``empty``, ``not_empty``
+set        ``contains`` (value: a string), ``intersects``, ``disjoint``,
+           ``subset_of`` (value: a list), ``empty``, ``not_empty``
 any        ``present``, ``absent`` (whether the fact is known)
 =========  ==================================================================
 
@@ -55,6 +55,7 @@ Op = Literal[
     "contains",
     "intersects",
     "disjoint",
+    "subset_of",
     "empty",
     "not_empty",
 ]
@@ -64,7 +65,7 @@ _OPS: dict[FactType, frozenset[str]] = {
     FactType.BOOL: frozenset({"is_true", "is_false"}),
     FactType.INT: frozenset({"eq", "ne", "gt", "ge", "lt", "le"}),
     FactType.STR: frozenset({"eq", "ne", "in", "not_in"}),
-    FactType.SET: frozenset({"contains", "intersects", "disjoint", "empty", "not_empty"}),
+    FactType.SET: frozenset({"contains", "intersects", "disjoint", "subset_of", "empty", "not_empty"}),
 }
 _ANY_TYPE = frozenset({"present", "absent"})
 
@@ -88,7 +89,7 @@ class Test(Model):
             if v is not None:
                 raise ValueError(f"operator '{self.op}' takes no value")
             return self
-        if self.op in ("in", "not_in", "intersects", "disjoint"):
+        if self.op in ("in", "not_in", "intersects", "disjoint", "subset_of"):
             if not isinstance(v, tuple) or not v:
                 raise ValueError(f"operator '{self.op}' needs a non-empty list value")
             items: tuple[str, ...] = v
@@ -185,6 +186,8 @@ def _test(t: Test, v: FactValue) -> bool | None:
         if op == "not_empty":
             return bool(v)
         members = set(val) if isinstance(val, tuple) else set()
+        if op == "subset_of":
+            return v <= members
         return bool(v & members) if op == "intersects" else not (v & members)
     if op in ("in", "not_in"):
         inside = isinstance(val, tuple) and v in val

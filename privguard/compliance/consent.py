@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from privguard.compliance._base import Identifier, Model, unique
+from privguard.compliance._base import Identifier, Model, Sha256Hex, unique
 from privguard.compliance.duo import PERMISSIONS, ConsentTerm, DuoCode
 from privguard.compliance.fhir import FhirConsentResource
 
@@ -34,6 +34,24 @@ class SeparateConsent(Model):
     def valid_at(self, day: dt.date) -> bool:
         """Given on or before ``day`` and not withdrawn by then."""
         return self.given <= day and (self.withdrawn is None or self.withdrawn > day)
+
+
+class HipaaAuthorization(SeparateConsent):
+    """A research authorization under 45 CFR 164.508 (compliance.md 1.7 [H15][H16]).
+
+    ``withdrawn`` is the date a written revocation was received.
+    """
+
+    expires: dt.date | None = Field(
+        description="Required: the expiration date; null for an expiration event ('end of the research "
+        "study') or 'none', which research authorizations may state."
+    )
+    recipient: str = Field(
+        min_length=1, max_length=200, description="Who may receive the PHI, as authorized."
+    )
+
+    def valid_at(self, day: dt.date) -> bool:
+        return super().valid_at(day) and (self.expires is None or day <= self.expires)
 
 
 class Guardian(SeparateConsent):
@@ -52,6 +70,9 @@ class SeparateConsents(Model):
     gdpr_transfer: SeparateConsent | None = Field(
         default=None,
         description="GDPR Art. 49(1)(a): explicit consent to this transfer, after being told the risks.",
+    )
+    hipaa_authorization: HipaaAuthorization | None = Field(
+        default=None, description="HIPAA 164.508: the patient's authorization of this disclosure."
     )
 
 
@@ -108,14 +129,25 @@ class Snapshot(Model):
 
 
 class ConsentSet(Model):
-    """A consent file: a snapshot of one record per patient."""
+    """A consent file: a snapshot of one record per patient, listed or in a consent table.
+
+    A ``table`` is a CSV file of DUO consents (one row per patient, sorted by
+    patient id; see docs/compliance.md) streamed by the check; its path is
+    relative to the consent file and ``sha256`` pins its content.
+    """
 
     schema_version: Literal[1]
     snapshot: Snapshot
     records: tuple[ConsentRecord, ...] = ()
+    table: str | None = Field(default=None, min_length=1, max_length=300, description="Consent table (CSV).")
+    sha256: Sha256Hex | None = Field(default=None, description="SHA-256 the table must have.")
 
     @model_validator(mode="after")
     def _unique(self) -> ConsentSet:
+        if self.table is not None and self.records:
+            raise ValueError("give 'records' or 'table', not both")
+        if self.sha256 is not None and self.table is None:
+            raise ValueError("sha256 pins a table; give 'table'")
         if not unique(tuple(r.patient for r in self.records)):
             raise ValueError("records: a patient has more than one record")
         return self

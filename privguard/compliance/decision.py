@@ -16,6 +16,8 @@ from privguard.compliance._base import Model, Sha256Hex
 from privguard.compliance.policy import PolicyVersion, Severity
 
 Outcome = Literal["allow", "deny", "needs_review"]
+FindingSeverity = Severity | Literal["pass"]
+"""``pass``: a deny or review rule that applied and held (why the export may go)."""
 
 #: Exit codes of ``privguard check`` by outcome (validation errors exit 2).
 EXIT_CODES: dict[str, int] = {"allow": 0, "deny": 3, "needs_review": 5}
@@ -26,7 +28,7 @@ class Finding(Model):
 
     rule_id: str
     regime: Literal["gdpr", "hipaa", "pipl", "privguard"]
-    severity: Severity
+    severity: FindingSeverity
     citation: str
     message: str
     checked: str = Field(description="What the rule checked.")
@@ -35,8 +37,14 @@ class Finding(Model):
     policy: str = Field(description="Policy that defines the rule ('privguard' for engine rules).")
     overridden_by: str | None = Field(default=None, description="Site policy that changed the rule.")
     patients: int | None = Field(
-        default=None, description="Exclusion findings: how many patients it excluded."
+        default=None,
+        description="Exclusion findings: how many patients it excluded; patient-rule passes: for how many "
+        "included patients it held.",
     )
+    details: tuple[str, ...] = Field(
+        default=(), description="'fact = value' for the facts the rule shows (never patient data)."
+    )
+    source: str | None = Field(default=None, description="The exporting source, in a multi-source request.")
 
 
 class Exclusion(Model):
@@ -78,12 +86,15 @@ class Decision(Model):
     deid_profile: ProfileRef
     consent_snapshot: str | None = None
     consents_sha256: Sha256Hex | None = None
+    patient_table_sha256: Sha256Hex | None = Field(default=None, description="The patient table as read.")
+    consent_table_sha256: Sha256Hex | None = Field(default=None, description="The consent table as read.")
     findings: tuple[Finding, ...]
     inclusion: Inclusion
 
-    def rule_ids(self, *severities: Severity) -> frozenset[str]:
-        """Ids of the findings with any of ``severities`` (all findings if none given)."""
-        return frozenset(f.rule_id for f in self.findings if not severities or f.severity in severities)
+    def rule_ids(self, *severities: FindingSeverity) -> frozenset[str]:
+        """Ids of the findings with any of ``severities`` (if none given: every finding but the passes)."""
+        wanted = severities or ("deny", "review", "exclude", "info")
+        return frozenset(f.rule_id for f in self.findings if f.severity in wanted)
 
     @property
     def exit_code(self) -> int:

@@ -19,25 +19,35 @@ import logging
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from privguard.compliance._base import Regime
 from privguard.compliance.canonical import fingerprint, profile_fingerprint
-from privguard.compliance.conditions import evaluate
+from privguard.compliance.cohort import Cohort
+from privguard.compliance.conditions import evaluate, facts_of
 from privguard.compliance.consent import ConsentSet
-from privguard.compliance.decision import Decision, Exclusion, Finding, Inclusion, Outcome, ProfileRef
+from privguard.compliance.decision import (
+    Decision,
+    Exclusion,
+    Finding,
+    FindingSeverity,
+    Inclusion,
+    Outcome,
+    ProfileRef,
+)
 from privguard.compliance.facts import (
+    FACTS,
     Context,
+    DatasetFacts,
     FactValue,
-    dataset_facts,
-    fhir_context,
+    PatientFacts,
     infer_regimes,
-    patient_facts,
-    purpose_context,
+    permission_of,
     request_facts,
 )
 from privguard.compliance.loader import PolicyRef, load_consents, load_request, resolve_policies, shipped_eea
-from privguard.compliance.policy import EffectiveRule, PolicySet, Rule, Severity
-from privguard.compliance.request import ExportRequest, Patient
+from privguard.compliance.policy import EffectiveRule, PolicySet, Rule
+from privguard.compliance.request import ExportRequest
 from privguard.header.profile import DeidProfile, load_profile
 
 logger = logging.getLogger(__name__)
@@ -45,33 +55,71 @@ logger = logging.getLogger(__name__)
 ENGINE = "privguard"
 
 
+Status = Literal["fire", "pass", "n/a"]
+
+
+def status(rule: Rule, facts: Mapping[str, FactValue]) -> Status:
+    """Whether ``rule`` fires, passes or does not apply.
+
+    It fires when it applies (``when`` true or unknown) and ``require`` is not
+    true (unknown never passes). It passes only on certain knowledge: ``when``
+    true (or absent) and ``require`` true, or, for a rule without
+    ``require``, ``when`` false (what it looks for is known to be absent).
+    """
+    w = True if rule.when is None else evaluate(rule.when, facts)
+    if rule.require is None:
+        return "pass" if w is False else "fire"
+    if w is False:
+        return "n/a"
+    r = evaluate(rule.require, facts)
+    if r is True:
+        return "pass" if w is True else "n/a"
+    return "fire"
+
+
 def fires(rule: Rule, facts: Mapping[str, FactValue]) -> bool:
     """Whether ``rule`` fires: it applies (``when`` true or unknown) and ``require`` is not true."""
-    if rule.when is not None and evaluate(rule.when, facts) is False:
-        return False
-    if rule.require is None:
-        return True
-    return evaluate(rule.require, facts) is not True
+    return status(rule, facts) == "fire"
 
 
-def _finding(er: EffectiveRule, patients: int | None = None) -> Finding:
+def _show(value: FactValue) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value)) or "none"
+    return str(value)
+
+
+def _finding(
+    er: EffectiveRule,
+    patients: int | None = None,
+    facts: Mapping[str, FactValue] | None = None,
+    *,
+    passed: bool = False,
+) -> Finding:
     r = er.rule
+    details = tuple(f"{n} = {_show(facts.get(n))}" for n in r.show) if facts is not None else ()
     return Finding(
         rule_id=r.id,
         regime=r.regime.value,
-        severity=r.severity,
+        severity="pass" if passed else r.severity,
         citation=r.citation,
-        message=r.message,
+        message=f"Passed: {r.checks}." if passed else r.message,
         checked=r.checks,
-        missing=r.missing,
+        missing=() if passed else r.missing,
         interpretation=r.interpretation,
         policy=er.policy,
         overridden_by=er.overridden_by,
         patients=patients,
+        details=details,
     )
 
 
-def _engine_finding(rule_id: str, severity: Severity, citation: str, message: str, checked: str) -> Finding:
+def _engine_finding(
+    rule_id: str, severity: FindingSeverity, citation: str, message: str, checked: str
+) -> Finding:
     return Finding(
         rule_id=rule_id,
         regime=ENGINE,
@@ -84,9 +132,20 @@ def _engine_finding(rule_id: str, severity: Severity, citation: str, message: st
 
 
 def _engine_findings(
-    request: ExportRequest, policies: PolicySet, inferred: frozenset[Regime], included: int
+    request: ExportRequest, policies: PolicySet, inferred: frozenset[Regime], included: int, excluded: int
 ) -> list[Finding]:
     out: list[Finding] = []
+    if not request.dataset.allow_patient_exclusion and excluded:
+        out.append(
+            _engine_finding(
+                "PG-ALL-OR-NOTHING",
+                "deny",
+                "privguard: dataset.allow_patient_exclusion",
+                "The request is all or nothing (dataset.allow_patient_exclusion: false), and some patients "
+                "would be excluded; see the excluded patients and the rules that excluded them.",
+                "no patient is excluded from an all-or-nothing export",
+            )
+        )
     declared = set(request.regimes)
     for regime in sorted(inferred - declared, key=lambda r: r.value):
         out.append(
@@ -215,7 +274,9 @@ def check(
     if isinstance(request, str | Path):
         base_dir = base_dir if base_dir is not None else Path(request).parent
         request = load_request(request)
+    consents_dir: Path | None = None
     if isinstance(consents, str | Path):
+        consents_dir = Path(consents).parent
         consents = load_consents(consents)
     if now is None:
         now = dt.datetime.now(dt.UTC)
@@ -240,30 +301,71 @@ def check(
     facts = request_facts(ctx)
     patient_rules = [er for er in policy_set.rules if er.rule.scope == "patient"]
     request_rules = [er for er in policy_set.rules if er.rule.scope == "request"]
+    names = sorted(
+        {
+            n
+            for er in patient_rules
+            for cond in (er.rule.when, er.rule.require)
+            if cond is not None
+            for n in facts_of(cond)
+            if FACTS[n].phase == "patient"
+        }
+    )
 
-    records = {r.patient: r for r in consents.records} if consents is not None else {}
-    duo_ctx, fhir_ctx = purpose_context(ctx), fhir_context(ctx)
-    included: list[Patient] = []
-    exclusions: list[Exclusion] = []
+    cohort = Cohort(
+        request,
+        consents,
+        Path(base_dir) if base_dir is not None else None,
+        Path(consents_dir)
+        if consents_dir is not None
+        else (Path(base_dir) if base_dir is not None else None),
+    )
+    builder = PatientFacts(ctx)
+    acc = DatasetFacts(ctx)
+    # Patients with the same patient facts get the same answer: evaluate each combination once.
+    memo: dict[tuple[FactValue, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    included: list[str] = []
+    exclusions: list[tuple[str, tuple[str, ...]]] = []
     excluded_by: dict[str, int] = {}
-    withdrawn = 0
-    for patient in request.dataset.patients:
-        pf = ChainMap(patient_facts(ctx, patient, records.get(patient.id), duo_ctx, fhir_ctx), facts)
-        withdrawn += pf["consent.withdrawn"] is True
-        fired = [er.rule.id for er in patient_rules if fires(er.rule, pf)]
+    passed_by: dict[str, int] = {}
+    for patient, record in cohort:
+        acc.requested += 1
+        pf = builder.of(patient.age, record)
+        acc.withdrawn += pf["consent.withdrawn"] is True
+        key = tuple(pf[n] for n in names)
+        hit = memo.get(key)
+        if hit is None:
+            merged = ChainMap(pf, facts)
+            states = [(er.rule.id, status(er.rule, merged)) for er in patient_rules]
+            hit = memo[key] = (
+                tuple(rid for rid, st in states if st == "fire"),
+                tuple(rid for rid, st in states if st == "pass"),
+            )
+        fired, passed = hit
         if fired:
-            exclusions.append(Exclusion(patient=patient.id, rules=tuple(fired)))
+            exclusions.append((patient.id, fired))
             for rid in fired:
                 excluded_by[rid] = excluded_by.get(rid, 0) + 1
         else:
-            included.append(patient)
+            included.append(patient.id)
+            acc.add(patient, permission_of(record), pf["consent.covers_purpose"] is True)
+            for rid in passed:
+                passed_by[rid] = passed_by.get(rid, 0) + 1
 
-    facts |= dataset_facts(ctx, included, withdrawn)
+    facts |= acc.facts()
     findings = [_finding(er, excluded_by[er.rule.id]) for er in patient_rules if er.rule.id in excluded_by]
-    findings += [_finding(er) for er in request_rules if fires(er.rule, facts)]
-    findings += _engine_findings(request, policy_set, inferred, len(included))
+    findings += [
+        _finding(er, passed_by[er.rule.id], passed=True) for er in patient_rules if er.rule.id in passed_by
+    ]
+    for er in request_rules:
+        st = status(er.rule, facts)
+        if st == "fire":
+            findings.append(_finding(er, facts=facts))
+        elif st == "pass" and er.rule.severity in ("deny", "review"):
+            findings.append(_finding(er, facts=facts, passed=True))
+    findings += _engine_findings(request, policy_set, inferred, len(included), len(exclusions))
 
-    order = {"deny": 0, "review": 1, "exclude": 2, "info": 3}
+    order = {"deny": 0, "review": 1, "exclude": 2, "info": 3, "pass": 4}
     findings.sort(key=lambda f: (order[f.severity], f.rule_id))
     decision = Decision(
         outcome=_outcome(findings),
@@ -275,11 +377,13 @@ def check(
         deid_profile=ProfileRef(name=profile.name, sha256=profile_fingerprint(profile)),
         consent_snapshot=consents.snapshot.id if consents is not None else None,
         consents_sha256=fingerprint(consents) if consents is not None else None,
+        patient_table_sha256=cohort.patient_table.sha256 if cohort.patient_table else None,
+        consent_table_sha256=cohort.consent_table.sha256 if cohort.consent_table else None,
         findings=tuple(findings),
         inclusion=Inclusion(
-            requested=len(request.dataset.patients),
-            included=tuple(p.id for p in included),
-            excluded=tuple(exclusions),
+            requested=acc.requested,
+            included=tuple(included),
+            excluded=tuple(Exclusion(patient=pid, rules=rules) for pid, rules in exclusions),
         ),
     )
     logger.info(
@@ -287,6 +391,6 @@ def check(
         decision.outcome,
         len(findings),
         len(included),
-        len(request.dataset.patients),
+        acc.requested,
     )
     return decision

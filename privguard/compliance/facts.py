@@ -26,12 +26,14 @@ from enum import StrEnum
 from typing import Literal
 
 from privguard.compliance._base import Regime
+from privguard.compliance.cohort import ConsentRow, PatientView, StudyView, parse_terms
 from privguard.compliance.consent import ConsentSet, DuoConsent, FhirConsent
-from privguard.compliance.duo import DuoCode, PurposeContext, match
+from privguard.compliance.duo import ConsentTerm, DuoCode, PurposeContext, match
 from privguard.compliance.fhir import FhirContext
 from privguard.compliance.fhir import evaluate as evaluate_fhir
-from privguard.compliance.request import ExportRequest, Patient
-from privguard.compliance.tables import CacThresholds, CountryList, DataTables
+from privguard.compliance.request import ExportRequest, IrbWaiver
+from privguard.compliance.tables import CacThresholds, CountryList, DataTables, IdentifierTable
+from privguard.header.plan import PSEUDONYM_TAGS, compile_plan
 from privguard.header.profile import DeidProfile, Option
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ _MECHANISMS = [
 ]
 _KINDS = ["academic", "healthcare", "nonprofit", "public_authority", "commercial"]
 _DUO = [c.value for c in DuoCode]
+_CATEGORIES = list("ABCDEFGHIJKLMNOPQR")
 
 #: Every fact a rule may test.
 FACTS: dict[str, FactSpec] = {
@@ -116,6 +119,8 @@ FACTS: dict[str, FactSpec] = {
         SET, "request", "GDPR Art. 49 derogations listed.", [f"49(1)({x})" for x in "abcdefg"]
     ),
     "transfer.derogation_occasional": _spec(B, "request", "The derogation transfer is occasional."),
+    "transfer.scc_module": _spec(S, "request", "Module of the SCCs listed.", ["c2c", "c2p", "p2p", "p2c"]),
+    "transfer.scc_signed": _spec(S, "request", "Signature date of the SCCs listed (ISO date)."),
     "transfer.pipl_exemptions": _spec(
         SET,
         "request",
@@ -131,7 +136,26 @@ FACTS: dict[str, FactSpec] = {
     "dua.present": _spec(B, "request", "A data use agreement is referenced."),
     "dua.valid": _spec(B, "request", "The DUA is signed and not expired at the evaluation date."),
     "ethics.present": _spec(B, "request", "An ethics/IRB approval is referenced."),
-    "retention.present": _spec(B, "request", "A retention end date or criterion is stated."),
+    "retention.present": _spec(
+        B, "request", "A retention end date, duration, criterion or 'indefinite' is stated."
+    ),
+    "retention.kind": _spec(
+        S, "request", "How retention is stated.", ["until", "for", "indefinite", "criterion"]
+    ),
+    "retention.indefinite": _spec(B, "request", "Retention is stated as indefinite (no end)."),
+    "retention.end": _spec(S, "request", "End of retention, ISO date (until, or created + for)."),
+    "output.kind": _spec(
+        S, "request", "record_level or aggregate (None: unstated).", ["record_level", "aggregate"]
+    ),
+    "output.anonymous": _spec(
+        B,
+        "request",
+        "Aggregate output stated without pseudonyms (the conditions for treating it as anonymous).",
+    ),
+    "pixels.report": _spec(B, "request", "A burned-in text scrub report is referenced."),
+    "pixels.text_remaining": _spec(
+        INT, "request", "Images where the scrub report says identifying text remains (None: no report)."
+    ),
     "pseudonymisation.key_shared": _spec(
         B, "request", "The key or token table leaves the sender (None: unstated)."
     ),
@@ -164,6 +188,18 @@ FACTS: dict[str, FactSpec] = {
         S, "request", "Actual-knowledge attestation.", ["none_known", "flags_present"]
     ),
     "hipaa.irb_waiver": _spec(B, "request", "IRB/privacy board waiver documentation is referenced."),
+    "hipaa.waiver.structured": _spec(
+        B,
+        "request",
+        "The waiver is stated with its elements (board, date, criteria...), not only a reference.",
+    ),
+    "hipaa.waiver.approved": _spec(B, "request", "The waiver was approved on or before the evaluation date."),
+    "hipaa.waiver.complete": _spec(
+        B,
+        "request",
+        "The waiver documentation states the criteria are met, describes the PHI, says normal or expedited "
+        "review and is signed (164.512(i)(2)).",
+    ),
     "hipaa.expert.report": _spec(B, "request", "An expert determination report is referenced."),
     "hipaa.expert.covers_recipient": _spec(B, "request", "The report names this recipient."),
     "hipaa.expert.valid": _spec(B, "request", "The report is dated and not expired at the evaluation date."),
@@ -192,6 +228,41 @@ FACTS: dict[str, FactSpec] = {
     "profile.options": _spec(SET, "request", "PS3.15 options switched on.", [o.value for o in Option]),
     "profile.age_cap": _spec(INT, "request", "Ages at or above this are written as this (None: no cap)."),
     "profile.ocr": _spec(S, "request", "Burned-in text OCR mode.", ["auto", "on", "off"]),
+    "profile.residual_identifiers": _spec(
+        SET,
+        "request",
+        "Safe Harbor categories (A-R) with an attribute the compiled profile keeps unchanged or replaces "
+        "with a fixed value (needs the safe_harbor_identifiers table).",
+        _CATEGORIES,
+    ),
+    "profile.residual_options": _spec(
+        SET,
+        "request",
+        "What keeps those attributes: the PS3.15 options, or 'override' for the profile's site overrides.",
+        [*(o.value for o in Option), "override", "basic"],
+    ),
+    "profile.residual_attributes": _spec(
+        SET, "request", "Keywords of the attributes kept or replaced (shown in findings)."
+    ),
+    "profile.override_identifiers": _spec(
+        SET,
+        "request",
+        "Safe Harbor categories kept or replaced by the profile's site overrides.",
+        _CATEGORIES,
+    ),
+    "profile.cleaned_identifiers": _spec(
+        SET,
+        "request",
+        "Safe Harbor categories with an attribute the profile cleans (C: kept with identifying parts "
+        "replaced, e.g. shifted dates, cleaned descriptions).",
+        _CATEGORIES,
+    ),
+    "profile.coded_identifiers": _spec(
+        SET,
+        "request",
+        "Safe Harbor categories replaced by pseudonyms or new UIDs (re-identification codes).",
+        _CATEGORIES,
+    ),
     # -- patient
     "patient.age": _spec(INT, "patient", "Age in years (None: unknown)."),
     "consent.present": _spec(B, "patient", "The consent file has a record for this patient."),
@@ -214,6 +285,9 @@ FACTS: dict[str, FactSpec] = {
     ),
     "consent.gdpr_transfer": _spec(B, "patient", "Explicit consent to the transfer (GDPR Art. 49(1)(a))."),
     "consent.guardian": _spec(B, "patient", "A guardian's consent in force (PIPL Art. 31)."),
+    "consent.hipaa_authorization": _spec(
+        B, "patient", "A HIPAA authorization (164.508) in force naming this recipient."
+    ),
     # -- dataset (after exclusions)
     "dataset.requested": _spec(INT, "dataset", "Patients in the request."),
     "dataset.included": _spec(INT, "dataset", "Patients left after exclusions."),
@@ -222,6 +296,25 @@ FACTS: dict[str, FactSpec] = {
         INT, "dataset", "Requested patients whose consent record shows a withdrawal."
     ),
     "dataset.modalities": _spec(SET, "dataset", "Modalities of included studies."),
+    "dataset.studies": _spec(INT, "dataset", "Included studies."),
+    "dataset.allow_patient_exclusion": _spec(
+        B, "dataset", "Patients may be excluded (false: the export is all or nothing)."
+    ),
+    "dataset.consent_permissions": _spec(
+        SET,
+        "dataset",
+        "Consent permissions of the included patients (DUO permission codes; FHIR for FHIR consents).",
+        ["NRES", "GRU", "HMB", "DS", "POA", "FHIR"],
+    ),
+    "dataset.consents_covering": _spec(
+        INT, "dataset", "Included patients whose consent record covers the purpose."
+    ),
+    "gdpr.large_scale": _spec(
+        B,
+        "dataset",
+        "The export reaches the policy's large-scale threshold for GDPR Art. 35(3)(b) (needs the "
+        "dpia_large_scale table).",
+    ),
     "dataset.max_age": _spec(INT, "dataset", "Highest known age of included patients (None: none known)."),
     "dataset.ages_unknown": _spec(INT, "dataset", "Included patients without an age."),
     "dataset.under_18": _spec(INT, "dataset", "Included patients known to be under 18."),
@@ -244,6 +337,16 @@ FACTS: dict[str, FactSpec] = {
         "dataset",
         "Mechanism the CAC thresholds require (None: unknown).",
         ["security_assessment", "contract_or_certification", "exempt"],
+    ),
+    "pipl.minimum_mechanism": _spec(
+        S,
+        "dataset",
+        "The least mechanism required whatever the unstated CIIO, important-data and volume facts turn "
+        "out to be (unstated flags read as false, counts at what this export proves).",
+        ["security_assessment", "contract_or_certification", "exempt"],
+    ),
+    "gdpr.adequacy_decision": _spec(
+        S, "request", "The adequacy decision relied on, as the policy's table names it."
     ),
 }
 
@@ -298,12 +401,13 @@ def _in(country: str, table: CountryList | None) -> bool | None:
     return None if table is None else country in table.countries
 
 
-def _adequacy(ctx: Context) -> str | None:
+def _adequacy(ctx: Context) -> tuple[str | None, str | None]:
+    """(adequacy status, the decision relied on as the table names it)."""
     rec, tables = ctx.request.recipient, ctx.tables
     if tables.eea is None or tables.adequacy is None:
-        return None
+        return None, None
     if rec.country in tables.eea.countries and rec.international_organisation is None:
-        return "eea"
+        return "eea", None
     for d in tables.adequacy.decisions:
         hit = (d.body is not None and d.body == rec.international_organisation) or (
             d.country is not None and d.country == rec.country and rec.international_organisation is None
@@ -311,11 +415,11 @@ def _adequacy(ctx: Context) -> str | None:
         if not hit or not d.in_force(ctx.today):
             continue
         if d.scope == "full":
-            return "adequate"
+            return "adequate", d.decision
         if d.scope == "dpf_certified":
-            return "adequate" if rec.dpf_certified is True else "not_adequate"
-        return "scope_unverified"
-    return "not_adequate"
+            return ("adequate", d.decision) if rec.dpf_certified is True else ("not_adequate", None)
+        return "scope_unverified", d.decision
+    return "not_adequate", None
 
 
 def _transfer_facts(ctx: Context) -> Facts:
@@ -326,6 +430,8 @@ def _transfer_facts(ctx: Context) -> Facts:
     derogations: set[str] = set()
     exemptions: set[str] = set()
     occasional: bool | None = None
+    scc_module: str | None = None
+    scc_signed: str | None = None
     for t in ctx.request.transfers:
         if t.kind == "gdpr_adequacy":
             claims.add("adequacy")
@@ -345,7 +451,11 @@ def _transfer_facts(ctx: Context) -> Facts:
             occasional = t.occasional
         if t.kind == "pipl_exemption":
             exemptions.add(t.exemption)
+        if t.kind == "gdpr_scc":
+            scc_module, scc_signed = t.module, t.signed.isoformat()
     return {
+        "transfer.scc_module": scc_module,
+        "transfer.scc_signed": scc_signed,
         "transfer.claims": frozenset(claims),
         "transfer.mechanisms": frozenset(valid),
         "transfer.expired": frozenset(expired),
@@ -353,6 +463,69 @@ def _transfer_facts(ctx: Context) -> Facts:
         "transfer.derogation_occasional": occasional,
         "transfer.pipl_exemptions": frozenset(exemptions),
     }
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+_CODED = frozenset({"U", "H"})
+
+
+def residual_facts(profile: DeidProfile, table: IdentifierTable | None) -> Facts:
+    """What the compiled profile leaves of the Safe Harbor identifiers (HHS: "residual identifiers").
+
+    Every attribute of the identifier table is looked up in the compiled
+    plan (Table E.1-1 + options + overrides, privguard.header.plan): kept
+    (K) or replaced by a fixed value (an override) is residual; cleaned (C)
+    is reported apart; pseudonyms and new UIDs are codes. Unknown without
+    the table.
+    """
+    names = (
+        "profile.residual_identifiers",
+        "profile.residual_options",
+        "profile.residual_attributes",
+        "profile.override_identifiers",
+        "profile.cleaned_identifiers",
+        "profile.coded_identifiers",
+    )
+    if table is None:
+        return dict.fromkeys(names)
+    plan = compile_plan(profile)
+    residual: set[str] = set()
+    sources: set[str] = set()
+    attributes: set[str] = set()
+    overrides: set[str] = set()
+    cleaned: set[str] = set()
+    coded: set[str] = set()
+    for tag, (category, keyword) in table.by_tag().items():
+        rule = plan.rules.get(tag)
+        if rule is None:
+            continue  # not in Table E.1-1 and not overridden: the Basic Profile removes it
+        if rule.code in ("K", "R"):
+            residual.add(category)
+            attributes.add(keyword)
+            sources.add(rule.source)
+            if rule.source == "override":
+                overrides.add(category)
+        elif rule.code == "C":
+            cleaned.add(category)
+        elif rule.code in _CODED or (tag in PSEUDONYM_TAGS and "D" in rule.code):
+            coded.add(category)
+    return dict(
+        zip(
+            names,
+            (
+                frozenset(residual),
+                frozenset(sources),
+                frozenset(attributes),
+                frozenset(overrides),
+                frozenset(cleaned),
+                frozenset(coded),
+            ),
+            strict=True,
+        )
+    )
 
 
 def request_facts(ctx: Context) -> Facts:
@@ -385,6 +558,15 @@ def request_facts(ctx: Context) -> Facts:
         and (req.dua.valid_until is None or today <= req.dua.valid_until),
         "ethics.present": req.ethics is not None,
         "retention.present": req.retention is not None,
+        "retention.kind": req.retention.kind if req.retention else None,
+        "retention.indefinite": None if req.retention is None else req.retention.kind == "indefinite",
+        "retention.end": _iso(req.retention.end(req.created)) if req.retention else None,
+        "output.kind": req.output.kind if req.output else None,
+        "output.anonymous": req.output is not None
+        and req.output.kind == "aggregate"
+        and req.output.includes_pseudonyms is False,
+        "pixels.report": req.pixels is not None,
+        "pixels.text_remaining": req.pixels.text_remaining if req.pixels else None,
         "pseudonymisation.key_shared": None
         if req.pseudonymisation is None
         else req.pseudonymisation.key_shared_with_recipient,
@@ -396,6 +578,8 @@ def request_facts(ctx: Context) -> Facts:
         "profile.ocr": prof.pixels.ocr,
     }
     facts.update(_transfer_facts(ctx))
+    facts.update(residual_facts(prof, tables.safe_harbor_identifiers))
+    adequacy, decision = _adequacy(ctx)
     g = req.gdpr
     facts.update(
         {
@@ -406,17 +590,26 @@ def request_facts(ctx: Context) -> Facts:
             "gdpr.dpia": bool(g and g.dpia),
             "gdpr.art30_record": bool(g and g.art30_record),
             "gdpr.third_country": None if recipient_in_eea is None else not recipient_in_eea,
-            "gdpr.adequacy": _adequacy(ctx),
+            "gdpr.adequacy": adequacy,
+            "gdpr.adequacy_decision": decision,
         }
     )
     h = req.hipaa
     ed = h.expert_determination if h else None
+    waiver = h.irb_waiver if h else None
     facts.update(
         {
             "hipaa.pathway": h.pathway if h else None,
             "hipaa.shipped_geography": h.shipped_geography if h else None,
             "hipaa.actual_knowledge": h.actual_knowledge if h else None,
             "hipaa.irb_waiver": bool(h and h.irb_waiver),
+            "hipaa.waiver.structured": isinstance(waiver, IrbWaiver),
+            "hipaa.waiver.approved": isinstance(waiver, IrbWaiver) and waiver.approved <= today,
+            "hipaa.waiver.complete": isinstance(waiver, IrbWaiver)
+            and waiver.criteria_met is True
+            and waiver.phi_described is True
+            and waiver.review is not None
+            and waiver.signed is True,
             "hipaa.expert.report": ed is not None,
             "hipaa.expert.covers_recipient": ed is not None and ed.recipient == req.recipient.organisation,
             "hipaa.expert.valid": ed is not None
@@ -472,71 +665,135 @@ def fhir_context(ctx: Context) -> FhirContext:
     )
 
 
-def patient_facts(
-    ctx: Context,
-    patient: Patient,
-    record: DuoConsent | FhirConsent | None,
-    duo_ctx: PurposeContext,
-    fhir_ctx: FhirContext,
-) -> Facts:
-    """Facts of the ``patient`` phase for one patient and their consent record (if any)."""
-    today = ctx.today
-    facts: Facts = {"patient.age": patient.age, "consent.present": record is not None}
-    if record is None:
+_NO_RECORD: Facts = {
+    "consent.present": False,
+    "consent.active": None,
+    "consent.withdrawn": None,
+    "consent.expired": None,
+    "consent.covers_purpose": None,
+    "consent.explicit": None,
+    "consent.duo_unmet": None,
+    "consent.unevaluated": None,
+    "consent.pipl_sensitive": False,
+    "consent.pipl_cross_border": False,
+    "consent.gdpr_transfer": False,
+    "consent.guardian": False,
+    "consent.hipaa_authorization": False,
+}
+
+
+class PatientFacts:
+    """Computes ``patient``-phase facts; DUO matching is cached on the consent's terms.
+
+    One instance per check: it holds the request reduced to what consent
+    matching needs.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.today = ctx.today
+        self.today_iso = ctx.today.isoformat()
+        self.duo_ctx = purpose_context(ctx)
+        self.fhir_ctx = fhir_context(ctx)
+        rec = ctx.request.recipient
+        self.recipient_names = frozenset({rec.organisation, *rec.identifiers})
+        self._duo: dict[tuple[object, ...], tuple[bool, frozenset[str]]] = {}
+
+    def _match(
+        self, key: object, permission: ConsentTerm, modifiers: tuple[ConsentTerm, ...], given: dt.date
+    ) -> tuple[bool, frozenset[str]]:
+        ts = any(m.code is DuoCode.TS for m in modifiers)
+        k = (key, given if ts else None)
+        hit = self._duo.get(k)
+        if hit is None:
+            result = match(permission, modifiers, self.duo_ctx, given)
+            hit = self._duo[k] = (result.covers_purpose, frozenset(result.unmet))
+        return hit
+
+    def of(self, age: int | None, record: DuoConsent | FhirConsent | ConsentRow | None) -> Facts:
+        """Facts of one patient and their consent record (if any)."""
+        if record is None:
+            return {"patient.age": age, **_NO_RECORD}
+        if isinstance(record, ConsentRow):
+            return self._row(age, record)
+        today = self.today
+        facts: Facts = {"patient.age": age, "consent.present": True}
+        withdrawn = record.withdrawn is not None and record.withdrawn <= today
+        if isinstance(record, DuoConsent):
+            covers, unmet = self._match(
+                (record.permission, record.modifiers), record.permission, record.modifiers, record.given
+            )
+            facts.update(
+                {
+                    "consent.active": record.given <= today,
+                    "consent.withdrawn": withdrawn,
+                    "consent.expired": record.expires is not None and today > record.expires,
+                    "consent.covers_purpose": covers,
+                    "consent.duo_unmet": unmet,
+                    "consent.unevaluated": False,
+                }
+            )
+        else:
+            fr = evaluate_fhir(record.resource, self.fhir_ctx)
+            facts.update(
+                {
+                    "consent.active": fr.active and not fr.not_yet_valid,
+                    "consent.withdrawn": withdrawn or fr.withdrawn,
+                    "consent.expired": fr.expired,
+                    "consent.covers_purpose": fr.covers_purpose,
+                    "consent.duo_unmet": frozenset(),
+                    "consent.unevaluated": fr.unevaluated,
+                }
+            )
+        sep = record.separate
+        auth = sep.hipaa_authorization
         facts.update(
             {
-                "consent.active": None,
-                "consent.withdrawn": None,
-                "consent.expired": None,
-                "consent.covers_purpose": None,
-                "consent.explicit": None,
-                "consent.duo_unmet": None,
-                "consent.unevaluated": None,
-                "consent.pipl_sensitive": False,
-                "consent.pipl_cross_border": False,
-                "consent.gdpr_transfer": False,
-                "consent.guardian": False,
+                "consent.explicit": record.explicit,
+                "consent.pipl_sensitive": bool(sep.pipl_sensitive and sep.pipl_sensitive.valid_at(today)),
+                "consent.pipl_cross_border": bool(
+                    sep.pipl_cross_border and sep.pipl_cross_border.valid_at(today)
+                ),
+                "consent.gdpr_transfer": bool(sep.gdpr_transfer and sep.gdpr_transfer.valid_at(today)),
+                "consent.guardian": bool(record.guardian and record.guardian.valid_at(today)),
+                "consent.hipaa_authorization": bool(
+                    auth and auth.valid_at(today) and auth.recipient in self.recipient_names
+                ),
             }
         )
         return facts
-    withdrawn = record.withdrawn is not None and record.withdrawn <= today
-    if isinstance(record, DuoConsent):
-        result = match(record.permission, record.modifiers, duo_ctx, record.given)
-        facts.update(
-            {
-                "consent.active": record.given <= today,
-                "consent.withdrawn": withdrawn,
-                "consent.expired": record.expires is not None and today > record.expires,
-                "consent.covers_purpose": result.covers_purpose,
-                "consent.duo_unmet": result.unmet,
-                "consent.unevaluated": False,
-            }
-        )
-    else:
-        fr = evaluate_fhir(record.resource, fhir_ctx)
-        facts.update(
-            {
-                "consent.active": fr.active and not fr.not_yet_valid,
-                "consent.withdrawn": withdrawn or fr.withdrawn,
-                "consent.expired": fr.expired,
-                "consent.covers_purpose": fr.covers_purpose,
-                "consent.duo_unmet": frozenset(),
-                "consent.unevaluated": fr.unevaluated,
-            }
-        )
-    sep = record.separate
-    facts.update(
-        {
-            "consent.explicit": record.explicit,
-            "consent.pipl_sensitive": bool(sep.pipl_sensitive and sep.pipl_sensitive.valid_at(today)),
-            "consent.pipl_cross_border": bool(
-                sep.pipl_cross_border and sep.pipl_cross_border.valid_at(today)
-            ),
-            "consent.gdpr_transfer": bool(sep.gdpr_transfer and sep.gdpr_transfer.valid_at(today)),
-            "consent.guardian": bool(record.guardian and record.guardian.valid_at(today)),
+
+    def _row(self, age: int | None, r: ConsentRow) -> Facts:
+        today = self.today_iso
+        permission, modifiers = parse_terms(r.terms)
+        covers, unmet = self._match(r.terms, permission, modifiers, dt.date.fromisoformat(r.given))
+        return {
+            "patient.age": age,
+            "consent.present": True,
+            "consent.active": r.given <= today,
+            "consent.withdrawn": r.withdrawn is not None and r.withdrawn <= today,
+            "consent.expired": r.expires is not None and today > r.expires,
+            "consent.covers_purpose": covers,
+            "consent.explicit": r.explicit,
+            "consent.duo_unmet": unmet,
+            "consent.unevaluated": False,
+            "consent.pipl_sensitive": r.pipl_sensitive is not None and r.pipl_sensitive <= today,
+            "consent.pipl_cross_border": r.pipl_cross_border is not None and r.pipl_cross_border <= today,
+            "consent.gdpr_transfer": r.gdpr_transfer is not None and r.gdpr_transfer <= today,
+            "consent.guardian": r.guardian is not None and r.guardian <= today,
+            "consent.hipaa_authorization": False,
         }
-    )
-    return facts
+
+
+def permission_of(record: DuoConsent | FhirConsent | ConsentRow | None) -> str | None:
+    """The consent permission reported in ``dataset.consent_permissions``."""
+    if record is None:
+        return None
+    if isinstance(record, ConsentRow):
+        return record.terms.split("\t", 1)[0]
+    if isinstance(record, DuoConsent):
+        return record.permission.code.value
+    return "FHIR"
 
 
 def pipl_required_mechanism(
@@ -568,67 +825,112 @@ def pipl_required_mechanism(
     return "exempt"
 
 
-def dataset_facts(ctx: Context, included: list[Patient], withdrawn_consents: int) -> Facts:
-    """Facts of the ``dataset`` phase, over the patients left after exclusions."""
-    req, tables = ctx.request, ctx.tables
-    studies = [s for p in included for s in p.studies]
-    ages = [p.age for p in included if p.age is not None]
-    zip3 = tables.restricted_zip3
-    face = tables.face_imaging
-    burned = tables.burned_in_text
+class DatasetFacts:
+    """Accumulates the ``dataset``-phase facts over the included patients, one patient at a time."""
 
-    def count(pred: Iterable[bool]) -> int:
-        return sum(1 for x in pred if x)
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        t = ctx.tables
+        self._zip3 = frozenset(t.restricted_zip3.prefixes) if t.restricted_zip3 else None
+        self._face = t.face_imaging
+        self._burned = t.burned_in_text
+        self._study: dict[StudyView, tuple[int, int, int, int]] = {}
+        self.requested = 0
+        self.included = 0
+        self.studies = 0
+        self.withdrawn = 0
+        self.covering = 0
+        self.modalities: set[str] = set()
+        self.permissions: set[str] = set()
+        self.max_age: int | None = None
+        self.ages_unknown = self.under_18 = self.zip3_restricted = self.zip3_unknown = 0
+        self.face_nd = self.face_unknown = self.burned_flagged = self.burned_unknown = 0
 
-    face_nd = face_unknown = burned_flagged = burned_unknown = None
-    if face is not None:
-        face_nd = count(
-            not s.defaced
-            and (
-                (s.modality in face.modalities and s.body_part in face.body_parts)
-                or s.modality in face.photo_modalities
-            )
-            for s in studies
-        )
-        face_unknown = count(
-            not s.defaced and s.modality in face.modalities and s.body_part is None for s in studies
-        )
-    if burned is not None:
-        burned_flagged = count(
-            s.burned_in_annotation == "YES" or s.modality in burned.modalities for s in studies
-        )
-        burned_unknown = count(
-            s.burned_in_annotation is None and s.modality not in burned.modalities for s in studies
-        )
-    p = req.pipl
-    declared_sensitive = p.sensitive_persons_ytd if p else None
-    sensitive = None if declared_sensitive is None else max(declared_sensitive, len(included))
-    non_sensitive = p.non_sensitive_persons_ytd if p else None
-    return {
-        "dataset.requested": len(req.dataset.patients),
-        "dataset.included": len(included),
-        "dataset.excluded": len(req.dataset.patients) - len(included),
-        "dataset.withdrawn_consents": withdrawn_consents,
-        "dataset.modalities": frozenset(s.modality for s in studies),
-        "dataset.max_age": max(ages) if ages else None,
-        "dataset.ages_unknown": len(included) - len(ages),
-        "dataset.under_18": count(a < 18 for a in ages),
-        "dataset.zip3_restricted": None
-        if zip3 is None
-        else count(pt.zip3 is not None and pt.zip3 in zip3.prefixes for pt in included),
-        "dataset.zip3_unknown": count(pt.zip3 is None for pt in included),
-        "dataset.face_not_defaced": face_nd,
-        "dataset.face_unknown": face_unknown,
-        "dataset.burned_in_flagged": burned_flagged,
-        "dataset.burned_in_unknown": burned_unknown,
-        "pipl.sensitive_persons": sensitive,
-        "pipl.non_sensitive_persons": non_sensitive,
-        "pipl.required_mechanism": pipl_required_mechanism(
-            p.exporter_ciio if p else None,
-            p.important_data if p else None,
-            sensitive,
-            non_sensitive,
-            tables.cac_thresholds,
-            sensitive_floor=len(included),
-        ),
-    }
+    def _study_counts(self, s: StudyView) -> tuple[int, int, int, int]:
+        hit = self._study.get(s)
+        if hit is None:
+            face, burned = self._face, self._burned
+            nd = unknown = flagged = b_unknown = 0
+            if face is not None and not s.defaced:
+                nd = int(
+                    (s.modality in face.modalities and s.body_part in face.body_parts)
+                    or s.modality in face.photo_modalities
+                )
+                unknown = int(s.modality in face.modalities and s.body_part is None)
+            if burned is not None:
+                flagged = int(s.burned_in == "YES" or s.modality in burned.modalities)
+                b_unknown = int(s.burned_in is None and s.modality not in burned.modalities)
+            hit = self._study[s] = (nd, unknown, flagged, b_unknown)
+        return hit
+
+    def add(self, p: PatientView, permission: str | None, covers: bool) -> None:
+        """Count an included patient."""
+        self.included += 1
+        if permission is not None:
+            self.permissions.add(permission)
+        self.covering += covers
+        age = p.age
+        if age is None:
+            self.ages_unknown += 1
+        else:
+            if self.max_age is None or age > self.max_age:
+                self.max_age = age
+            self.under_18 += age < 18
+        if p.zip3 is None:
+            self.zip3_unknown += 1
+        elif self._zip3 is not None and p.zip3 in self._zip3:
+            self.zip3_restricted += 1
+        for s in p.studies:
+            self.studies += 1
+            self.modalities.add(s.modality)
+            nd, unknown, flagged, b_unknown = self._study_counts(s)
+            self.face_nd += nd
+            self.face_unknown += unknown
+            self.burned_flagged += flagged
+            self.burned_unknown += b_unknown
+
+    def facts(self) -> Facts:
+        """The dataset facts."""
+        req, tables = self.ctx.request, self.ctx.tables
+        p = req.pipl
+        included = self.included
+        declared_sensitive = p.sensitive_persons_ytd if p else None
+        sensitive = None if declared_sensitive is None else max(declared_sensitive, included)
+        non_sensitive = p.non_sensitive_persons_ytd if p else None
+        ciio = p.exporter_ciio if p else None
+        important = p.important_data if p else None
+        large = tables.dpia_large_scale
+        return {
+            "dataset.requested": self.requested,
+            "dataset.included": included,
+            "dataset.excluded": self.requested - included,
+            "dataset.withdrawn_consents": self.withdrawn,
+            "dataset.modalities": frozenset(self.modalities),
+            "dataset.studies": self.studies,
+            "dataset.allow_patient_exclusion": req.dataset.allow_patient_exclusion,
+            "dataset.consent_permissions": frozenset(self.permissions),
+            "dataset.consents_covering": self.covering,
+            "dataset.max_age": self.max_age,
+            "dataset.ages_unknown": self.ages_unknown,
+            "dataset.under_18": self.under_18,
+            "dataset.zip3_restricted": None if self._zip3 is None else self.zip3_restricted,
+            "dataset.zip3_unknown": self.zip3_unknown,
+            "dataset.face_not_defaced": None if self._face is None else self.face_nd,
+            "dataset.face_unknown": None if self._face is None else self.face_unknown,
+            "dataset.burned_in_flagged": None if self._burned is None else self.burned_flagged,
+            "dataset.burned_in_unknown": None if self._burned is None else self.burned_unknown,
+            "gdpr.large_scale": None if large is None else included >= large.data_subjects_min,
+            "pipl.sensitive_persons": sensitive,
+            "pipl.non_sensitive_persons": non_sensitive,
+            "pipl.required_mechanism": pipl_required_mechanism(
+                ciio, important, sensitive, non_sensitive, tables.cac_thresholds, sensitive_floor=included
+            ),
+            "pipl.minimum_mechanism": pipl_required_mechanism(
+                ciio is True,
+                important is True,
+                sensitive if sensitive is not None else included,
+                non_sensitive if non_sensitive is not None else 0,
+                tables.cac_thresholds,
+                sensitive_floor=included,
+            ),
+        }

@@ -54,6 +54,11 @@ class Rule(Model):
     interpretation: bool = Field(
         default=False, description="The rule rests on an Interpretation in compliance.md."
     )
+    show: tuple[str, ...] = Field(
+        default=(),
+        description="Request or dataset facts whose values the finding shows (e.g. the transfer tool relied "
+        "on); never patient facts.",
+    )
     when: Condition | None = Field(default=None, description="When the rule applies (default: always).")
     require: Condition | None = Field(
         default=None, description="What must hold (default: the rule fires when it applies)."
@@ -67,6 +72,11 @@ class Rule(Model):
             )
         if self.when is None and self.require is None:
             raise ValueError("a rule needs 'when', 'require' or both")
+        for name in self.show:
+            if name not in FACTS or FACTS[name].phase == "patient":
+                raise ValueError(
+                    "show: name request or dataset facts (see the fact list in docs/compliance.md)"
+                )
         allowed = {"request", "dataset"} if self.scope == "request" else {"request", "patient"}
         for cond in (self.when, self.require):
             if cond is None:

@@ -12,10 +12,12 @@ The field list follows compliance.md 1.8 (HIPAA), 2.7 (GDPR) and 3.7 (PIPL).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from privguard.compliance._base import (
     CountryCode,
@@ -24,6 +26,7 @@ from privguard.compliance._base import (
     Model,
     Reference,
     Regime,
+    Sha256Hex,
     Text,
     unique,
 )
@@ -170,6 +173,25 @@ class ExpertDetermination(Model):
     )
 
 
+class IrbWaiver(Model):
+    """An IRB or privacy board waiver of authorization, 45 CFR 164.512(i) (compliance.md 1.7 [H17][H18])."""
+
+    reference: Reference
+    board: Label = Field(description="The IRB or privacy board that approved the waiver.")
+    approved: dt.date = Field(description="Date of approval.")
+    criteria_met: bool | None = Field(
+        default=None,
+        description="The documentation states the 164.512(i)(2)(ii) criteria are met (unstated: no).",
+    )
+    phi_described: bool | None = Field(
+        default=None, description="The documentation describes the PHI the waiver covers."
+    )
+    review: Literal["normal", "expedited"] | None = Field(
+        default=None, description="Whether review was normal or expedited."
+    )
+    signed: bool | None = Field(default=None, description="The documentation is signed by the chair.")
+
+
 class HipaaSection(Model):
     """HIPAA fields (compliance.md 1.8)."""
 
@@ -184,7 +206,10 @@ class HipaaSection(Model):
         default=(), description="Short codes of what is known (e.g. rare-condition-small-town)."
     )
     expert_determination: ExpertDetermination | None = None
-    irb_waiver: Reference | None = Field(default=None, description="Waiver documentation, 164.512(i)(2).")
+    irb_waiver: IrbWaiver | Reference | None = Field(
+        default=None,
+        description="Waiver documentation, 164.512(i)(2): structured, or a bare reference (then reviewed).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HipaaSection:
@@ -331,16 +356,85 @@ class Ethics(Model):
     approved: dt.date
 
 
+#: ``for:`` durations: ISO 8601 years, months, weeks or days (``P10Y``, ``P18M``, ``P2Y6M``, ``P90D``).
+Duration = Annotated[
+    str, StringConstraints(pattern=r"^P([0-9]{1,3}Y)?([0-9]{1,4}M)?([0-9]{1,4}W)?([0-9]{1,5}D)?$")
+]
+
+
 class Retention(Model):
-    """How long the recipient keeps the data: an end date or a stated criterion."""
+    """How long the recipient keeps the data.
+
+    Exactly one of: ``until`` (an end date), ``for`` (an ISO 8601 duration
+    from the request's ``created`` date), ``indefinite: true`` (no end: a
+    finding under GDPR Art. 5(1)(e) and PIPL Art. 19), or ``criterion`` (a
+    stated criterion, free text).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     until: dt.date | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+    indefinite: Literal[True] | None = None
     criterion: Text | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Retention:
-        if (self.until is None) == (self.criterion is None):
-            raise ValueError("give exactly one of 'until' and 'criterion'")
+        given = [x for x in (self.until, self.for_, self.indefinite, self.criterion) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'until', 'for', 'indefinite' and 'criterion'")
+        if self.for_ == "P":
+            raise ValueError("for: an ISO 8601 duration such as P10Y, P18M or P90D")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """until, for, indefinite or criterion."""
+        if self.until is not None:
+            return "until"
+        if self.for_ is not None:
+            return "for"
+        return "indefinite" if self.indefinite else "criterion"
+
+    def end(self, start: dt.date) -> dt.date | None:
+        """The end date (``for`` counted from ``start``), or None for indefinite/criterion."""
+        if self.until is not None:
+            return self.until
+        if self.for_ is None:
+            return None
+        m = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?", self.for_)
+        assert m is not None  # validated by the pattern
+        years, months, weeks, days = (int(g) if g else 0 for g in m.groups())
+        total = start.year * 12 + start.month - 1 + years * 12 + months
+        year, month = divmod(total, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return dt.date(year, month + 1, min(start.day, last)) + dt.timedelta(weeks=weeks, days=days)
+
+
+class Output(Model):
+    """What the recipient receives: record-level (images, per-patient data) or aggregate only."""
+
+    kind: Literal["record_level", "aggregate"] = Field(
+        description="aggregate: counts, statistics or models only; no record-level data, no images."
+    )
+    includes_pseudonyms: bool | None = Field(
+        default=None, description="Pseudonyms or tokens appear in the output (unstated counts as yes)."
+    )
+
+
+class PixelEvidence(Model):
+    """What a burned-in text scrub (``privguard scrub --report``) found on the exported images."""
+
+    scrub_report: Reference = Field(description="The scrub report the counts come from.")
+    images: int = Field(ge=0, description="Images the scrub checked.")
+    text_remaining: int = Field(
+        ge=0, description="Images where identifying text is still readable (verification failed or not run)."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> PixelEvidence:
+        if self.text_remaining > self.images:
+            raise ValueError("text_remaining is larger than images")
         return self
 
 
@@ -390,13 +484,28 @@ class Patient(Model):
 
 
 class Dataset(Model):
-    """Which patients and studies the export would contain."""
+    """Which patients and studies the export would contain: listed inline, or in a patient table.
 
-    patients: tuple[Patient, ...] = Field(min_length=1)
+    A ``table`` is a CSV file (one row per study, sorted by patient id; see
+    docs/compliance.md) streamed by the check, for cohorts too large to list.
+    Its path is relative to the request file; ``sha256`` pins its content.
+    """
+
+    patients: tuple[Patient, ...] | None = Field(default=None, min_length=1)
+    table: str | None = Field(default=None, min_length=1, max_length=300, description="Patient table (CSV).")
+    sha256: Sha256Hex | None = Field(default=None, description="SHA-256 the table must have.")
+    allow_patient_exclusion: bool = Field(
+        default=True,
+        description="false: all or nothing; if any patient would be excluded the export is denied.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Dataset:
-        if not unique(tuple(p.id for p in self.patients)):
+        if (self.patients is None) == (self.table is None):
+            raise ValueError("give exactly one of 'patients' and 'table'")
+        if self.sha256 is not None and self.table is None:
+            raise ValueError("sha256 pins a table; give 'table'")
+        if self.patients is not None and not unique(tuple(p.id for p in self.patients)):
             raise ValueError("patients: a patient id is repeated")
         return self
 
@@ -419,6 +528,8 @@ class ExportRequest(Model):
     ethics: Ethics | None = None
     retention: Retention | None = None
     pseudonymisation: Pseudonymisation | None = None
+    output: Output | None = Field(default=None, description="Record-level (default) or aggregate output.")
+    pixels: PixelEvidence | None = Field(default=None, description="Burned-in text scrub results.")
     deid_profile: str = Field(
         min_length=1,
         max_length=300,

@@ -120,6 +120,45 @@ class CacThresholds(_Table):
         return self
 
 
+SafeHarborCategory = Literal[
+    "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R"
+]
+
+
+class IdentifierTable(_Table):
+    """Safe Harbor identifier categories, 45 CFR 164.514(b)(2)(i)(A)-(R), and the DICOM attributes
+    that typically hold them (compliance.md 1.2). Keywords are checked against the DICOM dictionary."""
+
+    categories: dict[SafeHarborCategory, tuple[str, ...]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IdentifierTable:
+        from privguard.header.profile import parse_attribute
+
+        seen: set[int] = set()
+        for keywords in self.categories.values():
+            for kw in keywords:
+                tag = parse_attribute(kw)
+                if tag in seen:
+                    raise ValueError("categories: an attribute is listed twice")
+                seen.add(tag)
+        return self
+
+    def by_tag(self) -> dict[int, tuple[str, str]]:
+        """tag -> (category letter, keyword)."""
+        from privguard.header.profile import parse_attribute
+
+        return {parse_attribute(kw): (cat, kw) for cat, kws in self.categories.items() for kw in kws}
+
+
+class LargeScale(_Table):
+    """Where a policy puts "large scale" for GDPR Art. 35(3)(b): data subjects in one export."""
+
+    data_subjects_min: int = Field(
+        ge=1, description="Exports of at least this many data subjects are large scale."
+    )
+
+
 class DataTables(Model):
     """The tables one policy file provides; each is optional."""
 
@@ -129,3 +168,5 @@ class DataTables(Model):
     face_imaging: FaceImaging | None = None
     burned_in_text: ModalityList | None = None
     cac_thresholds: CacThresholds | None = None
+    safe_harbor_identifiers: IdentifierTable | None = None
+    dpia_large_scale: LargeScale | None = None

@@ -16,7 +16,15 @@ from privguard.errors import PolicyError
 
 from .support import DATA, EXAMPLES, NOW, ROOT, decide, drop, example
 
-SHIPPED = ["gdpr", "hipaa-expert-determination", "hipaa-limited-data-set", "hipaa-safe-harbor", "pipl"]
+SHIPPED = [
+    "gdpr",
+    "hipaa-authorization",
+    "hipaa-expert-determination",
+    "hipaa-irb-waiver",
+    "hipaa-limited-data-set",
+    "hipaa-safe-harbor",
+    "pipl",
+]
 
 
 def test_every_shipped_policy_loads_from_the_installed_package() -> None:
@@ -146,7 +154,7 @@ def test_site_policy_replaces_a_table() -> None:
 
 
 def test_unknown_shipped_name_lists_the_available_ones() -> None:
-    with pytest.raises(PolicyError, match="policy 'gpdr' not found; available: gdpr, hipaa-expert"):
+    with pytest.raises(PolicyError, match="policy 'gpdr' not found; available: gdpr, hipaa-authorization"):
         load_policy("gpdr")
 
 
