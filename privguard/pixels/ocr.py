@@ -166,6 +166,10 @@ class EasyOCREngine(OCREngine):
                 user_network_directory=str(weights),
                 download_enabled=False,
                 verbose=False,
+                # fp32 on CPU: EasyOCR's default dynamic int8 quantization of the recognizer uses
+                # kernels that differ by CPU instruction set (fbgemm/x86 vs qnnpack, AVX2 vs
+                # AVX-512), so one torch version read differently on two machines.
+                quantize=False,
             )
         except (FileNotFoundError, OSError) as exc:
             raise OCRUnavailableError(

@@ -1,6 +1,6 @@
 """The Clean Pixel Data stage: triage, OCR, PHI decision, masks, verification, write-back.
 
-:class:`OCRPixelStage` implements :class:`privguard.deidentify.PixelStage`.
+:class:`OCRPixelStage` implements :class:`privguard.pixels.types.PixelStage`.
 ``process_many`` takes a chunk of files and runs every step over all of them
 at once, so detection and recognition batches mix frames of several files:
 
@@ -14,7 +14,7 @@ at once, so detection and recognition batches mix frames of several files:
 4. verify: read the masks' neighbourhoods again, widen over residual PHI, up to
    ``max_rounds``; fail the file if PHI is still readable;
 5. encode the changed frames (:mod:`privguard.pixels.encode`), write the review
-   picture, and return a :class:`~privguard.deidentify.PixelOutcome` per file.
+   picture, and return a :class:`~privguard.pixels.types.PixelOutcome` per file.
 
 An error on one file (no codec, damaged pixel data) fails that file only.
 """
@@ -47,7 +47,7 @@ from privguard.pixels.triage import Triage, triage
 from privguard.pixels.verify import Residual, VerifyRequest, check
 
 if TYPE_CHECKING:
-    from privguard.deidentify import PixelOutcome
+    from privguard.pixels.types import PixelOutcome
     from privguard.dicomio import Source
     from privguard.text.context import PhiContext
 
@@ -323,20 +323,26 @@ class OCRPixelStage:
         kept = [x for x in f.found if not x.decision.redact]
         out: list[MaskBox] = []
         for run in _runs(f.found):
+            gray0 = f.rendering.gray[run[0].frame] if f.rendering is not None else None
             boxes = []
+            cores = []
             for x in run:
-                b = x.word.box
+                b = glyph_box(x.word, gray0)
                 h = min(b.height, b.width) if x.word.orientation else b.height
                 pad = max(2, round(0.1 * h))
                 boxes.append(b.pad(pad))
+                cores.append(b)
             box = bounding(boxes)
             assert box is not None
             box = box.clip(cols, rows)
-            core = bounding(x.word.box for x in run)
+            core = bounding(cores)
             assert core is not None
             if f.rendering is not None and not run[0].word.orientation:
+                g0 = f.rendering.gray[run[0].frame]
+                levels = [lv for x in run if (lv := text_level(x.word, g0)) is not None]
+                level = (max(levels) if run[0].word.bright else min(levels)) if levels else None
                 grown = extend_over_glyphs(
-                    f.rendering.gray[run[0].frame], core, run[0].word.bright, [k.word.box for k in kept]
+                    g0, core, run[0].word.bright, [k.word.box for k in kept], level
                 )
                 if grown != core:
                     pad = max(2, round(0.1 * core.height))
@@ -467,7 +473,7 @@ class OCRPixelStage:
     # -- outcome -----------------------------------------------------------------------------------
 
     def _outcome(self, f: _File) -> PixelOutcome:
-        from privguard.deidentify import PixelOutcome
+        from privguard.pixels.types import PixelOutcome
 
         t_out = time.perf_counter()
         report: dict[str, Any] = {"triage": f.triage.reason}
@@ -585,44 +591,126 @@ class OCRPixelStage:
         return name
 
 
-def extend_over_glyphs(gray: np.ndarray, core: Box, bright: bool | None, kept: list[Box]) -> Box:
-    """Grow a PHI box sideways over text the detector left out: columns next to it, on its rows,
-    with enough pixels of the text's grey level, no wider apart than a word space, up to four
-    text heights each way, never into a kept word, and only over a flat background (on texture,
-    bright grains would pass for strokes). A date read from its second digit on
+def glyph_box(word: Word, gray: np.ndarray | None = None) -> Box:
+    """The word's box, brought in to the rows (upright text) or columns (rotated text) its text
+    pixels occupy: the mask follows the letters, not the margin a detector puts around them (which
+    varies with the OCR stack's version and numerics).
+
+    The text pixels are the word's glyph mask and, when ``gray`` is given, only those of them near
+    the text's extreme grey level (a glyph mask that took in the edge of a panel the text sits on
+    would otherwise reach past the letters). Along the line the word's box is kept (it is already
+    the wider of the detector's box and the glyphs', so letters the detector cut off stay
+    covered). When the text pixels span less than 60% of the box across the line (a partial
+    separation), the box is kept as it is.
+    """
+    b = word.box
+    m = word.mask
+    if m is None or m.shape != (b.height, b.width) or not m.any():
+        return b
+    sel = m
+    if gray is not None and word.bright is not None:
+        patch = gray[b.y0 : b.y1, b.x0 : b.x1].astype(np.int16)
+        if patch.shape == m.shape:
+            level = int(patch[m].max()) if word.bright else int(patch[m].min())
+            background = int(np.median(patch[~m])) if (~m).any() else int(np.median(patch))
+            contrast = abs(level - background)
+            if contrast >= 40:
+                near = m & (np.abs(patch - level) <= 0.3 * contrast)
+                if near.sum() >= 0.2 * m.sum():
+                    sel = near
+    axis = 0 if word.orientation else 1
+    counts = sel.sum(axis=axis)
+    keep = np.flatnonzero(counts >= min(2, int(counts.max())))
+    a0, a1 = int(keep[0]), int(keep[-1]) + 1
+    across = b.width if word.orientation else b.height
+    if a1 - a0 < 0.6 * across:
+        return b
+    if word.orientation:
+        return Box(b.x0 + a0, b.y0, b.x0 + a1, b.y1)
+    return Box(b.x0, b.y0 + a0, b.x1, b.y0 + a1)
+
+
+def text_level(word: Word, gray: np.ndarray) -> int | None:
+    """The grey level the word's letters are drawn in (its glyph pixels' upper or lower quartile),
+    or None when its glyphs were not separated."""
+    b, m = word.box, word.mask
+    if m is None or word.bright is None or m.shape != (b.height, b.width) or m.sum() < 4:
+        return None
+    vals = gray[b.y0 : b.y1, b.x0 : b.x1][m]
+    return int(np.percentile(vals, 75 if word.bright else 25))
+
+
+def extend_over_glyphs(
+    gray: np.ndarray, core: Box, bright: bool | None, kept: list[Box], level: int | None = None
+) -> Box:
+    """Grow a PHI box sideways over glyphs the detector left out.
+
+    Only *glyph-shaped* connected components count: pixels of the text's grey level that form a
+    component lying on the box's rows (not reaching more than a quarter of the text height above
+    or below them), at least a third of the text height tall, no wider apart than a word space,
+    up to four text heights each way, never into a kept word and only over a flat background.
+    Speckle grains or anatomy of the text's grey level rarely have a glyph's shape and position,
+    and a column is never taken because of scattered bright pixels alone, so the mask follows
+    the letters rather than the texture around them. A date read from its second digit on
     ("1.03.2008" of "11.03.2008") would otherwise leave the first one readable.
     """
-    cols = gray.shape[1]
+    rows, cols = gray.shape[:2]
     h = core.height
     if h < 4 or core.width < 2:
         return core
     band = gray[core.y0 : core.y1].astype(np.int16)
     inside = band[:, core.x0 : core.x1]
-    level = int(inside.max()) if bright is not False else int(inside.min())
+    if level is None:
+        level = int(inside.max()) if bright is not False else int(inside.min())
     background = int(np.median(band))
     contrast = abs(level - background)
     if contrast < 40:
         return core
-    near = np.abs(band - level) <= 0.3 * contrast
-    strong = near.sum(axis=0) >= max(2, int(0.3 * h))  # a glyph's stroke, not scattered texture
-    gap_limit = max(2, int(0.6 * h))
     reach = 4 * h
-    x0, x1 = core.x0, core.x1
-    # a column whose non-text pixels vary is texture (speckle, anatomy): its bright grains are not letters
-    glyph = cv2.dilate(near.astype(np.uint8), np.ones((3, 5), np.uint8)) > 0  # strokes and anti-aliasing
-    masked = np.where(glyph, np.nan, band.astype(np.float32))
+    dy = max(2, h // 2)
+    win = Box(core.x0 - reach - 1, core.y0 - dy, core.x1 + reach + 1, core.y1 + dy).clip(cols, rows)
+    area = gray[win.y0 : win.y1, win.x0 : win.x1].astype(np.int16)
+    near = np.abs(area - level) <= 0.3 * contrast
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(near.astype(np.uint8), connectivity=8)
+    # burned-in letters are drawn in one colour: most of their pixels sit at the text's level,
+    # where speckle and anatomy only graze it (compared with the core's own letters)
+    exact = np.abs(area - level) <= 0.12 * contrast
+    core_near = np.abs(inside - level) <= 0.3 * contrast
+    core_frac = float((np.abs(inside - level) <= 0.12 * contrast).sum()) / max(1, int(core_near.sum()))
+    hits = np.bincount(labels.ravel(), weights=exact.ravel().astype(np.float64), minlength=n)
+    tol = max(1, h // 4)
+    glyph_cols = np.zeros(win.width, dtype=bool)
+    for i in range(1, n):
+        x, y, w, hh, a = (int(v) for v in stats[i])
+        top, bottom = win.y0 + y, win.y0 + y + hh
+        if top < core.y0 - tol or bottom > core.y1 + tol:
+            continue  # reaches off the line: texture or anatomy, not a letter of this line
+        if hh < max(2, h // 3) or w > 2 * h:
+            continue  # a dot, a grain, or a long streak
+        if hits[i] / max(1, a) < 0.5 * core_frac:
+            continue  # not drawn in the text's colour
+        glyph_cols[x : x + w] = True
+    # a column whose non-text pixels vary is texture (speckle, anatomy): its grains are not letters
+    glyph = cv2.dilate(near.astype(np.uint8), np.ones((3, 5), np.uint8)) > 0
+    off = core.y0 - win.y0
+    lines = area[off : off + core.height]
+    gmask = glyph[off : off + core.height]
+    masked = np.where(gmask, np.nan, lines.astype(np.float32))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = np.nan_to_num(np.nanstd(masked, axis=0), nan=0.0)
     textured = spread > 12
+    gap_limit = max(2, int(0.6 * h))
+    x0, x1 = core.x0, core.x1
     for step in (-1, 1):
-        x = (x0 - 1) if step < 0 else x1
+        x = (core.x0 - 1) if step < 0 else core.x1
         gap = 0
-        last = x0 if step < 0 else x1
-        while 0 <= x < cols and abs(x - (core.x0 if step < 0 else core.x1)) <= reach:
-            if any(k.x0 <= x < k.x1 and k.vertical_overlap(core) > 0 for k in kept) or textured[x]:
+        last = core.x0 if step < 0 else core.x1 - 1
+        while win.x0 <= x < win.x1 and abs(x - (core.x0 if step < 0 else core.x1)) <= reach:
+            k = x - win.x0
+            if any(kb.x0 <= x < kb.x1 and kb.vertical_overlap(core) > 0 for kb in kept) or textured[k]:
                 break
-            if strong[x]:
+            if glyph_cols[k]:
                 last, gap = x, 0
             else:
                 gap += 1
@@ -632,7 +720,7 @@ def extend_over_glyphs(gray: np.ndarray, core: Box, bright: bool | None, kept: l
         if step < 0:
             x0 = min(x0, last)
         else:
-            x1 = max(x1, last + 1 if last >= core.x1 else x1)
+            x1 = max(x1, last + 1)
     return Box(x0, core.y0, x1, core.y1)
 
 

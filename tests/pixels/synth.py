@@ -85,7 +85,12 @@ INSTITUTIONS = [
     "St. Benedict Medical Center",
     "Whitfield Valley Clinic",
     "Larkspur County Hospital",
+    "Children's Hospital of Eastbrook",
+    "University Hospital Marrowgate",
+    "Mercy General Imaging Institute",
 ]
+#: Side-panel parameters and per-frame overlays of ultrasound and fluoroscopy (never PHI).
+PANEL = ["Gn 60", "DR 65", "FR 30", "MI 1.2", "TIS 0.4", "PRF 2.5k", "WF 100", "D 12cm", "3.5MHz", "C5-1"]
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 NON_PHI = {
     "CR": [
@@ -345,7 +350,9 @@ def _layout(
     for corner, group in by_corner.items():
         lines: list[list[tuple[Item, Font]]] = []
         for it in group:
-            if lines and len(lines[-1]) < 3 and rng.random() < 0.5:
+            # PHI and non-PHI never share a line: an identifier makes its whole phrase PHI, so a
+            # marker glued to a name on one line is (rightly) masked with it
+            if lines and len(lines[-1]) < 3 and rng.random() < 0.5 and lines[-1][0][0].phi == it[0].phi:
                 lines[-1].append(it)
             else:
                 lines.append([it])
@@ -393,6 +400,10 @@ def build(
     transient: bool = False,
     no_text: bool = False,
     color_text: bool = True,
+    vertical: int = 0,
+    big_institution: bool = False,
+    counters: bool = False,
+    side_panel: bool = False,
 ) -> Case:
     """Render one case and write it to ``out_dir/name.dcm``."""
     rng = random.Random(seed)
@@ -489,8 +500,13 @@ def build(
             )
         else:
             expanded.append((it, f, x, y))
-    for it, f, x, y in expanded:
-        a = _alpha(it.text, f, x, y, rows, cols)
+    drawn = [(it, _alpha(it.text, f, x, y, rows, cols)) for it, f, x, y in expanded]
+    if not no_text:
+        drawn += _extras(
+            drawn, ident, modality, rows, cols, frames, rng, text_height, vertical, big_institution,
+            counters, side_panel,
+        )
+    for it, a in drawn:
         ys, xs = np.nonzero(a > 0.02)
         if xs.size == 0:
             continue
@@ -539,6 +555,127 @@ def build(
                 img = img * (1 - a[:, :, np.newaxis]) + rgb[np.newaxis, np.newaxis, :] * a[:, :, np.newaxis]
         disp[i] = img
     return _write(name, out_dir, ident, modality, disp, encoding, regions, color, rng)
+
+
+def _free(drawn: list[tuple[Item, np.ndarray]], a: np.ndarray, margin: int = 5) -> bool:
+    """True when the text of ``a`` stays ``margin`` pixels away from every text already drawn."""
+    if not (a > 0.02).any():
+        return False
+    taken = np.zeros(a.shape, dtype=np.uint8)
+    for _, b in drawn:
+        taken |= (b > 0.02).astype(np.uint8)
+    grown = cv2.dilate(taken, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) > 0
+    return not bool((grown & (a > 0.02)).any())
+
+
+def _rotated_alpha(text: str, font: Font, angle: int, x: int, y: int, rows: int, cols: int) -> np.ndarray:
+    """``text`` drawn upright, turned by ``angle`` (90: reads bottom to top, 270: top to bottom),
+    with its top-left corner at (x, y)."""
+    w, h = _text_size(text, font, rows, cols)
+    canvas = _alpha(text, font, 4, 4, h + 12, w + 12)
+    turned = np.rot90(canvas, 1 if angle == 90 else -1)
+    out = np.zeros((rows, cols), dtype=np.float32)
+    th, tw = turned.shape
+    if y + th > rows or x + tw > cols or x < 0 or y < 0:
+        return out
+    out[y : y + th, x : x + tw] = turned
+    return out
+
+
+def _extras(
+    drawn: list[tuple[Item, np.ndarray]],
+    ident: Identity,
+    modality: str,
+    rows: int,
+    cols: int,
+    frames: int,
+    rng: random.Random,
+    text_height: tuple[int, int],
+    vertical: int,
+    big_institution: bool,
+    counters: bool,
+    side_panel: bool,
+) -> list[tuple[Item, np.ndarray]]:
+    """Vertical lines, a large institution banner, cine counters and a side panel, where they fit."""
+    out: list[tuple[Item, np.ndarray]] = []
+
+    def place(item: Item, make: Any, tries: int = 12) -> None:
+        for _ in range(tries):
+            a = make()
+            if a is not None and _free(drawn + out, a):
+                out.append((item, a))
+                return
+
+    if big_institution:
+        text = ident.institution
+        h = rng.randint(20, 30)  # capital height; the font is about 1.4 times that (25-40 px)
+        f = random_font(rng, h)
+        w, th = _text_size(text, f, rows, cols)
+        while w > cols - 8 and h > 10:
+            h -= 2
+            f = random_font(rng, h)
+            w, th = _text_size(text, f, rows, cols)
+
+        def banner() -> np.ndarray | None:
+            if w > cols - 8:
+                return None
+            x = rng.randint(4, max(4, cols - w - 4))
+            y = rng.choice([rng.randint(4, max(4, rows // 5)), rng.randint(max(4, rows - rows // 5 - th), rows - th - 4)])
+            return _alpha(text, f, x, y, rows, cols)
+
+        place(Item(text, True, "institution", "exact", "InstitutionName"), banner)
+    pool = [
+        Item(f"{ident.family} {ident.given}", True, "vertical", "format", "PatientName"),
+        Item(ident.patient_id, True, "vertical", "exact", "PatientID"),
+        Item(f"{ident.birth:%d.%m.%Y}", True, "vertical", "format", "PatientBirthDate"),
+        Item(ident.institution, True, "vertical", "exact", "InstitutionName"),
+    ]
+    markers = {"CR": ["PORTABLE", "UPRIGHT", "SUPINE"], "DX": ["STANDING", "PORTABLE"], "MG": ["RCC", "LMLO"]}
+    for k in range(vertical):
+        if k % 3 == 2 and modality in markers:
+            it = Item(rng.choice(markers[modality]), False, "vertical-marker")
+        else:
+            it = pool[rng.randrange(len(pool))]
+        angle = rng.choice([90, 270])
+        f = random_font(rng, rng.randint(max(10, text_height[0]), max(12, text_height[1])))
+        tw, th = _text_size(it.text, f, rows, cols)
+
+        def side(it: Item = it, f: Font = f, tw: int = tw, th: int = th, angle: int = angle) -> np.ndarray | None:
+            if tw + 24 > rows:
+                return None
+            x = rng.choice([3, cols - th - 16])
+            y = rng.randint(rows // 6, max(rows // 6, rows - tw - rows // 6))
+            return _rotated_alpha(it.text, f, angle, x, y, rows, cols)
+
+        place(it, side)
+    if side_panel:
+        n = rng.randint(3, 5)
+        texts = rng.sample(PANEL, k=n)
+        h = rng.randint(max(8, text_height[0]), max(10, text_height[1]))
+        f = random_font(rng, h)
+        widths = [_text_size(t, f, rows, cols)[0] for t in texts]
+        x = cols - max(widths) - 6 if rng.random() < 0.7 else 4
+        y = rows // 4
+        for t, w in zip(texts, widths, strict=True):
+            a = _alpha(t, f, x, y, rows, cols)
+            if _free(drawn + out, a, 3):
+                out.append((Item(t, False, "panel"), a))
+            y += int(h * 1.9)
+    if counters and frames > 1:
+        h = rng.randint(max(9, text_height[0]), max(11, text_height[1]))
+        f = random_font(rng, h)
+        x = rng.randint(4, max(4, cols // 3))
+        y = rows - 3 * h - 6
+        step = rng.choice([0.033, 0.05, 0.1])
+        for i in range(frames):
+            for text, dx, kind in (
+                (f"{i + 1}/{frames}", 0, "counter"),
+                (f"{i * step:05.2f}s", int(5 * h), "timer"),
+            ):
+                a = _alpha(text, f, x + dx, y, rows, cols)
+                if _free(drawn + [o for o in out if o[0].frames == "all"], a, 3):
+                    out.append((Item(text, False, kind, frames=[i]), a))
+    return out
 
 
 def _write(

