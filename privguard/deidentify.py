@@ -17,9 +17,8 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -38,61 +37,26 @@ from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
 from privguard.models import DeidRecord, FileResult
+from privguard.pixels.types import PixelOptions, PixelOutcome, PixelStage
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
 from privguard.text.context import PhiContext
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DEFAULT_PROJECT",
+    "Deidentifier",
+    "PixelOptions",
+    "PixelOutcome",
+    "PixelStage",
+    "deidentify",
+    "deidentify_file",
+    "inspect_file",
+]
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_PROJECT = "default"
-
-
-@dataclass(frozen=True)
-class PixelOptions:
-    """How the burned-in text stage runs (the Clean Pixel Data option)."""
-
-    ocr: str = "auto"
-    """auto: OCR what triage flags; on: every image; off: never (the option is then not claimed)."""
-    device: str = "auto"
-    """auto, cpu or cuda."""
-    previews: Path | None = None
-    """Write a before/after PNG per redacted image here (for the privacy officer)."""
-    redact: str | None = None
-    """Override the profile's ``pixels.redact`` (phi | all-text)."""
-    allowlist: tuple[Path, ...] = ()
-    """Site allow-list files, added to the shipped one and the profile's."""
-
-
-@dataclass
-class PixelOutcome:
-    """What the pixel stage did to one file (see :mod:`privguard.pixels`)."""
-
-    report: dict[str, Any]
-    """JSON-able, PHI-free: triage reason, boxes found / redacted / kept, verification."""
-    pixel_data: bytes | None = None
-    """The new Pixel Data value (native or encapsulated), or None if the pixels are unchanged."""
-    transfer_syntax: str | None = None
-    """The output transfer syntax, when it differs from the input's."""
-    elements: dict[str, Any] = field(default_factory=dict)
-    """Header attributes the new pixel encoding needs (keyword -> value), e.g. PhotometricInterpretation."""
-    verified: bool = False
-    """True when the post-redaction OCR found no readable PHI (BurnedInAnnotation may become NO)."""
-    failed: str | None = None
-    """A PHI-free reason if the file must not be written (e.g. PHI still readable after redaction)."""
-
-
-class PixelStage(Protocol):
-    """The burned-in text stage, implemented in :mod:`privguard.pixels`."""
-
-    def wants(self, src: Source) -> bool:
-        """Triage: does this file need the pixel stage (from its header alone)?"""
-
-    def process_many(self, items: list[tuple[Source, PhiContext]]) -> list[PixelOutcome]:
-        """Process several files at once (OCR batched across them)."""
-
-    def close(self) -> None:
-        """Release the model."""
 
 
 class Deidentifier:
@@ -132,7 +96,7 @@ class Deidentifier:
             )
         self.pseudonymizer = pseudonymizer
         self.plan = compile_plan(prof)
-        self.engine = HeaderEngine(self.plan, pseudonymizer)
+        self.engine = HeaderEngine(self.plan, pseudonymizer, TextStage())
         self.pixel_stage: PixelStage | None = None
         if pixels is not None and pixels.ocr != "off" and prof.pixels.ocr != "off":
             try:
@@ -288,6 +252,23 @@ class Deidentifier:
             st.dirty.add(0x00280301)
             self.engine.add_code(ds, Option.CLEAN_PIXEL_DATA.value)
             st.dirty.add(0x00120064)
+
+
+class TextStage:
+    """The Clean options' text classifier, handed to the header engine (loaded on first use)."""
+
+    def __init__(self) -> None:
+        self._classifier: Any = None
+
+    def context(self, ds: Dataset) -> PhiContext:
+        return PhiContext.from_dataset(ds)
+
+    def redact(self, text: str, context: Any) -> Any:
+        if self._classifier is None:
+            from privguard.text.classifier import default_classifier
+
+            self._classifier = default_classifier()
+        return self._classifier.redact(text, context)
 
 
 def quiet_pydicom() -> None:

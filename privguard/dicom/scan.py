@@ -504,7 +504,7 @@ class _Walker:
                     raise ScanError("the pixel data's sequence delimiter has a non-zero length")
                 return pos + 8
             if tag != ITEM or length == UNDEFINED:
-                raise ScanError("the encapsulated pixel data is malformed (unexpected item)")
+                raise ScanError("the encapsulated pixel data is malformed (not a fragment item)")
             pos += 8 + length
             if pos > size:
                 raise ScanError("the encapsulated pixel data is truncated (a fragment runs past the end)")

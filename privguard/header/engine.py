@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom import config as pydicom_config
 from pydicom.dataelem import DataElement
@@ -45,7 +45,6 @@ from privguard.header.standard import COMPOUND_CODES, iod_types
 from privguard.models import ActionName, AttributeChange, DeidRecord
 from privguard.pseudonym.dates import shift_value
 from privguard.pseudonym.pseudonymizer import Pseudonymizer
-from privguard.text.context import PhiContext
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +119,20 @@ PRESENT_ONLY_WITH: dict[int, int] = {
 }
 
 
+class TextCleaner(Protocol):
+    """The Clean options' text classifier, registered by the caller (see ``privguard.deidentify``).
+
+    The header layer does not import the text layer: the de-identifier, which
+    sits above both, hands the engine an object with these two methods.
+    """
+
+    def context(self, ds: Dataset) -> Any:
+        """The file's PHI context (its own identifying values), read before any change."""
+
+    def redact(self, text: str, context: Any) -> Any:
+        """Redact ``text``; the result has ``changed`` (bool) and ``text`` (str)."""
+
+
 def dummy_value(vr: str) -> Any:
     """A non-empty value valid for ``vr`` that carries no information."""
     if vr in BINARY_VRS:
@@ -148,7 +161,7 @@ class FileState:
     record: bool
     iod: dict[str, int] | None
     patient_key: str
-    context: PhiContext | None = None
+    context: Any = None
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[AttributeChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -223,10 +236,10 @@ def patient_key_of(ds: Dataset) -> str:
 class HeaderEngine:
     """Applies a plan to datasets with one pseudonymizer (one per worker process)."""
 
-    def __init__(self, plan: Plan, pseudonymizer: Pseudonymizer) -> None:
+    def __init__(self, plan: Plan, pseudonymizer: Pseudonymizer, cleaner: TextCleaner | None = None) -> None:
         self.plan = plan
         self.pseudo = pseudonymizer
-        self._classifier: Any = None
+        self.cleaner = cleaner
         opts = plan.options
         self.modified_dates = Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in opts
         self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
@@ -244,14 +257,14 @@ class HeaderEngine:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, ds: Dataset, *, record: bool = False, context: PhiContext | None = None) -> FileState:
+    def run(self, ds: Dataset, *, record: bool = False, context: Any = None) -> FileState:
         """De-identify ``ds`` in place and return what was done."""
         sop_class = _text(ds.get("SOPClassUID", "") or "")
         st = FileState(
             record=record, iod=iod_types(sop_class) if sop_class else None, patient_key=patient_key_of(ds)
         )
         if context is None and self.needs_context:
-            context = PhiContext.from_dataset(ds)
+            context = self._get_classifier().context(ds)
         st.context = context
         if st.iod is None:
             st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
@@ -690,12 +703,10 @@ class HeaderEngine:
             self._set(ds, t, vr, out if len(out) > 1 else out[0], st)
         st.note(prefix, t, None, vr, "C", reason)
 
-    def _get_classifier(self) -> Any:
-        if self._classifier is None:
-            from privguard.text.classifier import default_classifier
-
-            self._classifier = default_classifier()
-        return self._classifier
+    def _get_classifier(self) -> TextCleaner:
+        if self.cleaner is None:
+            raise ProcessingError("the Clean options need the text classifier, and none was given")
+        return self.cleaner
 
     # -- what was done --------------------------------------------------------------------
 

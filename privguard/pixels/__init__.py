@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from privguard.deidentify import PixelOptions
     from privguard.header.profile import DeidProfile
     from privguard.pixels.ocr import OCREngine
     from privguard.pixels.stage import OCRPixelStage
+    from privguard.pixels.types import PixelOptions
 
 __all__ = ["build_stage"]
 

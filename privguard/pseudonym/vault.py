@@ -29,16 +29,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from privguard.errors import KeyMaterialError
-from privguard.pseudonym.keys import ProjectKey, check_private_file
-from privguard.pseudonym.pseudonymizer import (
-    _PREFIX,
+from privguard.pseudonym.forms import (
     ID_LENGTH,
+    PREFIX,
     IdKind,
     Pseudonymizer,
     base32,
     offset_from_bytes,
     uid_from_bytes,
 )
+from privguard.pseudonym.keys import ProjectKey, check_private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,7 +127,7 @@ class VaultPseudonymizer(Pseudonymizer):
         return self._token("uid", original, lambda: uid_from_bytes(secrets.token_bytes(16)))
 
     def identifier(self, kind: IdKind, original: str) -> str:
-        prefix = _PREFIX[kind]
+        prefix = PREFIX[kind]
         return self._token(
             kind, original, lambda: prefix + base32(secrets.token_bytes(10), ID_LENGTH - len(prefix))
         )

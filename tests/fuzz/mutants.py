@@ -581,7 +581,7 @@ def violations(m: Mutant, result: FileResult, out_dir: Path) -> list[str]:
     if result.status != "ok":
         if not result.reason:
             problems.append("refused without a reason")
-        if "unexpected" in (result.reason or ""):
+        if (result.reason or "").startswith("unexpected error"):
             problems.append(f"unexpected error: {result.reason}")
         if files:
             problems.append("a refused file left output behind")
