@@ -1,4 +1,4 @@
-"""Which parts of a text are PHI: presidio-analyzer with privguard's recognizers.
+"""Which parts of a text are PHI: the file's own values, names, patterns and presidio.
 
 The classifier runs presidio offline: no spaCy model (presidio's no-op NLP
 engine), pattern recognizers only, and tldextract pinned to its bundled
@@ -11,7 +11,11 @@ generic recognizers (dates, e-mail, phone, URL, IP, SSN) privguard adds:
   separators, the file's dates in every common format, institution names and
   addresses and their distinctive words, phone numbers;
 * pattern recognizers for labelled identifiers (``MRN: 12345``), titled names
-  (``Dr. Smith``), long digit runs and dates presidio's set misses (``07.22.1943``).
+  (``Dr. Smith``), long digit runs and dates presidio's set misses (``07.22.1943``);
+* header-independent recognizers: person names by dictionary and context
+  (:mod:`privguard.text.names`, Latin script and Chinese/Japanese/Korean), and
+  phones valid or not, addresses, postcodes, dates, ages over 89 and codes after
+  identifier keywords (:mod:`privguard.text.patterns`).
 
 Found spans are replaced by a label (``[NAME]``, ``[ID]``, ``[DATE]`` ...) so that
 the rest of the text stays: "CT chest for John Q Example" becomes
@@ -28,6 +32,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from privguard.text.context import PhiContext, has_cjk
+from privguard.text.names import find_cjk_names, find_names, lexicon
+from privguard.text.patterns import find_patterns
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -46,8 +52,12 @@ LABELS: dict[str, str] = {
     "LOCATION": "[PLACE]",
     "US_SSN": "[ID]",
     "MEDICAL_LICENSE": "[ID]",
+    "AGE": "[AGE]",
 }
 HEADER_SCORE = 0.95
+#: Score of the header-independent recognizers (names by dictionary/context, patterns).
+NAME_SCORE = 0.8
+PATTERN_SCORE = 0.85
 #: Presidio results below this score are ignored (its weakest date patterns are 0.1-0.2).
 SCORE_THRESHOLD = 0.3
 _SEP = r"[\s\-./,]?"
@@ -78,6 +88,14 @@ class Redaction:
     @property
     def changed(self) -> bool:
         return bool(self.spans)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Spans replaced per label (``{"[NAME]": 2, "[PHONE]": 1}``): counts, never values."""
+        out: dict[str, int] = {}
+        for s in self.spans:
+            out[s.label] = out.get(s.label, 0) + 1
+        return out
 
 
 def _alternation(terms: Iterable[str]) -> str:
@@ -321,11 +339,22 @@ def _join_names(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     return out
 
 
-class PhiClassifier:
-    """Find and replace PHI in free text. One instance per process is enough."""
+_PRESIDIO_HINT = re.compile(r"\d|@|://|www\.", re.IGNORECASE)
 
-    def __init__(self, use_presidio: bool = True) -> None:
+
+class PhiClassifier:
+    """Find and replace PHI in free text. One instance per process is enough.
+
+    ``use_presidio`` adds presidio's recognizers (run only on text with a digit,
+    ``@`` or a URL: the only text they can match); ``use_lexicon`` adds the
+    header-independent recognizers of names and patterns. :meth:`counts` tells
+    how many spans of each label this instance replaced (never values).
+    """
+
+    def __init__(self, use_presidio: bool = True, use_lexicon: bool = True) -> None:
         self._use_presidio = use_presidio
+        self._use_lexicon = use_lexicon
+        self._counts: dict[str, int] = {}
 
     def find(self, text: str, context: PhiContext | None = None) -> list[PhiSpan]:
         """Return the PHI spans of ``text``, merged and sorted."""
@@ -334,7 +363,14 @@ class PhiClassifier:
         spans: list[PhiSpan] = []
         if context is not None and not context.empty:
             spans += header_spans(text, context, _matchers_for(context))
-        if self._use_presidio:
+        if self._use_lexicon:
+            spans += [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_names(text)]
+            spans += [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_cjk_names(text)]
+            spans += [
+                PhiSpan(s, e, ent, PATTERN_SCORE, "pattern")
+                for s, e, ent in find_patterns(text, lexicon().english)
+            ]
+        if self._use_presidio and _PRESIDIO_HINT.search(text):
             results: list[RecognizerResult] = _analyzer().analyze(
                 text=text, language="en", score_threshold=SCORE_THRESHOLD
             )
@@ -352,8 +388,13 @@ class PhiClassifier:
             parts.append(text[pos : s.start])
             parts.append(s.label)
             pos = s.end
+            self._counts[s.label] = self._counts.get(s.label, 0) + 1
         parts.append(text[pos:])
         return Redaction("".join(parts), tuple(spans))
+
+    def counts(self) -> dict[str, int]:
+        """Spans replaced so far by :meth:`redact`, per label (counts only, never values)."""
+        return dict(self._counts)
 
 
 _MATCHER_CACHE: dict[int, tuple[PhiContext, _Matchers]] = {}
