@@ -112,31 +112,34 @@ def place(staging_root: Path, out_fd: int, rel: str) -> None:
     if not os.path.lexists(src) and output_exists(out_fd, rel):
         return  # an identical copy earlier in the same chunk (checked when staged) was placed
     with dir_fd(out_fd, parts[:-1], create=True) as (target_fd, created_parents):
-        src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            try:
-                os.link(src, parts[-1], dst_dir_fd=target_fd, follow_symlinks=False)
-            except FileExistsError:
+            os.link(src, parts[-1], dst_dir_fd=target_fd, follow_symlinks=False)
+            linked = True
+        except FileExistsError:
+            linked = False
+        try:
+            final = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=target_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SymlinkInOutput(
+                    "the output path is a symbolic link; privguard never follows links under --out"
+                ) from None
+            raise
+        try:
+            if not linked:
+                src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
-                    old = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=target_fd)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        raise SymlinkInOutput(
-                            "the output path is a symbolic link; privguard never follows links under --out"
-                        ) from None
-                    raise
-                try:
-                    same = stat.S_ISREG(os.fstat(old).st_mode) and _same_file_bytes(src_fd, old)
+                    same = stat.S_ISREG(os.fstat(final).st_mode) and _same_file_bytes(src_fd, final)
                 finally:
-                    os.close(old)
+                    os.close(src_fd)
                 if not same:
                     raise OutputError(
                         "duplicate SOP Instance UID: another input with different content already produced "
                         "this output; scrub duplicates into a separate folder"
-                    ) from None
-            os.fsync(src_fd)  # the same inode as the new name
+                    )
+            os.fsync(final)  # an identical file left by an interrupted run is made durable too
         finally:
-            os.close(src_fd)
+            os.close(final)
         os.fsync(target_fd)
         for fd in created_parents:
             os.fsync(fd)
@@ -193,7 +196,9 @@ class OutLock:
 def create_private_file(path: Path) -> int:
     """Open ``path`` for writing (created 0600 or truncated) without following a link."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # an earlier report may have been readable by others
+        return fd
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{path} is a symbolic link; privguard does not write through links") from None

@@ -293,8 +293,7 @@ def _run(
     for sink in sinks:
         sink.start(run, cfg)
     try:
-        size = cfg.chunk_size if cfg.executor != "inline" or cfg.pixels is not None else 1
-        executor.run(chunks(todo(), size), emit)
+        executor.run(chunks(todo(), cfg.chunk_size), emit)
     finally:
         if out_fd is not None:
             os.close(out_fd)
