@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profiles": ("privguard_cli.profiles", "profiles", "List and show de-identification profiles."),
     "check": ("privguard_cli.check", "check", "Check an export request against GDPR/HIPAA/PIPL policies."),
     "approve": ("privguard_cli.approve", "approve", "Sign an approval of an export request."),
+    "export": ("privguard_cli.export", "export", "Run an approved export (bind, scrub, manifest, audit)."),
+    "request": ("privguard_cli.request", "request", "Draft an export request from the files' headers."),
+    "review": ("privguard_cli.review", "review", "Rebuild an export's review page (OUT/review/index.html)."),
+    "audit": ("privguard_cli.audit", "audit", "Verify, show and export the audit log."),
     "serve": ("privguard_cli.serve", "serve", "Run a de-identifying DICOM node (receive, scrub, forward)."),
 }
 
@@ -52,8 +56,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="privguard")
 @click.option("-v", "--verbose", count=True, help="More log output (tags and counts, never values).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-@click.option("--debug", is_flag=True, help="Show a traceback when a command fails (for bug reports).")
-def cli(verbose: int, quiet: bool, debug: bool) -> None:
+def cli(verbose: int, quiet: bool) -> None:
     """privguard: de-identify medical images for sharing, and prove it."""
     level = (
         logging.ERROR

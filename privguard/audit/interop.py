@@ -29,6 +29,8 @@ DCM = "http://dicom.nema.org/resources/ontology/DCM"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+#: Fields an export run records (in its run or end record) that the formats carry as details.
+EXPORT_FIELDS = ("request_id", "request_sha256", "approval_id", "decision", "consent_snapshot", "recipient")
 #: EventOutcomeIndicator / AuditEvent.outcome by run outcome.
 OUTCOME = {"success": "0", "partial": "4", "refused": "8", "failed": "8", "interrupted": "12"}
 
@@ -50,9 +52,10 @@ def _details(run: RunInfo) -> list[tuple[str, str]]:
     prof = start.get("profile")
     if isinstance(prof, dict):
         rows += [("profile", str(prof.get("name"))), ("profile_sha256", str(prof.get("sha256")))]
-    for k in ("request_id", "request_sha256", "approval_id", "decision", "consent_snapshot"):
-        if start.get(k) is not None:
-            rows.append((k, str(start[k])))
+    for k in EXPORT_FIELDS:
+        value = end.get(k, start.get(k)) if end else start.get(k)
+        if value is not None:
+            rows.append((k, str(value)))
     if end:
         rows += [("chain_head", str(end.get("hash"))), ("chain_position", str(end.get("seq")))]
         if end.get("manifest_sha256"):
@@ -87,11 +90,12 @@ def audit_event(run: RunInfo) -> dict[str, Any]:
             "media": _coding("110037", "URI"),
         },
     ]
-    if start.get("recipient"):
+    recipient = (end or {}).get("recipient") or start.get("recipient")
+    if recipient:
         agents.append(
             {
                 "type": {"coding": [_coding("110152", "Destination Role ID")]},
-                "who": {"display": str(start["recipient"])},
+                "who": {"display": str(recipient)},
                 "requestor": False,
             }
         )
@@ -196,9 +200,10 @@ def atna_message(run: RunInfo) -> bytes:
     )
     _code(media, "RoleIDCode", "110154", "Destination Media")
     _code(media, "MediaType", "110037", "URI")
-    if start.get("recipient"):
+    recipient = (end or {}).get("recipient") or start.get("recipient")
+    if recipient:
         dest = ET.SubElement(
-            root, "ActiveParticipant", {"UserID": str(start["recipient"]), "UserIsRequestor": "false"}
+            root, "ActiveParticipant", {"UserID": str(recipient), "UserIsRequestor": "false"}
         )
         _code(dest, "RoleIDCode", "110152", "Destination Role ID")
     src = ET.SubElement(root, "AuditSourceIdentification", {"AuditSourceID": str(start.get("host"))})

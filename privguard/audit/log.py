@@ -429,12 +429,15 @@ class AuditLog:
         manifest_sha256: str | None = None,
         reason: str | None = None,
         signing_key: SigningKey | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> RunHead:
         """Write the run's end record (signed if ``signing_key``), fsync, and return the head.
 
         ``outcome`` is ``success``, ``partial`` (some files failed), ``failed``
-        or ``refused``. Raises :class:`~privguard.errors.OutputError` when the
-        log cannot be written: the run must not then report success.
+        or ``refused``; ``details`` adds PHI-free fields (what an export learnt
+        during the run: request hash, approval id, decision). Raises
+        :class:`~privguard.errors.OutputError` when the log cannot be written:
+        the run must not then report success.
         """
         run = self._run
         if run is None:
@@ -457,6 +460,11 @@ class AuditLog:
             "signed_by": signing_key.key_id if signing_key else None,
             "public_key": pub,
         }
+        if details:
+            clash = set(details) & set(rec)
+            if clash:
+                raise ValueError(f"details may not replace {sorted(clash)}")
+            rec.update(details)
 
         def sign(sealed: Record) -> str:
             assert signing_key is not None

@@ -47,6 +47,30 @@ def open_log(log: AuditLog | str | Path | None) -> tuple[AuditLog, bool]:
     return AuditLog.open(log), True
 
 
+def scrub_into_run(
+    audit: AuditLog,
+    config: ScrubConfig,
+    *,
+    on_result: Callable[[FileResult], None] | None = None,
+    on_discovered: Callable[[int], None] | None = None,
+    scrub_fn: Callable[..., ScrubSummary] | None = None,
+) -> tuple[ScrubSummary, str]:
+    """Scrub into the log's open run: a record per file, then ``OUT/MANIFEST.sha256``.
+
+    Returns the summary and the manifest's SHA-256; the caller ends the run.
+    """
+    from privguard.batch import scrub
+
+    def record(res: FileResult) -> None:
+        audit.file_result(res, config.out)
+        if on_result is not None:
+            on_result(res)
+
+    summary = (scrub_fn or scrub)(config, on_result=record, on_discovered=on_discovered)
+    outputs = audit.flush()
+    return summary, write_manifest(config.out, outputs)
+
+
 def audited_scrub(
     config: ScrubConfig,
     *,
@@ -61,11 +85,10 @@ def audited_scrub(
 ) -> tuple[ScrubSummary, RunHead]:
     """Run :func:`privguard.batch.scrub` with an audit record per file; see the module docstring.
 
-    ``scrub_fn`` replaces the scrub function (the export workflow passes its own).
+    ``scrub_fn`` replaces the scrub function (the benchmark passes a no-op sink's twin).
     Raises what ``scrub`` raises (after recording the refusal), and
     :class:`~privguard.errors.OutputError` when the log cannot be written.
     """
-    from privguard.batch import scrub
     from privguard.header.profile import load_profile
     from privguard.pseudonym.keys import ProjectKey
 
@@ -75,29 +98,22 @@ def audited_scrub(
     profile = load_profile(config.profile)
     if config.options:
         profile = profile.with_options(set(config.options))
-    cfg = config  # the key stays as given: scrub checks a key file's place itself
     audit, owned = open_log(log)
     try:
         audit.begin_run(
             command=command,
             key=key,
-            project=cfg.project,
+            project=config.project,
             profile=profile,
             operator=operator,
-            inputs=cfg.inputs,
-            out=cfg.out,
+            inputs=config.inputs,
+            out=config.out,
             details=details,
         )
-
-        def record(res: FileResult) -> None:
-            audit.file_result(res, cfg.out)
-            if on_result is not None:
-                on_result(res)
-
         try:
-            summary = (scrub_fn or scrub)(cfg, on_result=record, on_discovered=on_discovered)
-            outputs = audit.flush()
-            manifest = write_manifest(cfg.out, outputs)
+            summary, manifest = scrub_into_run(
+                audit, config, on_result=on_result, on_discovered=on_discovered, scrub_fn=scrub_fn
+            )
         except PrivguardError as exc:
             with contextlib.suppress(PrivguardError):  # the log itself may be what failed
                 outcome = "refused" if audit_files(audit) == 0 else "failed"
@@ -109,7 +125,7 @@ def audited_scrub(
             manifest_sha256=manifest,
             signing_key=signing_key,
         )
-        write_head(cfg.out, head)
+        write_head(config.out, head)
         return summary, head
     finally:
         if owned:

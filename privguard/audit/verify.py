@@ -30,6 +30,8 @@ from privguard.audit.chain import GENESIS, Record, head_message, record_hash
 from privguard.audit.log import _read_side, head_path
 from privguard.errors import AuditIntegrityError, ConfigError
 
+_DETAILS = ("request_id", "request_sha256", "approval_id", "decision")
+
 
 @dataclass
 class RunInfo:
@@ -197,11 +199,7 @@ def verify(
                     profile=prof.get("name") if isinstance(prof, dict) else None,
                     key_id=rec.get("key_id"),
                     start=rec,
-                    details={
-                        k: rec[k]
-                        for k in ("request_id", "request_sha256", "approval_id", "decision")
-                        if k in rec
-                    },
+                    details={k: rec[k] for k in _DETAILS if rec.get(k) is not None},
                 )
                 open_runs.add(run_id)
             elif kind in ("file", "end"):
@@ -220,6 +218,7 @@ def verify(
                             f"but {info.files} are in the log (records removed or inserted)",
                         )
                     info.end = rec
+                    info.details.update({k: rec[k] for k in _DETAILS if rec.get(k) is not None})
                     info.signature = _check_sig(rec, report.log_id or "", public_key)
                     if info.signature in ("invalid", "missing", "other-key"):
                         what = {
