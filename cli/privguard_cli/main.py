@@ -56,7 +56,8 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="privguard")
 @click.option("-v", "--verbose", count=True, help="More log output (tags and counts, never values).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show a traceback when a command fails (for bug reports).")
+def cli(verbose: int, quiet: bool, debug: bool) -> None:
     """privguard: de-identify medical images for sharing, and prove it."""
     level = (
         logging.ERROR
