@@ -55,8 +55,10 @@ class DimseForwarder:
     """One association per batch; each instance sent under its own transfer syntax."""
 
     def __init__(self, dest: DimseDestination) -> None:
-        from pynetdicom import AE
+        from pynetdicom import AE, _config
 
+        # Send each file's bytes as stored, after reading only its file meta (no decode, no re-encode).
+        _config.STORE_SEND_CHUNKED_DATASET = True
         self.dest = dest
         self._tls = None
         if dest.tls is not None:

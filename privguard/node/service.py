@@ -190,7 +190,7 @@ class Node:
 
         self.stats.add("received")
         try:
-            ds = pydicom.dcmread(BytesIO(raw), specific_tags=_TAGS)
+            ds = pydicom.dcmread(BytesIO(raw), specific_tags=_TAGS, stop_before_pixels=True)
             study = str(ds.get("StudyInstanceUID", "") or "")
             sop = str(ds.get("SOPInstanceUID", "") or "") or request_sop
         except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError):

@@ -106,10 +106,14 @@ def send(
 ) -> list[int]:
     """C-STORE the files over one association; returns the statuses."""
     from pynetdicom import AE
-    from pynetdicom.presentation import StoragePresentationContexts
+    from pynetdicom.presentation import build_context
 
     ae = AE(ae_title=calling)
-    ae.requested_contexts = StoragePresentationContexts[:100]
+    pairs = set()
+    for p in paths:  # one presentation context per SOP class and transfer syntax, as PACSs propose them
+        meta = pydicom.filereader.read_file_meta_info(p)
+        pairs.add((str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)))
+    ae.requested_contexts = [build_context(sop, [ts]) for sop, ts in sorted(pairs)]
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
     assoc = ae.associate("127.0.0.1", port, ae_title=called, tls_args=tls)
     if not assoc.is_established:
@@ -346,3 +350,105 @@ def node_process(root: Path, config: dict[str, Any]) -> Iterator[NodeProcess]:
         yield node
     finally:
         node.stop()
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+def make_certs(root: Path) -> dict[str, Path]:
+    """A test CA and two certificates it signs (server for 127.0.0.1/localhost, client), as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    root.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        path.chmod(0o600)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("privguard test CA"))
+        .issuer_name(name("privguard test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    out = {"ca": root / "ca.pem"}
+    out["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for role, usage in (
+        ("server", ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"privguard test {role}"))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        out[f"{role}_cert"] = root / f"{role}.pem"
+        out[f"{role}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out[f"{role}_key"] = root / f"{role}.key"
+        write_key(key, out[f"{role}_key"])
+    return out
+
+
+@contextmanager
+def storage_scp(root: Path, port: int, ae_title: str = "ARCHIVE", ssl_context: Any = None) -> Iterator[Path]:
+    """A minimal pynetdicom Storage SCP that writes what it receives into ``root`` (a test archive)."""
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+    root.mkdir(parents=True, exist_ok=True)
+
+    def on_store(event: Any) -> int:
+        (root / f"{event.request.AffectedSOPInstanceUID}.dcm").write_bytes(event.encoded_dataset())
+        return 0
+
+    ae = AE(ae_title=ae_title)
+    for cx in AllStoragePresentationContexts:
+        assert cx.abstract_syntax is not None
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, ssl_context=ssl_context, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield root
+    finally:
+        server.shutdown()
+        ae.shutdown()

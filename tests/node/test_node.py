@@ -1,0 +1,357 @@
+"""The node in-process, without Orthanc: store-and-forward, order, restarts, quarantine, filters,
+TLS, status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit
+
+from privguard.errors import AuditIntegrityError
+from privguard.node import Node, NodeConfig, unseal
+from privguard.node.forward import Delivery, DestinationDown, Outgoing
+from privguard.node.queue import DurableQueue, Item
+from privguard.pseudonym.keys import ProjectKey
+
+from .support import (
+    PLANTED,
+    check_deidentified,
+    free_port,
+    make_certs,
+    make_study,
+    send,
+    storage_scp,
+    wait_for,
+)
+
+
+def _config(tmp_path: Path, key_file: Path, **extra: Any) -> NodeConfig:
+    data: dict[str, Any] = {
+        "listen": {"port": 0, "allowed_callers": ["PACS"]},
+        "destination": {"type": "folder", "path": str(tmp_path / "archive")},
+        "key_file": str(key_file),
+        "queue": str(tmp_path / "queue"),
+        "log": str(tmp_path / "node.jsonl"),
+        "workers": 2,
+        "ocr": "off",
+        "status": {"port": 0},
+        "retry_initial": 0.1,
+        "retry_max": 0.3,
+    }
+    data.update(extra)
+    return NodeConfig.model_validate(data)
+
+
+@contextmanager
+def running(cfg: NodeConfig) -> Iterator[Node]:
+    node = Node(cfg)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def _events(cfg: NodeConfig) -> list[dict[str, Any]]:
+    assert cfg.log is not None
+    return [json.loads(x) for x in cfg.log.read_text().splitlines()]
+
+
+def _archive(cfg: NodeConfig) -> list[Path]:
+    return sorted(Path(str(cfg.destination.path)).rglob("*.dcm"))  # type: ignore[union-attr]
+
+
+class Recording:
+    """A forwarder that is down for its first ``down`` calls, then records what it delivers."""
+
+    def __init__(self, down: int = 0) -> None:
+        self.down = down
+        self.calls = 0
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+
+    def send(self, batch: list[Outgoing]) -> list[Delivery]:
+        with self.lock:
+            self.calls += 1
+            if self.calls <= self.down:
+                raise DestinationDown("test: down")
+            self.sent += [o.path.stem for o in batch]
+        return [Delivery(True) for _ in batch]
+
+    def close(self) -> None:
+        pass
+
+
+def test_store_and_forward_to_a_folder(tmp_path: Path, key_file: Path) -> None:
+    paths, uids = make_study(tmp_path / "study")
+    cfg = _config(tmp_path, key_file)
+    with running(cfg) as node:
+        assert node.port
+        assert send(paths, node.port) == [0] * len(paths)
+        wait_for(lambda: len(_archive(cfg)) == len(paths), 30, "the archive folder")
+        wait_for(lambda: node.status()["counts"].get("forwarded") == len(paths), 10, "the counts")
+        assert node.status()["queue"] == {"incoming": 0, "outgoing": 0, "quarantine": 0}
+    blobs = [p.read_bytes() for p in _archive(cfg)]
+    sops = check_deidentified(blobs, uids)
+    events = _events(cfg)
+    assert [e["event"] for e in events].count("received") == len(paths)
+    assert {Path(e["output"]).stem for e in events if e["event"] == "forwarded"} == sops
+    audit = [json.loads(x) for x in cfg.audit_path.read_text().splitlines()]
+    assert [r["phase"] for r in audit if r["type"] == "run"] == ["start", "end"]
+    files = [r for r in audit if r["type"] == "file"]
+    assert len(files) == len(paths) and all(r["status"] == "forwarded" and r["output_sha256"] for r in files)
+    text = cfg.log.read_bytes() + cfg.audit_path.read_bytes()  # type: ignore[union-attr]
+    for token in [*PLANTED, *(u.encode() for u in uids), str(paths[0].parent).encode()]:
+        assert token not in text
+
+
+def test_unknown_caller_rejected_and_echo_answered(tmp_path: Path, key_file: Path) -> None:
+    from pynetdicom import AE
+
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=1)
+    cfg = _config(tmp_path, key_file)
+    with running(cfg) as node:
+        assert send(paths, node.port, calling="STRANGER") == []  # rejected at association
+        ae = AE(ae_title="PACS")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRIVGUARD")
+        assert assoc.is_established
+        assert int(assoc.send_c_echo().Status) == 0
+        assoc.release()
+        ae.shutdown()
+        assert node.status()["counts"].get("received", 0) == 0
+    assert _archive(cfg) == []
+
+
+def test_destination_down_then_up_in_arrival_order_per_study(tmp_path: Path, key_file: Path) -> None:
+    a, _ = make_study(tmp_path / "a", series=1, per_series=4)
+    b_paths = []
+    from study_gen import write_study
+
+    b_paths = write_study(tmp_path / "b", ("Other^Ann", "MRN7654321", "19700101"), series=1, per_series=4)
+    interleaved = [p for pair in zip(a, b_paths, strict=True) for p in pair]
+    cfg = _config(tmp_path, key_file, forward_batch=3)
+    fwd = Recording(down=4)
+    with running(cfg) as node:
+        node.forwarder = fwd
+        assert send(interleaved, node.port) == [0] * len(interleaved)
+        wait_for(lambda: len(fwd.sent) == len(interleaved), 30, "delivery after the destination returns")
+        assert node.status()["destination_up"] is True
+    assert fwd.calls > 4
+    items = [Item.parse(s) for s in fwd.sent]
+    assert all(i is not None for i in items)
+    assert len(set(fwd.sent)) == len(interleaved)  # each exactly once
+    by_study: dict[str, list[int]] = {}
+    for i in items:
+        assert i is not None
+        by_study.setdefault(i.study, []).append(i.seq)
+    assert len(by_study) == 2
+    assert all(seqs == sorted(seqs) for seqs in by_study.values())
+    events = [e["event"] for e in _events(cfg)]
+    assert "destination-down" in events and "destination-up" in events
+
+
+def test_queue_survives_a_restart(tmp_path: Path, key_file: Path) -> None:
+    paths, uids = make_study(tmp_path / "study", series=1, per_series=5)
+    cfg = _config(tmp_path, key_file)
+    with running(cfg) as node:
+        node.forwarder = Recording(down=10**6)  # the destination never answers in this run
+        assert send(paths, node.port) == [0] * len(paths)
+        wait_for(lambda: node.status()["queue"]["outgoing"] == len(paths), 30, "the scrubbed backlog")
+    assert _archive(cfg) == []
+    with running(cfg) as node:  # the real folder destination again
+        wait_for(lambda: len(_archive(cfg)) == len(paths), 30, "the backlog to go out")
+        # The sender sends the study again: nothing goes twice.
+        assert send(paths, node.port) == [0] * len(paths)
+        wait_for(lambda: node.status()["counts"].get("skipped:delivered") == len(paths), 10, "the duplicates")
+    check_deidentified([p.read_bytes() for p in _archive(cfg)], uids)
+    assert len(_archive(cfg)) == len(paths)
+
+
+def test_queue_recovers_from_a_crash_at_any_step(tmp_path: Path, key: ProjectKey) -> None:
+    q = DurableQueue(tmp_path / "q", key, "p")
+    a, _ = q.put(b"A" * 10, "1.2.3", "1.2.3.1", False)
+    b, _ = q.put(b"B" * 10, "1.2.3", "1.2.3.2", False)
+    c, _ = q.put(b"C" * 10, "1.2.3", "1.2.3.3", False)
+    assert a and b and c and a.seq < b.seq < c.seq
+    assert q.put(b"A" * 10, "1.2.3", "1.2.3.1", False) == (None, "duplicate")
+    # b was scrubbed and moved, but the crash came before its input was removed:
+    (q.outgoing / f"{b.name}.dcm").write_bytes(b"scrubbed")
+    (q.outgoing / f"{b.name}.json").write_text("{}")
+    # c's move stopped after its description was written:
+    (q.outgoing / f"{c.name}.json").write_text("{}")
+    (q.incoming / ".tmp-x.dcm").write_bytes(b"half")
+    (q.work / "chunk").mkdir()
+    q.close()
+    q2 = DurableQueue(tmp_path / "q", key, "p")
+    assert q2.pending_incoming() == [a, c]
+    assert q2.pending_outgoing() == [b]
+    assert not (q2.outgoing / f"{c.name}.json").exists()
+    assert not (q2.incoming / ".tmp-x.dcm").exists() and list(q2.work.iterdir()) == []
+    q2.delivered_many([b])
+    n, _ = q2.put(b"x", "1.2.3", "1.2.3.4", False)
+    assert n is not None and n.seq > c.seq  # sequence numbers keep growing
+    q2.close()
+    q3 = DurableQueue(tmp_path / "q", key, "p")
+    assert q3.put(b"B", "1.2.3", "1.2.3.2", False) == (None, "delivered")
+    assert q3.put(b"B", "1.2.3", "1.2.3.2", True)[1] == "queued"
+    for p in q3.root.rglob("*"):
+        assert "1.2.3" not in p.name
+
+
+def _broken_file(path: Path) -> Path:
+    """A CT whose encapsulated pixel data is cut short (no sequence delimiter): privguard refuses it."""
+    paths, _ = make_study(path.parent / "src", series=1, per_series=1)
+    ds = pydicom.dcmread(paths[0])
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelData = encapsulate([b"\xff\xd8" + b"\x00" * 62 + b"\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    path.write_bytes(data[:-8])  # drop the sequence delimiter item
+    return path
+
+
+def test_failures_go_to_an_encrypted_quarantine(
+    tmp_path: Path, key_file: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pynetdicom import _config as netconfig
+
+    monkeypatch.setattr(netconfig, "STORE_SEND_CHUNKED_DATASET", True)  # send the file's bytes as they are
+    good, _ = make_study(tmp_path / "study", series=1, per_series=2)
+    bad = _broken_file(tmp_path / "bad" / "bad.dcm")
+    cfg = _config(tmp_path, key_file, project="q-test")
+    with running(cfg) as node:
+        assert send([good[0], bad, good[1]], node.port) == [0, 0, 0]
+        wait_for(lambda: node.status()["queue"]["quarantine"] == 1, 30, "the quarantine")
+        wait_for(lambda: len(_archive(cfg)) == 2, 30, "the good instances")
+        status = node.status()
+    sealed = list((tmp_path / "queue" / "quarantine").glob("*.pgq"))
+    assert len(sealed) == 1
+    blob = sealed[0].read_bytes()
+    for token in PLANTED:
+        assert token not in blob
+    from pynetdicom.dsutils import split_dataset
+
+    _, offset = split_dataset(bad)  # the node stores the dataset as sent, under its own file meta
+    assert unseal(sealed[0], key, "q-test").endswith(bad.read_bytes()[offset:])
+    with pytest.raises(AuditIntegrityError):
+        unseal(sealed[0], key, "another-project")
+    [event] = [e for e in _events(cfg) if e["event"] == "quarantined"]
+    assert event["reason"] and "bad" not in event["reason"]
+    assert status["counts"]["quarantined"] == 1 and status["last_errors"][-1]["reason"] == event["reason"]
+    json_status = json.dumps(status)
+    for token in PLANTED:
+        assert token.decode() not in json_status
+
+
+def test_modality_filter(tmp_path: Path, key_file: Path) -> None:
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=2)
+    cfg = _config(tmp_path, key_file, filters={"modalities": ["mr"]})
+    with running(cfg) as node:
+        assert send(paths, node.port) == [0, 0]  # acknowledged, then dropped
+        assert node.status()["counts"]["filtered:modality-not-selected"] == 2
+        assert node.status()["queue"] == {"incoming": 0, "outgoing": 0, "quarantine": 0}
+    assert _archive(cfg) == []
+
+
+def test_inclusion_list_filter(tmp_path: Path, key_file: Path) -> None:
+    from study_gen import write_study
+
+    from privguard.compliance import SigningKey, approve_request, write_approval
+
+    root = Path(__file__).resolve().parents[2]
+    request = root / "examples" / "compliance" / "hipaa-safe-harbor-request.yaml"
+    officer = SigningKey.generate()
+    _, pub = officer.save(tmp_path / "officer")
+    _, approval = approve_request(request, officer, officer="PO", valid_for=dt.timedelta(hours=1))
+    assert approval is not None and "MRN-TOKEN-0001" in approval.payload.included_patients
+    write_approval(approval, tmp_path / "approval.json")
+    inside = write_study(
+        tmp_path / "in", ("Included^Pat", "MRN-TOKEN-0001", "19500101"), series=1, per_series=2
+    )
+    outside = write_study(tmp_path / "out", ("Outside^Pat", "MRN9999999", "19500101"), series=1, per_series=2)
+    inclusion = {"request": str(request), "approval": str(tmp_path / "approval.json"), "public_key": str(pub)}
+    cfg = _config(tmp_path, key_file, filters={"inclusion": inclusion})
+    with running(cfg) as node:
+        assert send(inside + outside, node.port) == [0] * 4
+        wait_for(lambda: len(_archive(cfg)) == 2, 30, "the included patient's instances")
+        assert node.status()["counts"]["filtered:patient-not-included"] == 2
+    # An approval that does not verify stops the node from starting.
+    (tmp_path / "approval.json").write_text((tmp_path / "approval.json").read_text().replace("PO", "XX"))
+    with pytest.raises(AuditIntegrityError):
+        Node(_config(tmp_path / "again", key_file, filters={"inclusion": inclusion}))
+
+
+def test_tls_on_both_sides(tmp_path: Path, key_file: Path) -> None:
+    """Sender -TLS-> node -TLS-> archive, with certificates from files and client certificates required."""
+    certs = make_certs(tmp_path / "certs")
+    paths, uids = make_study(tmp_path / "study", series=1, per_series=3)
+    server_tls = {"cert": str(certs["server_cert"]), "key": str(certs["server_key"]), "ca": str(certs["ca"])}
+    client_tls = {"cert": str(certs["client_cert"]), "key": str(certs["client_key"]), "ca": str(certs["ca"])}
+    archive_port = free_port()
+    dest = {
+        "type": "dimse",
+        "host": "127.0.0.1",
+        "port": archive_port,
+        "ae_title": "ARCHIVE",
+        "tls": client_tls,
+    }
+    cfg = _config(
+        tmp_path,
+        key_file,
+        listen={"port": 0, "allowed_callers": ["PACS"], "tls": server_tls},
+        destination=dest,
+    )
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certs["ca"]))
+    client.load_cert_chain(str(certs["client_cert"]), str(certs["client_key"]))
+    anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certs["ca"]))
+    archive_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs["ca"]))
+    archive_ctx.load_cert_chain(str(certs["server_cert"]), str(certs["server_key"]))
+    archive_ctx.verify_mode = ssl.CERT_REQUIRED
+    with (
+        storage_scp(tmp_path / "tls-archive", archive_port, ssl_context=archive_ctx) as received,
+        running(cfg) as node,
+    ):
+        port = node.port or 0
+        assert send(paths[:1], port) == []  # plain TCP to the TLS port: no association
+        assert send(paths[:1], port, tls=(anonymous, "localhost")) == []  # no client certificate
+        assert send(paths, port, tls=(client, "localhost")) == [0] * len(paths)
+        wait_for(lambda: len(list(received.glob("*.dcm"))) == len(paths), 30, "the TLS archive")
+    check_deidentified([p.read_bytes() for p in received.glob("*.dcm")], uids)
+
+
+def test_cli_status_and_config_errors(tmp_path: Path, key_file: Path) -> None:
+    from privguard_cli.main import cli
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen:\n  port: 11112\ndestination:\n  type: folder\n  path: x\nkey_file: k\n")
+    res = runner.invoke(cli, ["serve", "--config", str(bad)])
+    assert res.exit_code == 2
+    assert "allowed_callers" in res.output and "Traceback" not in res.output
+    cfg = _config(tmp_path, key_file)
+    conf = tmp_path / "node.json"
+    conf.write_text(cfg.model_dump_json())
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=2)
+    with running(cfg) as node:
+        assert send(paths, node.port or 0) == [0, 0]
+        wait_for(lambda: node.status()["counts"].get("forwarded") == 2, 30, "forwarding")
+        res = runner.invoke(cli, ["serve", "status", "--config", str(conf)])
+        assert res.exit_code == 0, res.output
+        shown = json.loads(res.output)
+        assert shown["counts"]["forwarded"] == 2 and shown["queue"]["outgoing"] == 0
