@@ -146,7 +146,11 @@ class NodeConfig(_Model):
     log: Path | None = None
     """JSON-lines event log; None writes to stderr."""
     audit_log: Path | None = None
-    """Audit records (per run and per instance); default ``<queue>/audit.jsonl``."""
+    """The audit log (privguard.audit); default: ``PRIVGUARD_AUDIT_LOG`` or the per-user state folder."""
+    audit_signing_key: Path | None = None
+    """Ed25519 key (``privguard keys new-signing``) that signs each run's chain head."""
+    operator: str | None = Field(default=None, max_length=64)
+    """Who runs the node, for the audit run record (besides the OS user)."""
     status: Status | None = Status()
     filters: Filters = Filters()
     retry_initial: float = Field(default=1.0, gt=0)
@@ -156,10 +160,6 @@ class NodeConfig(_Model):
     """Instances sent per association."""
     forward_again: bool = False
     """Forward an instance the node already delivered when the sender sends it again (default: skip it)."""
-
-    @property
-    def audit_path(self) -> Path:
-        return self.audit_log if self.audit_log is not None else self.queue / "audit.jsonl"
 
 
 def load_config(path: str | Path) -> NodeConfig:

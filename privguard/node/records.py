@@ -1,28 +1,22 @@
 """Audit records of the node: one per run (a node session) and one per instance.
 
 The node writes through the :class:`AuditSink` protocol, so the store can be
-swapped (a test, or a site's own log). :class:`JsonlAuditSink` is the
-built-in store: append-only JSON lines, fsync'd per batch. The fields follow
-the governed-export issue: keyed hashes of the input reference and of the
-input bytes' SHA-256 (HMAC with a sub-key of the project key, so only the
-sender can match them), output path and SHA-256, actions by category, pixel
-results, status and reason. No names, original IDs, UIDs or paths.
+swapped (a test, or a site's own log). :class:`ChainedAuditSink` writes to the
+project's audit log (:mod:`privguard.audit`: hash-chained JSON lines, run
+heads signed with Ed25519 when a signing key is configured), the same log
+``privguard scrub`` and ``privguard export`` write. The fields follow the
+governed-export issue: keyed hashes of the input reference and of the input
+bytes' SHA-256, output path and SHA-256, actions by category, pixel results,
+status and reason. No names, original IDs, UIDs or paths.
 """
 
 from __future__ import annotations
 
-import getpass
-import hmac
-import json
-import os
-import platform
 import threading
-from hashlib import sha256
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from privguard._version import __version__
-from privguard.node.events import now_iso
+from privguard.header.profile import DeidProfile
 from privguard.pseudonym.keys import ProjectKey
 
 
@@ -33,66 +27,86 @@ class AuditSink(Protocol):
         """A run started or ended (``phase``: start | end)."""
 
     def file_records(self, records: list[dict[str, Any]]) -> None:
-        """Per-instance records; durable when this returns."""
+        """Per-instance records; written to the log when this returns."""
 
     def close(self) -> None:
         """Flush and release."""
 
 
-class Hasher:
-    """Keyed hashes for audit records (sub-key ``audit`` of the project key)."""
+class ChainedAuditSink:
+    """The project's audit log (:mod:`privguard.audit`): hash-chained, the run head optionally signed.
 
-    def __init__(self, key: ProjectKey, project: str) -> None:
-        self._key = key.derive("audit", project)
+    A node run lasts from start to stop. Per instance: ``ok`` when delivered,
+    ``failed`` when quarantined, ``skipped`` when filtered. The input reference
+    is the queue file (a keyed hash of it is stored, as for a scrub input).
+    """
 
-    def __call__(self, value: str | bytes) -> str:
-        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-        return hmac.new(self._key, data, sha256).hexdigest()
+    def __init__(
+        self,
+        path: Path | None,
+        key: ProjectKey,
+        project: str,
+        profile: DeidProfile,
+        signing_key: Path | None = None,
+        operator: str | None = None,
+    ) -> None:
+        from privguard.audit import AuditLog
 
+        self._key = key
+        self._project = project
+        self._profile = profile
+        self._operator = operator
+        self._signing = None
+        if signing_key is not None:
+            from privguard.compliance import SigningKey
 
-class JsonlAuditSink:
-    """Append-only JSON lines, fsync'd on every call."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
-        self._fh: IO[bytes] = os.fdopen(fd, "ab")
+            self._signing = SigningKey.load(signing_key)
+        self._log = AuditLog.open(path)
+        self.path = self._log.path
         self._lock = threading.Lock()
-
-    def _write(self, records: list[dict[str, Any]]) -> None:
-        data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
-        with self._lock:
-            self._fh.write(data)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+        self._failed = 0
 
     def run_record(self, record: dict[str, Any]) -> None:
-        self._write([{"type": "run", **record}])
+        if record.get("phase") == "start":
+            self._log.begin_run(
+                command="serve",
+                key=self._key,
+                project=self._project,
+                profile=self._profile,
+                operator=self._operator,
+                details={k: record[k] for k in ("listen_ae", "destination", "node_run") if k in record},
+            )
+            return
+        counts = {k: int(v) for k, v in (record.get("counts") or {}).items()}
+        with self._lock:
+            failed = self._failed
+        self._log.end_run(
+            outcome="partial" if failed else "success",
+            counts=counts,
+            reason=f"{failed} instance(s) quarantined" if failed else None,
+            signing_key=self._signing,
+        )
 
     def file_records(self, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            status = {"forwarded": "ok", "quarantined": "failed", "filtered": "skipped"}.get(
+                str(r.get("status")), "failed"
+            )
+            if status == "failed":
+                with self._lock:
+                    self._failed += 1
+            self._log.file_record(
+                input=r.get("input"),
+                status=status,
+                output=r.get("output"),
+                reason=r.get("reason"),
+                counts=r.get("actions") or {},
+                pixels=r.get("pixels"),
+                input_sha256=r.get("input_sha256") or None,
+                output_sha256=r.get("output_sha256") or None,
+            )
         if records:
-            self._write([{"type": "file", **r} for r in records])
+            self._log.flush()
 
     def close(self) -> None:
-        self._fh.close()
-
-
-def run_info(
-    command: str, profile: str, profile_sha256: str, key: ProjectKey, project: str
-) -> dict[str, Any]:
-    """The fields of a run record (who, when, what; the key by id only)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return {
-        "ts": now_iso(),
-        "command": command,
-        "user": user,
-        "host": platform.node(),
-        "software": f"privguard {__version__}",
-        "profile": profile,
-        "profile_sha256": profile_sha256,
-        "key_id": key.key_id,
-        "project": project,
-    }
+        self._log.close()

@@ -8,7 +8,6 @@ so forking them is safe.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import queue as queue_mod
 import shutil
@@ -32,7 +31,7 @@ from privguard.node.filters import InstanceFilter
 from privguard.node.forward import DestinationDown, Forwarder, Outgoing, make_forwarder
 from privguard.node.quarantine import seal
 from privguard.node.queue import DurableQueue, Item
-from privguard.node.records import AuditSink, JsonlAuditSink, run_info
+from privguard.node.records import AuditSink, ChainedAuditSink
 from privguard.node.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, start_scp
 from privguard.node.worker import Outcome, init_worker, scrub_chunk, warm
 from privguard.pseudonym.keys import ProjectKey
@@ -53,15 +52,17 @@ class Node:
         self.cfg = cfg
         self.key = key or ProjectKey.load(cfg.key_file)
         profile = load_profile(cfg.profile)
-        self.profile_name = profile.name
-        self.profile_sha256 = sha256(
-            json.dumps(profile.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
         self.filter = InstanceFilter(cfg.filters)  # verifies a configured approval now
         self.queue = DurableQueue(cfg.queue, self.key, cfg.project)
         self.log = EventLog(cfg.log)
         self.stats = Stats()
-        self.audit: AuditSink = audit if audit is not None else JsonlAuditSink(cfg.audit_path)
+        self.audit: AuditSink = (
+            audit
+            if audit is not None
+            else ChainedAuditSink(
+                cfg.audit_log, self.key, cfg.project, profile, cfg.audit_signing_key, cfg.operator
+            )
+        )
         self.forwarder: Forwarder = make_forwarder(cfg.destination)
         self._todo: queue_mod.Queue[Item] = queue_mod.Queue()
         self._lock = threading.Lock()
@@ -87,8 +88,7 @@ class Node:
         self.audit.run_record(
             {
                 "phase": "start",
-                "run_id": self._run_id,
-                **run_info("serve", self.profile_name, self.profile_sha256, self.key, cfg.project),
+                "node_run": self._run_id,
                 "listen_ae": cfg.listen.ae_title,
                 "destination": cfg.destination.type,
             }
@@ -146,9 +146,7 @@ class Node:
             self._http.server_close()
         self.forwarder.close()
         snap = self.stats.snapshot()
-        self.audit.run_record(
-            {"phase": "end", "run_id": self._run_id, "counts": snap["counts"], "outcome": "stopped"}
-        )
+        self.audit.run_record({"phase": "end", "node_run": self._run_id, "counts": snap["counts"]})
         self.log.emit("stopped", counts=snap["counts"], **self.queue.depth())
         self.audit.close()
         self.queue.close()
@@ -202,9 +200,7 @@ class Node:
         if not verdict.passes:
             self.stats.add(f"filtered:{verdict.reason}")
             self.log.emit("filtered", reason=verdict.reason, calling_ae=calling_ae)
-            self.audit.file_records(
-                [{"run_id": self._run_id, "status": "filtered", "reason": verdict.reason}]
-            )
+            self.audit.file_records([{"status": "filtered", "reason": verdict.reason}])
             return SUCCESS
         try:
             item, why = self.queue.put(raw, study, sop, self.cfg.forward_again)
@@ -343,9 +339,8 @@ class Node:
         self.audit.file_records(
             [
                 {
-                    "run_id": self._run_id,
-                    "item": item.name,
-                    "input_ref": item.instance,
+                    "input": str(self.queue.incoming_path(item)),
+                    "input_sha256": sha256(data).hexdigest(),
                     "status": "quarantined",
                     "reason": reason,
                     "pixels": outcome.pixels if outcome is not None else None,
@@ -452,15 +447,12 @@ class Node:
         self, item: Item, meta: dict[str, Any], status: str, reason: str | None
     ) -> dict[str, Any]:
         return {
-            "run_id": self._run_id,
-            "item": item.name,
-            "input_ref": item.instance,
-            "input_sha256_hmac": _hmac_hex(self.key, self.cfg.project, meta.get("input_sha256", "")),
+            "input": str(self.queue.incoming_path(item)),
+            "input_sha256": meta.get("input_sha256"),
             "output": meta.get("relpath"),
             "output_sha256": meta.get("output_sha256"),
             "actions": meta.get("counts"),
             "pixels": meta.get("pixels"),
-            "destination": self.cfg.destination.type,
             "status": status,
             "reason": reason,
         }
@@ -488,9 +480,3 @@ class Node:
         snap["destination"] = self.cfg.destination.type
         snap["run_id"] = self._run_id
         return snap
-
-
-def _hmac_hex(key: ProjectKey, project: str, value: str) -> str:
-    from privguard.node.records import Hasher
-
-    return Hasher(key, project)(value) if value else ""

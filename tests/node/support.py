@@ -332,6 +332,7 @@ def node_config(root: Path, key_file: Path, destination: dict[str, Any], **extra
         "key_file": str(key_file),
         "queue": str(root / "queue"),
         "log": str(root / "node.jsonl"),
+        "audit_log": str(root / "audit.jsonl"),
         "workers": 2,
         "ocr": "off",
         "status": {"port": 0},

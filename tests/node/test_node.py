@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
+from privguard.audit import iter_records, verify
 from privguard.errors import AuditIntegrityError
 from privguard.node import Node, NodeConfig, unseal
 from privguard.node.forward import Delivery, DestinationDown, Outgoing
@@ -43,6 +44,7 @@ def _config(tmp_path: Path, key_file: Path, **extra: Any) -> NodeConfig:
         "key_file": str(key_file),
         "queue": str(tmp_path / "queue"),
         "log": str(tmp_path / "node.jsonl"),
+        "audit_log": str(tmp_path / "audit.jsonl"),
         "workers": 2,
         "ocr": "off",
         "status": {"port": 0},
@@ -107,11 +109,16 @@ def test_store_and_forward_to_a_folder(tmp_path: Path, key_file: Path) -> None:
     events = _events(cfg)
     assert [e["event"] for e in events].count("received") == len(paths)
     assert {Path(e["output"]).stem for e in events if e["event"] == "forwarded"} == sops
-    audit = [json.loads(x) for x in cfg.audit_path.read_text().splitlines()]
-    assert [r["phase"] for r in audit if r["type"] == "run"] == ["start", "end"]
+    assert cfg.audit_log is not None and verify(cfg.audit_log).ok  # the hash chain holds
+    audit = iter_records(cfg.audit_log)
+    assert [r["type"] for r in audit if r["type"] in ("run", "end")] == ["run", "end"]
+    [run] = [r for r in audit if r["type"] == "run"]
+    assert run["command"] == "serve" and run["destination"] == "folder"
     files = [r for r in audit if r["type"] == "file"]
-    assert len(files) == len(paths) and all(r["status"] == "forwarded" and r["output_sha256"] for r in files)
-    text = cfg.log.read_bytes() + cfg.audit_path.read_bytes()  # type: ignore[union-attr]
+    assert len(files) == len(paths) and all(r["status"] == "ok" and r["output_sha256"] for r in files)
+    assert {Path(r["output"]).stem for r in files} == sops
+    assert all(r["input"] and r["input_sha256"] and r["actions"] for r in files)
+    text = cfg.log.read_bytes() + cfg.audit_log.read_bytes()  # type: ignore[union-attr]
     for token in [*PLANTED, *(u.encode() for u in uids), str(paths[0].parent).encode()]:
         assert token not in text
 
@@ -252,6 +259,11 @@ def test_failures_go_to_an_encrypted_quarantine(
     with pytest.raises(AuditIntegrityError):
         unseal(sealed[0], key, "another-project")
     [event] = [e for e in _events(cfg) if e["event"] == "quarantined"]
+    assert cfg.audit_log is not None and verify(cfg.audit_log).ok
+    failed = [r for r in iter_records(cfg.audit_log) if r["type"] == "file" and r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["reason"] == event["reason"]
+    [end] = [r for r in iter_records(cfg.audit_log) if r["type"] == "end"]
+    assert end["outcome"] == "partial"
     assert event["reason"] and "bad" not in event["reason"]
     assert status["counts"]["quarantined"] == 1 and status["last_errors"][-1]["reason"] == event["reason"]
     json_status = json.dumps(status)

@@ -6,7 +6,6 @@ command-line sender test.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -14,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from privguard.audit import iter_records, verify
 
 from .support import (
     DICOMWEB_PLUGIN,
@@ -37,6 +38,10 @@ pytestmark = [needs_orthanc, pytest.mark.slow]
 
 def _dimse(archive: object) -> dict[str, object]:
     return {"type": "dimse", "host": "127.0.0.1", "port": archive.dicom_port, "ae_title": archive.aet}  # type: ignore[attr-defined]
+
+
+def _audited(log: Path) -> list[dict[str, object]]:
+    return [r for r in iter_records(log) if r["type"] == "file" and r["status"] == "ok"]
 
 
 def _forwarded(events: list[dict[str, object]]) -> Counter[str]:
@@ -65,12 +70,13 @@ def test_pacs_to_archive_deidentified_and_logged(tmp_path: Path, key_file: Path)
             forwarded = _forwarded(node.events())
             assert all(n == 1 for n in forwarded.values())
             assert {Path(o).stem for o in forwarded} == sops
-            audit = [json.loads(x) for x in (Path(cfg["queue"]) / "audit.jsonl").read_text().splitlines()]
-            files = [r for r in audit if r["type"] == "file" and r["status"] == "forwarded"]
-            assert {Path(r["output"]).stem for r in files} == sops
-            log_text = node.log.read_bytes() + (Path(cfg["queue"]) / "audit.jsonl").read_bytes()
+            audit_log = Path(cfg["audit_log"])
+            wait_for(lambda: len(_audited(audit_log)) == len(paths), 10, "the audit records")
+            assert {Path(r["output"]).stem for r in _audited(audit_log)} == sops
+            log_text = node.log.read_bytes() + audit_log.read_bytes()
             for token in (b"Example", b"MRN1234567", b"19611224", *(u.encode() for u in uids)):
                 assert token not in log_text
+        assert verify(cfg["audit_log"]).ok  # stopped: the run's end record closes the chain
 
 
 def test_archive_stopped_mid_transfer(tmp_path: Path, key_file: Path) -> None:
@@ -132,6 +138,8 @@ def test_node_killed_mid_transfer(tmp_path: Path, key_file: Path) -> None:
                 assert sum(forwarded.values()) - len(paths) <= 1
             finally:
                 node.stop()
+            # The killed run stays unfinished in the audit log; the chain still verifies.
+            assert verify(cfg["audit_log"]).ok
 
 
 @pytest.mark.skipif(STORESCU is None, reason="DCMTK storescu is not installed")
