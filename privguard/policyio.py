@@ -74,7 +74,11 @@ def bounded_json(value: Any) -> Any:
 
 
 BoundedAny = Annotated[Any, AfterValidator(bounded_json)]
-"""A free-form field (e.g. a FHIR ``extension``) with a size and depth bound."""
+"""A free-form value with a size and depth bound."""
+BoundedTuple = Annotated[tuple[Any, ...], AfterValidator(bounded_json)]
+"""A free-form list field (e.g. a FHIR ``extension``), bounded as a whole."""
+BoundedDict = Annotated[dict[str, Any], AfterValidator(bounded_json)]
+"""A free-form mapping field (e.g. a FHIR ``meta``), bounded as a whole."""
 
 
 def _expanded_weight(root: yaml.Node) -> tuple[int, int]:

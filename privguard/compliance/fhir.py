@@ -33,7 +33,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from privguard.compliance._base import Model
-from privguard.policyio import BoundedAny  # free-form fields are size-bounded (issue 9)
+from privguard.policyio import BoundedDict, BoundedTuple  # free-form fields are size-bounded (issue 9)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Element(Model):
     """FHIR datatypes may carry an ``id`` and ``extension`` anywhere."""
 
     id: str | None = None
-    extension: tuple[BoundedAny, ...] = ()
+    extension: BoundedTuple = ()
 
 
 class Coding(_Element):
@@ -86,18 +86,18 @@ class Period(_Element):
 class Reference(_Element):
     reference: str | None = None
     type: str | None = None
-    identifier: dict[str, BoundedAny] | None = None
+    identifier: BoundedDict | None = None
     display: str | None = None
 
 
 class Actor(_Element):
-    modifierExtension: tuple[BoundedAny, ...] = ()
+    modifierExtension: BoundedTuple = ()
     role: CodeableConcept
     reference: Reference
 
 
 class Data(_Element):
-    modifierExtension: tuple[BoundedAny, ...] = ()
+    modifierExtension: BoundedTuple = ()
     meaning: Literal["instance", "related", "dependents", "authoredby"]
     reference: Reference
 
@@ -105,7 +105,7 @@ class Data(_Element):
 class Provision(_Element):
     """``Consent.provision`` (and nested exceptions)."""
 
-    modifierExtension: tuple[BoundedAny, ...] = ()
+    modifierExtension: BoundedTuple = ()
     type: Literal["deny", "permit"] | None = None
     period: Period | None = None
     actor: tuple[Actor, ...] = ()
@@ -137,26 +137,26 @@ class FhirConsentResource(Model):
 
     resourceType: Literal["Consent"]
     id: str | None = None
-    meta: dict[str, BoundedAny] | None = None
+    meta: BoundedDict | None = None
     implicitRules: str | None = None
     language: str | None = None
-    text: dict[str, BoundedAny] | None = None
-    contained: tuple[BoundedAny, ...] = ()
-    extension: tuple[BoundedAny, ...] = ()
-    modifierExtension: tuple[BoundedAny, ...] = ()
-    identifier: tuple[BoundedAny, ...] = ()
+    text: BoundedDict | None = None
+    contained: BoundedTuple = ()
+    extension: BoundedTuple = ()
+    modifierExtension: BoundedTuple = ()
+    identifier: BoundedTuple = ()
     status: Literal["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"]
     scope: CodeableConcept
     category: tuple[CodeableConcept, ...] = Field(min_length=1)
     patient: Reference | None = None
     dateTime: str | None = None
-    performer: tuple[BoundedAny, ...] = ()
-    organization: tuple[BoundedAny, ...] = ()
-    sourceAttachment: dict[str, BoundedAny] | None = None
-    sourceReference: dict[str, BoundedAny] | None = None
-    policy: tuple[BoundedAny, ...] = ()
+    performer: BoundedTuple = ()
+    organization: BoundedTuple = ()
+    sourceAttachment: BoundedDict | None = None
+    sourceReference: BoundedDict | None = None
+    policy: BoundedTuple = ()
     policyRule: CodeableConcept | None = None
-    verification: tuple[BoundedAny, ...] = ()
+    verification: BoundedTuple = ()
     provision: Provision | None = None
 
     @field_validator("dateTime")

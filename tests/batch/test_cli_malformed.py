@@ -217,3 +217,36 @@ def test_rich_markup_in_paths_is_printed_literally(
     dry = _run([*base, "--out", str(tmp_path / "dry"), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert f"{inp}/]y.dcm" in dry.output
+
+
+def test_free_form_consent_fields_are_size_bounded(tmp_path: Path) -> None:
+    from pydantic import TypeAdapter
+
+    from privguard.errors import PolicyError
+    from privguard.policyio import MAX_ANY_NODES, BoundedTuple, bounded_json
+
+    big = [{"url": "x", "valueString": "y"}] * (MAX_ANY_NODES // 2)
+    with pytest.raises(ValueError, match="more than"):
+        bounded_json(big)
+    adapter = TypeAdapter(BoundedTuple)
+    assert adapter.validate_python(({"url": "x"},)) == ({"url": "x"},)
+    with pytest.raises(Exception, match="more than"):
+        adapter.validate_python(tuple(big))
+    # Through the consent loader: a FHIR Consent whose extension holds too much is refused.
+    from privguard.compliance.loader import load_consents
+
+    example = Path(__file__).parents[2] / "examples" / "compliance" / "gdpr-research-consents.yaml"
+    text = example.read_text()
+    assert "      resourceType: Consent\n" in text
+    load_consents(example)  # as shipped: loads
+    for items, refused in ((big, True), (big[:10], False)):
+        consents = tmp_path / f"consents-{len(items)}.yaml"
+        extension = f"      extension: {json.dumps(items)}\n"
+        consents.write_text(
+            text.replace("      resourceType: Consent\n", "      resourceType: Consent\n" + extension, 1)
+        )
+        if refused:
+            with pytest.raises(PolicyError, match=r"extension: Value error, holds more than"):
+                load_consents(consents)
+        else:
+            load_consents(consents)
