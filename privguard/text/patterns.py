@@ -135,6 +135,9 @@ _KEYWORD_CODE = re.compile(
     r"(?=(?P<code>[A-Za-z0-9][A-Za-z0-9\-_/.]*[A-Za-z0-9]|\d{4,}))",
     re.IGNORECASE,
 )
+_SSN = re.compile(r"(?<![\w\-])\d{3}-\d{2}-\d{4}(?![\w\-])")
+#: DEA registration numbers (two letters, seven digits) and labelled licence numbers.
+_LICENSE = re.compile(r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b")
 _NUMBER_RUN = re.compile(r"(?<![\w.])\d{6,}(?![\w.]\d)")
 
 
@@ -236,6 +239,8 @@ def find_patterns(text: str, english: frozenset[str] = frozenset()) -> list[Span
         lambda: _ages(text),
         lambda: _keyword_codes(text, english),
         lambda: _groups(_NUMBER_RUN, text, "ID"),
+        lambda: _groups(_SSN, text, "US_SSN"),
+        lambda: _groups(_LICENSE, text, "MEDICAL_LICENSE"),
     ]
     out: list[Span] = []
     for f in finders:
