@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"files: {n}; text values cleaned per file: {calls / n:.1f}")
     print(f"research: {best['research'] / n * 1e3:.2f} ms/file ({n / best['research']:.0f} files/s)")
     print(
-        f"research, header values only: {best['header-only'] / n * 1e3:.2f} ms/file ({n / best['header-only']:.0f} files/s)"
+        f"research, header values only: {best['header-only'] / n * 1e3:.2f} ms/file "
+        f"({n / best['header-only']:.0f} files/s)"
     )
     print(f"inside the cleaner: {t_in / n * 1e3:.2f} ms/file, {t_in / max(calls, 1) * 1e6:.0f} us/value")
     print(f"cleaner share of research time (timed): {t_in / best['timed']:.1%}")
