@@ -286,6 +286,7 @@ def _run(
         if on_result is not None:
             on_result(res)
 
+    _preload_text_libraries()
     summary, manifest_sha = scrub_into_run(audit, cfg, on_result=collect)
     excluded = _excluded_patients(decision, payload, lookup)
     not_exported = dict(sorted(bound.excluded.items()))
@@ -323,6 +324,17 @@ def _run(
         review=page,
         images=images,
     )
+
+
+def _preload_text_libraries() -> None:
+    """Import presidio here, before the workers fork.
+
+    A worker caps its address space once it is set up (``max_file_memory``);
+    presidio's native libraries mapped after that can fail to load, which
+    fails every file. Imported in the parent, they are inherited instead.
+    """
+    with contextlib.suppress(ImportError):
+        import presidio_analyzer  # noqa: F401
 
 
 def _excluded_patients(decision: Decision, payload: ApprovalPayload, lookup: bytes) -> list[dict[str, Any]]:
