@@ -58,22 +58,24 @@ def open_root(path: Path) -> int:
 
 
 @contextmanager
-def dir_fd(root_fd: int, parts: tuple[str, ...], create: bool = False) -> Iterator[tuple[int, list[int]]]:
+def dir_fd(
+    root_fd: int, parts: tuple[str, ...], create: bool = False
+) -> Iterator[tuple[int, list[tuple[int, tuple[str, ...]]]]]:
     """Walk ``parts`` below ``root_fd`` (no links followed); yield the last folder's fd.
 
-    Also yields the fds (parent first) of every folder this call created, whose
-    parents must be synced for the new entries to be durable.
+    Also yields, for every folder this call created, its parent (fd and path
+    parts), which must be synced for the new entry to be durable.
     """
     fds: list[int] = []
-    created_parents: list[int] = []
+    created_parents: list[tuple[int, tuple[str, ...]]] = []
     cur = root_fd
     try:
-        for name in parts:
+        for depth, name in enumerate(parts):
             if name in ("", ".", "..") or "/" in name:
                 raise OutputError("an output path component is not a plain name")
             fd, created = _open_dir_at(cur, name, create)
             if created:
-                created_parents.append(cur)
+                created_parents.append((cur, parts[:depth]))
             fds.append(fd)
             cur = fd
         yield cur, created_parents
@@ -99,13 +101,17 @@ def _same_file_bytes(fd_a: int, fd_b: int) -> bool:
         off += len(a)
 
 
-def place(staging_root: Path, out_fd: int, rel: str) -> None:
+def place(
+    staging_root: Path, out_fd: int, rel: str, pending_dirs: set[tuple[str, ...]] | None = None
+) -> None:
     """Move the finished file ``staging_root/rel`` to ``rel`` under the output, durably.
 
     The file is hard-linked into place (an existing output is never replaced:
     identical bytes are accepted, different bytes are a duplicate SOP
-    instance), then the file and its folder are ``fsync``'d, and the staged
-    name is removed.
+    instance), then the file and its folder (and the parent of every folder
+    created for it) are ``fsync``'d, and the staged name is removed. With
+    ``pending_dirs`` the folders are added there instead, for one
+    :func:`sync_dirs` per chunk; the file itself is always synced here.
     """
     parts = tuple(rel.split("/"))
     src = staging_root / rel
@@ -140,10 +146,21 @@ def place(staging_root: Path, out_fd: int, rel: str) -> None:
             os.fsync(final)  # an identical file left by an interrupted run is made durable too
         finally:
             os.close(final)
-        os.fsync(target_fd)
-        for fd in created_parents:
-            os.fsync(fd)
+        if pending_dirs is None:
+            os.fsync(target_fd)
+            for fd, _ in created_parents:
+                os.fsync(fd)
+        else:
+            pending_dirs.add(parts[:-1])
+            pending_dirs.update(p for _, p in created_parents)
     src.unlink()
+
+
+def sync_dirs(out_fd: int, dirs: set[tuple[str, ...]]) -> None:
+    """``fsync`` each folder (path parts below the output), deepest first, each once."""
+    for parts in sorted(dirs, key=len, reverse=True):
+        with dir_fd(out_fd, parts) as (fd, _):
+            os.fsync(fd)
 
 
 def output_exists(out_fd: int, rel: str) -> bool:

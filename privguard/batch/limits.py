@@ -93,7 +93,7 @@ def inflated_size_exceeds(path: Path, limit: int) -> bool:
     """
     try:
         with open(path, "rb") as fh:
-            head = fh.read(64 * 1024)
+            head = fh.read(16 * 1024)
             offset = _deflated_data_offset(head)
             if offset is None:
                 return False

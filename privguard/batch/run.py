@@ -12,6 +12,7 @@ chunk.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import shutil
 import time
@@ -63,6 +64,18 @@ def load_key(key: ProjectKey | Path) -> ProjectKey:
         ) from None
 
 
+def profile_sha256(profile: DeidProfile) -> str:
+    """The profile's hash, the same in every process (issue 10 fix).
+
+    ``options`` is a frozenset, whose JSON order follows the per-process hash
+    seed: sorted here, or a resume in a new process is refused as "a different
+    profile" whenever the profile has two or more options (e.g. ``research``).
+    """
+    data = profile.model_dump(mode="json")
+    data["options"] = sorted(data["options"])
+    return sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def run_info(cfg: ScrubConfig, key: ProjectKey, profile: DeidProfile) -> RunInfo:
     """What a resume must match: key id, profile hash, options (no paths, no values)."""
     pixels: dict[str, object] = {}
@@ -80,7 +93,7 @@ def run_info(cfg: ScrubConfig, key: ProjectKey, profile: DeidProfile) -> RunInfo
         key_id=key.key_id,
         project=cfg.project,
         profile=profile.name,
-        profile_sha256=sha256(profile.model_dump_json().encode()).hexdigest(),
+        profile_sha256=profile_sha256(profile),
         options=tuple(sorted(o.value for o in cfg.options)),
         pixels=pixels,
         vault=vault,

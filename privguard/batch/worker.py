@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from privguard.batch.config import ScrubConfig
-from privguard.batch.fsio import SymlinkInOutput, open_root, place
+from privguard.batch.fsio import SymlinkInOutput, open_root, place, sync_dirs
 from privguard.batch.journal import JOURNAL_DIR
 from privguard.batch.limits import inflated_size_exceeds, limit_address_space, memory_reason
 from privguard.cores import usable_cores
@@ -100,6 +100,7 @@ class WorkerState:
                 if got_res is not None and got_res.status == "failed" and got_res.reason == _MEMORY:
                     results[i] = self._files([paths[i]])[0]
         final: list[FileResult] = []
+        dirs: set[tuple[str, ...]] = set()
         for p, maybe in zip(paths, results, strict=True):
             res = (
                 maybe if maybe is not None else FileResult(input=str(p), status="failed", reason="no result")
@@ -107,8 +108,19 @@ class WorkerState:
             if res.status == "failed" and res.reason == _MEMORY:
                 res = res.model_copy(update={"reason": memory_reason(cfg.max_file_memory)})
             elif res.status == "ok" and res.output and not cfg.dry_run:
-                res = self._place(res)
+                res = self._place(res, dirs)
             final.append(res)
+        if dirs:
+            try:
+                sync_dirs(self._out(), dirs)  # before the driver journals any of them
+            except (OSError, PrivguardError) as exc:
+                reason = f"the output folder cannot be synced ({type(exc).__name__})"
+                final = [
+                    r.model_copy(update={"status": "failed", "reason": reason, "output": None})
+                    if r.status == "ok" and r.output
+                    else r
+                    for r in final
+                ]
         return final
 
     def _files(self, paths: list[Path]) -> list[FileResult]:
@@ -125,10 +137,10 @@ class WorkerState:
             reason = f"unexpected error ({type(exc).__name__})"
             return [FileResult(input=str(paths[0]), status="failed", reason=reason)]
 
-    def _place(self, res: FileResult) -> FileResult:
+    def _place(self, res: FileResult, dirs: set[tuple[str, ...]]) -> FileResult:
         assert res.output is not None
         try:
-            place(self.staging, self._out(), res.output)
+            place(self.staging, self._out(), res.output, dirs)
         except SymlinkInOutput as exc:
             return res.model_copy(update={"status": "failed", "reason": str(exc), "output": None})
         except PrivguardError as exc:
