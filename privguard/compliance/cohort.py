@@ -35,13 +35,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -99,13 +99,30 @@ class PatientView(NamedTuple):
     id: str
     age: int | None
     zip3: str | None
-    studies: tuple[StudyView, ...]
+    kinds: tuple[int, ...]
+    """Each study as an index into :attr:`Cohort.kinds` (studies with the same values share one)."""
+
+
+class StudyKinds:
+    """Distinct study descriptions (modality, body part, defaced, burned-in flag), numbered."""
+
+    def __init__(self) -> None:
+        self.views: list[StudyView] = []
+        self._index: dict[tuple[str, str | None, bool, str | None], int] = {}
+
+    def index(self, modality: str, part: str | None, defaced: bool, burned: str | None) -> int:
+        key = (modality, part, defaced, burned)
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self.views)
+            self.views.append(StudyView(*key))
+        return i
 
 
 class ConsentRow(NamedTuple):
-    """One DUO consent from a consent table (dates as ISO strings, compared as strings)."""
+    """A DUO consent from a consent table, without the patient id (dates as ISO strings, compared
+    as strings). Rows with the same values share one object, so the check can work per object."""
 
-    patient: str
     given: str
     expires: str | None
     withdrawn: str | None
@@ -121,32 +138,14 @@ class ConsentRow(NamedTuple):
 Record = DuoConsent | FhirConsent | ConsentRow
 
 
-def view(p: Patient) -> PatientView:
+def view(p: Patient, kinds: StudyKinds) -> PatientView:
     """The view of an inline patient."""
     return PatientView(
         p.id,
         p.age,
         p.zip3,
-        tuple(StudyView(s.modality, s.body_part, s.defaced, s.burned_in_annotation) for s in p.studies),
+        tuple(kinds.index(s.modality, s.body_part, s.defaced, s.burned_in_annotation) for s in p.studies),
     )
-
-
-class _HashingReader(io.RawIOBase):
-    """A binary reader that hashes what passes through it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.digest.update(data)
-        return n
 
 
 @dataclass
@@ -158,138 +157,242 @@ class TableInfo:
     sha256: str | None = None
     rows: int = 0
     pinned: str | None = None
-    _reader: _HashingReader | None = field(default=None, repr=False)
+    line_no: int = 0
+    """The line being read."""
 
     def fail(self, line: int, problem: str) -> PolicyError:
         return PolicyError(f"{self.what} {self.path} line {line}: {problem}")
 
 
-def _open(
+_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}"
+_DATE_RE = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?"
+_FLAG_RE = r"(?:true|false)?"
+
+#: Column -> (syntax, what the error message says about it). Every valid value is free of commas,
+#: quotes and line breaks, so a valid row is one line that one regular expression matches.
+SYNTAX: dict[str, tuple[str, str]] = {
+    "patient_id": (_ID_RE, "a letter or digit, then letters, digits or ._:/- (at most 128)"),
+    "age": (r"[0-9]{0,3}", "an integer from 0 to 150, or empty"),
+    "zip3": (r"(?:[0-9]{3})?", "three digits, or empty"),
+    "study_id": (_ID_RE, "a letter or digit, then letters, digits or ._:/- (at most 128)"),
+    "modality": (r"[A-Z]{2,4}", "2-4 upper-case letters"),
+    "body_part": (r"(?:[A-Z][A-Z0-9]{0,15})?", "an upper-case DICOM BodyPartExamined term, or empty"),
+    "defaced": (_FLAG_RE, "true, false or empty"),
+    "burned_in_annotation": (r"(?:YES|NO)?", "YES, NO or empty"),
+    "given": (r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "a date YYYY-MM-DD"),
+    "expires": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+    "withdrawn": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+    "explicit": (_FLAG_RE, "true, false or empty"),
+    "permission": (r"[A-Z]{2,6}", "a DUO permission: NRES, GRU, HMB, DS or POA"),
+    "diseases": (r"[A-Za-z0-9_:.|-]{0,1000}", "|-separated disease ids such as MONDO:0004992"),
+    "modifiers": (r"[A-Za-z0-9:;|]{0,1000}", ";-separated DUO modifiers such as IRB;GS:DE|AT;TS:24"),
+    "pipl_sensitive": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+    "pipl_cross_border": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+    "gdpr_transfer": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+    "guardian": (_DATE_RE, "a date YYYY-MM-DD, or empty"),
+}
+
+
+_CHUNK = 1 << 22
+
+
+def _values(
     info: TableInfo, columns: tuple[str, ...], required: frozenset[str]
-) -> tuple[Iterator[list[str]], IO[bytes]]:
+) -> Iterator[tuple[int, list[tuple[str, ...]]]]:
+    """Stream a table as chunks of rows: (line number of the chunk's first row, rows).
+
+    Each row is its values in ``columns`` order ('' for a column the file
+    does not have). Every value is checked against its column's syntax: a
+    whole chunk against one regular expression (every line must match), or,
+    for a chunk where some line does not match (quoted fields, an error),
+    line by line, with a message naming the line and the column. The file's
+    SHA-256 is computed from the bytes as they are read.
+    """
     try:
         raw = info.path.open("rb")
     except OSError:
         raise PolicyError(f"{info.what} {info.path} cannot be read (missing or not a file)") from None
-    reader = _HashingReader(raw)
-    info._reader = reader
-    text = io.TextIOWrapper(io.BufferedReader(reader, buffer_size=1 << 20), encoding="utf-8", newline="")
-    rows = csv.reader(text)
+    digest = hashlib.sha256()
     try:
-        header = next(rows)
-    except StopIteration:
-        raw.close()
-        raise PolicyError(f"{info.what} {info.path} is empty (a header row is required)") from None
-    except (UnicodeDecodeError, csv.Error):
-        raw.close()
-        raise PolicyError(f"{info.what} {info.path} line 1: not a UTF-8 CSV header") from None
-    unknown = [h for h in header if h not in columns]
-    if unknown or len(set(header)) != len(header) or not required <= set(header):
-        raw.close()
-        raise PolicyError(
-            f"{info.what} {info.path} line 1: the header must name columns from "
-            f"{', '.join(columns)} once each, including {', '.join(sorted(required))}"
-        )
-    order = [header.index(c) if c in header else -1 for c in columns]
-
-    def reordered() -> Iterator[list[str]]:
-        width = len(header)
+        data = raw.read(_CHUNK)
+        digest.update(data)
+        end = data.find(b"\n")
+        while end < 0:
+            more = raw.read(_CHUNK)
+            if not more:
+                break
+            digest.update(more)
+            data += more
+            end = data.find(b"\n")
+        first, data = (data, b"") if end < 0 else (data[: end + 1], data[end + 1 :])
         try:
-            for row in rows:
-                if len(row) != width:
-                    raise info.fail(rows.line_num, f"expected {width} fields")
-                yield [row[i] if i >= 0 else "" for i in order]
+            header = next(csv.reader([first.decode("utf-8")])) if first.strip() else []
         except (UnicodeDecodeError, csv.Error):
-            raise info.fail(rows.line_num, "not valid UTF-8 CSV") from None
+            raise PolicyError(f"{info.what} {info.path} line 1: not a UTF-8 CSV header") from None
+        if not header:
+            raise PolicyError(f"{info.what} {info.path} is empty (a header row is required)")
+        unknown = [h for h in header if h not in columns]
+        if unknown or len(set(header)) != len(header) or not required <= set(header):
+            raise PolicyError(
+                f"{info.what} {info.path} line 1: the header must name columns from "
+                f"{', '.join(columns)} once each, including {', '.join(sorted(required))}"
+            )
+        missing = [c for c in columns if c not in header]
+        order = header + missing  # missing columns: empty groups at the end of the pattern
+        get = itemgetter(*(order.index(c) for c in columns))
+        fields = ",".join(f"({SYNTAX[c][0]})" for c in header) + "()" * len(missing)
+        many = re.compile(f"^{fields}\r?$", re.MULTILINE).findall
+        one = re.compile(f"{fields}\r?\n?").fullmatch
+        pad = ("",) * len(missing)
+        line = 2
+        at_end = False
+        while not at_end:
+            more = raw.read(_CHUNK)
+            digest.update(more)
+            data += more
+            at_end = not more
+            cut = len(data) if at_end else data.rfind(b"\n") + 1
+            if cut == 0:
+                continue  # no complete line yet
+            block, data = data[:cut], data[cut:]
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise info.fail(line + block.count(b"\n", 0, e.start), "not valid UTF-8") from None
+            lines = text.count("\n") + (not text.endswith("\n"))
+            rows = many(text)
+            if len(rows) != lines:  # some line did not match: find it, line by line
+                rows = []
+                for k, row_text in enumerate(text.splitlines(keepends=True)):
+                    m = one(row_text)
+                    if m is not None:
+                        rows.append(m.groups())
+                    elif not row_text.strip():
+                        raise info.fail(line + k, "empty line")
+                    else:
+                        rows.append(_checked_fields(info, line + k, header, row_text) + pad)
+            yield line, list(map(get, rows))
+            line += lines
+        info.sha256 = digest.hexdigest()
+        if info.pinned is not None and info.pinned != info.sha256:
+            raise PolicyError(
+                f"{info.what} {info.path} does not have the SHA-256 the request pins (changed?)"
+            )
+    finally:
+        raw.close()
 
-    return reordered(), raw
+
+def _checked_fields(info: TableInfo, line: int, header: list[str], text: str) -> tuple[str, ...]:
+    """Parse one line that the fast path did not match; raise naming the first bad column."""
+    try:
+        row = next(csv.reader([text]))
+    except (csv.Error, StopIteration):
+        raise info.fail(line, "not valid CSV (a quoted field spans lines?)") from None
+    if len(row) != len(header):
+        raise info.fail(line, f"expected {len(header)} fields")
+    for column, value in zip(header, row, strict=True):
+        pattern, what = SYNTAX[column]
+        if not re.fullmatch(pattern, value):
+            raise info.fail(line, f"column '{column}' must be {what}")
+    return tuple(row)
 
 
-def _finish(info: TableInfo, raw: IO[bytes]) -> None:
-    assert info._reader is not None
-    while info._reader._raw.read(1 << 20):  # hash what the CSV reader left (nothing, normally)
-        pass
-    raw.close()
-    info.sha256 = info._reader.digest.hexdigest()
-    if info.pinned is not None and info.pinned != info.sha256:
-        raise PolicyError(f"{info.what} {info.path} does not have the SHA-256 the request pins (changed?)")
+class _Checked:
+    """Values already validated (modalities, body parts, ages, dates repeat): validate each once."""
 
+    def __init__(self, info: TableInfo) -> None:
+        self.info = info
+        self.modalities: set[str] = set()
+        self.parts: set[str] = {""}
+        self.ages: dict[str, int | None] = {"": None}
+        self.dates: set[str] = {""}
 
-def _age(text: str, info: TableInfo, line: int) -> int | None:
-    if not text:
-        return None
-    if not text.isdigit() or len(text) > 3 or int(text) > 150:
-        raise info.fail(line, "column 'age' must be an integer from 0 to 150")
-    return int(text)
+    def fail(self, problem: str) -> PolicyError:
+        return self.info.fail(self.info.line_no, problem)
+
+    def fail_at(self, line: int, problem: str) -> PolicyError:
+        self.info.line_no = line
+        return self.info.fail(line, problem)
+
+    def age(self, text: str) -> int | None:
+        if text in self.ages:
+            return self.ages[text]
+        if not text.isdigit() or len(text) > 3 or int(text) > 150:
+            raise self.fail("column 'age' must be an integer from 0 to 150")
+        self.ages[text] = int(text)
+        return int(text)
+
+    def modality(self, text: str) -> None:
+        if text not in self.modalities:
+            if not _MODALITY.fullmatch(text):
+                raise self.fail("column 'modality' must be 2-4 upper-case letters")
+            self.modalities.add(text)
+
+    def part(self, text: str) -> None:
+        if text not in self.parts:
+            if not _BODY_PART.fullmatch(text):
+                raise self.fail("column 'body_part' must be an upper-case DICOM BodyPartExamined term")
+            self.parts.add(text)
+
+    def date(self, text: str, column: str) -> None:
+        if text in self.dates:
+            return
+        ok = _DATE.fullmatch(text) is not None
+        if ok:
+            try:
+                dt.date.fromisoformat(text)
+            except ValueError:
+                ok = False
+        if not ok:
+            raise self.fail(f"column '{column}' must be a date YYYY-MM-DD")
+        self.dates.add(text)
 
 
 _FLAGS = {"": False, "false": False, "true": True}
+_BURNED = {"": None, "YES": "YES", "NO": "NO"}
 
 
-def read_patients(info: TableInfo) -> Iterator[PatientView]:
+def read_patients(info: TableInfo, kinds: StudyKinds) -> Iterator[PatientView]:
     """Stream a patient table, validating every value and the id order."""
-    rows, raw = _open(info, PATIENT_COLUMNS, PATIENT_REQUIRED)
-    current: list[str] | None = None
-    studies: list[StudyView] = []
-    study_ids: set[str] = set()
-    line = 1
-    match_id, match_mod, match_part, match_zip = (
-        _ID.fullmatch,
-        _MODALITY.fullmatch,
-        _BODY_PART.fullmatch,
-        _ZIP3.fullmatch,
-    )
-    last_id = ""
-    for line, (pid, age, zip3, sid, modality, part, defaced, burned) in enumerate(rows, start=2):
-        if current is None or pid != current[0]:
-            if current is not None:
-                info.rows += 1
-                yield PatientView(
-                    current[0], _age(current[1], info, line), current[2] or None, tuple(studies)
-                )
-            if not match_id(pid):
-                raise info.fail(line, "column 'patient_id' is not a valid identifier")
-            if pid <= last_id:
-                raise info.fail(line, "patient ids must be strictly increasing (rows of a patient together)")
-            if zip3 and not match_zip(zip3):
-                raise info.fail(line, "column 'zip3' must be three digits")
-            last_id = pid
-            current = [pid, age, zip3]
-            studies = []
-            study_ids = set()
-        elif age != current[1] or zip3 != current[2]:
-            raise info.fail(line, "a patient's rows disagree on 'age' or 'zip3'")
-        if not match_id(sid) or sid in study_ids:
-            raise info.fail(line, "column 'study_id' is not a valid identifier or repeats within the patient")
-        study_ids.add(sid)
-        if not match_mod(modality):
-            raise info.fail(line, "column 'modality' must be 2-4 upper-case letters")
-        if part and not match_part(part):
-            raise info.fail(line, "column 'body_part' must be an upper-case DICOM BodyPartExamined term")
-        flag = _FLAGS.get(defaced)
-        if flag is None:
-            raise info.fail(line, "column 'defaced' must be true, false or empty")
-        if burned not in ("", "YES", "NO"):
-            raise info.fail(line, "column 'burned_in_annotation' must be YES, NO or empty")
-        studies.append(StudyView(modality, part or None, flag, burned or None))
-    if current is not None:
+    checked = _Checked(info)
+    ages = checked.ages
+    known: dict[tuple[str, str, str, str], int] = {}
+    cur_id = cur_age = cur_zip = ""
+    studies: list[int] = []
+    sids: list[str] = []
+    for first, rows in _values(info, PATIENT_COLUMNS, PATIENT_REQUIRED):
+        for line, (pid, age, zip3, sid, modality, part, defaced, burned) in enumerate(rows, first):
+            if pid != cur_id:
+                if studies:
+                    if len(sids) > 1 and len(set(sids)) != len(sids):
+                        raise checked.fail_at(line - 1, "column 'study_id' repeats within the patient")
+                    info.rows += 1
+                    yield PatientView(cur_id, ages[cur_age], cur_zip or None, tuple(studies))
+                if pid <= cur_id:
+                    raise checked.fail_at(
+                        line, "patient ids must be strictly increasing (rows of a patient together)"
+                    )
+                if age not in ages:
+                    info.line_no = line
+                    checked.age(age)
+                cur_id, cur_age, cur_zip = pid, age, zip3
+                studies = []
+                sids = []
+            elif age != cur_age or zip3 != cur_zip:
+                raise checked.fail_at(line, "a patient's rows disagree on 'age' or 'zip3'")
+            sids.append(sid)
+            key = (modality, part, defaced, burned)
+            k = known.get(key)
+            if k is None:
+                k = known[key] = kinds.index(modality, part or None, defaced == "true", burned or None)
+            studies.append(k)
+    if studies:
+        if len(sids) > 1 and len(set(sids)) != len(sids):
+            raise checked.fail("column 'study_id' repeats within the patient")
         info.rows += 1
-        yield PatientView(current[0], _age(current[1], info, line), current[2] or None, tuple(studies))
-    _finish(info, raw)
+        yield PatientView(cur_id, ages[cur_age], cur_zip or None, tuple(studies))
     if info.rows == 0:
         raise PolicyError(f"{info.what} {info.path} has no patients")
-
-
-def _date(text: str, info: TableInfo, line: int, column: str) -> str | None:
-    if not text:
-        return None
-    if not _DATE.fullmatch(text):
-        raise info.fail(line, f"column '{column}' must be a date YYYY-MM-DD")
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise info.fail(line, f"column '{column}' must be a date YYYY-MM-DD") from None
-    return text
 
 
 @lru_cache(maxsize=4096)
@@ -329,45 +432,60 @@ def parse_terms(terms: str) -> tuple[ConsentTerm, tuple[ConsentTerm, ...]]:
     return perm, tuple(mods)
 
 
-def read_consents(info: TableInfo) -> Iterator[ConsentRow]:
-    """Stream a consent table, validating every value and the id order."""
-    rows, raw = _open(info, CONSENT_COLUMNS, CONSENT_REQUIRED)
+def read_consents(info: TableInfo) -> Iterator[tuple[str, ConsentRow]]:
+    """Stream a consent table as (patient id, consent), validating every value and the id order.
+
+    Consents with the same values (everything but the patient id) are one
+    shared :class:`ConsentRow`, validated once.
+    """
+    checked = _Checked(info)
+    seen: dict[tuple[str, ...], ConsentRow] = {}
     last_id = ""
-    for line, r in enumerate(rows, start=2):
-        pid = r[0]
-        if not _ID.fullmatch(pid):
-            raise info.fail(line, "column 'patient_id' is not a valid identifier")
-        if pid <= last_id:
-            raise info.fail(line, "patient ids must be strictly increasing (one row per patient)")
-        last_id = pid
-        given = _date(r[1], info, line, "given")
-        if given is None:
-            raise info.fail(line, "column 'given' is required")
-        expires = _date(r[2], info, line, "expires")
-        if expires is not None and expires < given:
-            raise info.fail(line, "column 'expires' is before 'given'")
-        explicit = _FLAGS.get(r[4])
-        if explicit is None:
-            raise info.fail(line, "column 'explicit' must be true, false or empty")
-        terms = f"{r[5]}\t{r[6]}\t{r[7]}"
-        try:
-            parse_terms(terms)
-        except ValueError as e:
-            raise info.fail(line, str(e)) from None
-        info.rows += 1
-        yield ConsentRow(
-            pid,
-            given,
-            expires,
-            _date(r[3], info, line, "withdrawn"),
-            explicit,
-            terms,
-            _date(r[8], info, line, "pipl_sensitive"),
-            _date(r[9], info, line, "pipl_cross_border"),
-            _date(r[10], info, line, "gdpr_transfer"),
-            _date(r[11], info, line, "guardian"),
-        )
-    _finish(info, raw)
+    for first, rows in _values(info, CONSENT_COLUMNS, CONSENT_REQUIRED):
+        for line, row in enumerate(rows, first):
+            pid = row[0]
+            if pid <= last_id:
+                raise checked.fail_at(line, "patient ids must be strictly increasing (one row per patient)")
+            last_id = pid
+            rest = row[1:]
+            consent = seen.get(rest)
+            if consent is None:
+                info.line_no = line
+                consent = seen[rest] = _consent(checked, rest)
+            yield pid, consent
+        info.rows += len(rows)
+
+
+def _consent(checked: _Checked, values: tuple[str, ...]) -> ConsentRow:
+    given, expires, withdrawn, explicit, perm, diseases, mods, sens, xb, gdpr_t, guardian = values
+    for value, column in (
+        (given, "given"),
+        (expires, "expires"),
+        (withdrawn, "withdrawn"),
+        (sens, "pipl_sensitive"),
+        (xb, "pipl_cross_border"),
+        (gdpr_t, "gdpr_transfer"),
+        (guardian, "guardian"),
+    ):
+        checked.date(value, column)
+    if expires and expires < given:
+        raise checked.fail("column 'expires' is before 'given'")
+    terms = f"{perm}\t{diseases}\t{mods}"
+    try:
+        parse_terms(terms)
+    except ValueError as e:
+        raise checked.fail(str(e)) from None
+    return ConsentRow(
+        given,
+        expires or None,
+        withdrawn or None,
+        explicit == "true",
+        terms,
+        sens or None,
+        xb or None,
+        gdpr_t or None,
+        guardian or None,
+    )
 
 
 def _resolve(ref: str, base: Path | None) -> Path:
@@ -385,6 +503,7 @@ class Cohort:
     consents_dir: Path | None
     patient_table: TableInfo | None = None
     consent_table: TableInfo | None = None
+    kinds: StudyKinds = field(default_factory=StudyKinds)
 
     def __post_init__(self) -> None:
         ds = self.request.dataset
@@ -399,9 +518,9 @@ class Cohort:
 
     def _patients(self) -> Iterator[PatientView]:
         if self.patient_table is not None:
-            return read_patients(self.patient_table)
+            return read_patients(self.patient_table, self.kinds)
         assert self.request.dataset.patients is not None
-        return (view(p) for p in self.request.dataset.patients)
+        return (view(p, self.kinds) for p in self.request.dataset.patients)
 
     def __iter__(self) -> Iterator[tuple[PatientView, Record | None]]:
         patients = self._patients()
@@ -415,17 +534,17 @@ class Cohort:
         consents = read_consents(self.consent_table)
         if self.patient_table is None:
             wanted = {p.id for p in self.request.dataset.patients or ()}
-            found: dict[str, Record] = {c.patient: c for c in consents if c.patient in wanted}
+            found: dict[str, Record] = {pid: c for pid, c in consents if pid in wanted}
             for p in patients:
                 yield p, found.get(p.id)
             return
         # both sorted by id: a merge join
         pending = next(consents, None)
         for p in patients:
-            while pending is not None and pending.patient < p.id:
+            while pending is not None and pending[0] < p.id:
                 pending = next(consents, None)
-            if pending is not None and pending.patient == p.id:
-                yield p, pending
+            if pending is not None and pending[0] == p.id:
+                yield p, pending[1]
                 pending = next(consents, None)
             else:
                 yield p, None

@@ -19,11 +19,11 @@ import logging
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from privguard.compliance._base import Regime
 from privguard.compliance.canonical import fingerprint, profile_fingerprint
-from privguard.compliance.cohort import Cohort
+from privguard.compliance.cohort import Cohort, ConsentRow
 from privguard.compliance.conditions import evaluate, facts_of
 from privguard.compliance.consent import ConsentSet
 from privguard.compliance.decision import (
@@ -56,6 +56,17 @@ ENGINE = "privguard"
 
 
 Status = Literal["fire", "pass", "n/a"]
+
+
+class Group(NamedTuple):
+    """What the patient rules decided for patients with the same facts."""
+
+    age: int | None
+    fired: tuple[str, ...]
+    passed: tuple[str, ...]
+    withdrawn: bool
+    covers: bool
+    permission: str | None
 
 
 def status(rule: Rule, facts: Mapping[str, FactValue]) -> Status:
@@ -321,36 +332,66 @@ def check(
         else (Path(base_dir) if base_dir is not None else None),
     )
     builder = PatientFacts(ctx)
-    acc = DatasetFacts(ctx)
-    # Patients with the same patient facts get the same answer: evaluate each combination once.
-    memo: dict[tuple[FactValue, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    included: list[str] = []
-    exclusions: list[tuple[str, tuple[str, ...]]] = []
-    excluded_by: dict[str, int] = {}
-    passed_by: dict[str, int] = {}
-    for patient, record in cohort:
-        acc.requested += 1
-        pf = builder.of(patient.age, record)
-        acc.withdrawn += pf["consent.withdrawn"] is True
+    acc = DatasetFacts(ctx, cohort.kinds)
+
+    def judge(pf: Mapping[str, FactValue]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         key = tuple(pf[n] for n in names)
         hit = memo.get(key)
         if hit is None:
-            merged = ChainMap(pf, facts)
+            merged = ChainMap(dict(pf), facts)
             states = [(er.rule.id, status(er.rule, merged)) for er in patient_rules]
             hit = memo[key] = (
                 tuple(rid for rid, st in states if st == "fire"),
                 tuple(rid for rid, st in states if st == "pass"),
             )
-        fired, passed = hit
+        return hit
+
+    # Patients with the same patient facts get the same answer: each combination is evaluated once,
+    # and counted by group (age, consent terms and dates) rather than patient by patient.
+    memo: dict[tuple[FactValue, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    rows: dict[tuple[int | None, int], list[Any]] = {}
+    groups: dict[Group, list[Any]] = {}
+    included: list[str] = []
+    exclusions: list[tuple[str, tuple[str, ...]]] = []
+    add = acc.add
+    for patient, record in cohort:
+        entry: list[Any] | None = None
+        if record is None or type(record) is ConsentRow:
+            key = (patient.age, id(record))  # table consents are shared objects (see read_consents)
+            entry = rows.get(key)
+        if entry is None:
+            pf = builder.of(patient.age, record)
+            fired, passed = judge(pf)
+            group = Group(
+                patient.age,
+                fired,
+                passed,
+                pf["consent.withdrawn"] is True,
+                pf["consent.covers_purpose"] is True,
+                permission_of(record),
+            )
+            entry = groups.setdefault(group, [group, 0])
+            if record is None or type(record) is ConsentRow:
+                rows[key] = entry
+        entry[1] += 1
+        fired = entry[0].fired
         if fired:
             exclusions.append((patient.id, fired))
-            for rid in fired:
-                excluded_by[rid] = excluded_by.get(rid, 0) + 1
         else:
             included.append(patient.id)
-            acc.add(patient, permission_of(record), pf["consent.covers_purpose"] is True)
-            for rid in passed:
-                passed_by[rid] = passed_by.get(rid, 0) + 1
+            add(patient)
+
+    excluded_by: dict[str, int] = {}
+    passed_by: dict[str, int] = {}
+    for group, n in groups.values():
+        acc.requested += n
+        acc.withdrawn += group.withdrawn * n
+        for rid in group.fired:
+            excluded_by[rid] = excluded_by.get(rid, 0) + n
+        if not group.fired:
+            acc.add_group(group.age, group.permission, group.covers, n)
+            for rid in group.passed:
+                passed_by[rid] = passed_by.get(rid, 0) + n
 
     facts |= acc.facts()
     findings = [_finding(er, excluded_by[er.rule.id]) for er in patient_rules if er.rule.id in excluded_by]

@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Literal
 
 from privguard.compliance._base import Regime
-from privguard.compliance.cohort import ConsentRow, PatientView, StudyView, parse_terms
+from privguard.compliance.cohort import ConsentRow, PatientView, StudyKinds, parse_terms
 from privguard.compliance.consent import ConsentSet, DuoConsent, FhirConsent
 from privguard.compliance.duo import ConsentTerm, DuoCode, PurposeContext, match
 from privguard.compliance.fhir import FhirContext
@@ -828,69 +828,77 @@ def pipl_required_mechanism(
 class DatasetFacts:
     """Accumulates the ``dataset``-phase facts over the included patients, one patient at a time."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, kinds: StudyKinds) -> None:
         self.ctx = ctx
         t = ctx.tables
         self._zip3 = frozenset(t.restricted_zip3.prefixes) if t.restricted_zip3 else None
-        self._face = t.face_imaging
-        self._burned = t.burned_in_text
-        self._study: dict[StudyView, tuple[int, int, int, int]] = {}
+        self.kinds = kinds
+        self._kind_counts: list[int] = []
+        self._shapes: dict[tuple[str | None, tuple[int, ...]], int] = {}
         self.requested = 0
         self.included = 0
-        self.studies = 0
         self.withdrawn = 0
         self.covering = 0
-        self.modalities: set[str] = set()
         self.permissions: set[str] = set()
         self.max_age: int | None = None
         self.ages_unknown = self.under_18 = self.zip3_restricted = self.zip3_unknown = 0
-        self.face_nd = self.face_unknown = self.burned_flagged = self.burned_unknown = 0
 
-    def _study_counts(self, s: StudyView) -> tuple[int, int, int, int]:
-        hit = self._study.get(s)
-        if hit is None:
-            face, burned = self._face, self._burned
-            nd = unknown = flagged = b_unknown = 0
+    def add(self, p: PatientView) -> None:
+        """Count an included patient's ZIP3 and studies (by shape: patients often share both)."""
+        shape = p[2:]
+        self._shapes[shape] = self._shapes.get(shape, 0) + 1
+
+    def _fold(self) -> None:
+        """Fold the shapes into counts (once, before the facts are read)."""
+        counts = self._kind_counts
+        for (zip3, kinds), n in self._shapes.items():
+            self.included += n
+            if zip3 is None:
+                self.zip3_unknown += n
+            elif self._zip3 is not None and zip3 in self._zip3:
+                self.zip3_restricted += n
+            for k in kinds:
+                if k >= len(counts):
+                    counts.extend([0] * (k + 1 - len(counts)))
+                counts[k] += n
+        self._shapes = {}
+
+    def _studies(self) -> tuple[int, set[str], int, int, int, int]:
+        face, burned = self.ctx.tables.face_imaging, self.ctx.tables.burned_in_text
+        total = nd = unknown = flagged = b_unknown = 0
+        modalities: set[str] = set()
+        for k, n in enumerate(self._kind_counts):
+            if not n:
+                continue
+            s = self.kinds.views[k]
+            total += n
+            modalities.add(s.modality)
             if face is not None and not s.defaced:
-                nd = int(
-                    (s.modality in face.modalities and s.body_part in face.body_parts)
-                    or s.modality in face.photo_modalities
+                hit = (s.modality in face.modalities and s.body_part in face.body_parts) or (
+                    s.modality in face.photo_modalities
                 )
-                unknown = int(s.modality in face.modalities and s.body_part is None)
+                nd += n * hit
+                unknown += n * (s.modality in face.modalities and s.body_part is None)
             if burned is not None:
-                flagged = int(s.burned_in == "YES" or s.modality in burned.modalities)
-                b_unknown = int(s.burned_in is None and s.modality not in burned.modalities)
-            hit = self._study[s] = (nd, unknown, flagged, b_unknown)
-        return hit
+                flagged += n * (s.burned_in == "YES" or s.modality in burned.modalities)
+                b_unknown += n * (s.burned_in is None and s.modality not in burned.modalities)
+        return total, modalities, nd, unknown, flagged, b_unknown
 
-    def add(self, p: PatientView, permission: str | None, covers: bool) -> None:
-        """Count an included patient."""
-        self.included += 1
+    def add_group(self, age: int | None, permission: str | None, covers: bool, n: int) -> None:
+        """Count ``n`` included patients of one age, consent permission and coverage."""
         if permission is not None:
             self.permissions.add(permission)
-        self.covering += covers
-        age = p.age
+        self.covering += covers * n
         if age is None:
-            self.ages_unknown += 1
+            self.ages_unknown += n
         else:
             if self.max_age is None or age > self.max_age:
                 self.max_age = age
-            self.under_18 += age < 18
-        if p.zip3 is None:
-            self.zip3_unknown += 1
-        elif self._zip3 is not None and p.zip3 in self._zip3:
-            self.zip3_restricted += 1
-        for s in p.studies:
-            self.studies += 1
-            self.modalities.add(s.modality)
-            nd, unknown, flagged, b_unknown = self._study_counts(s)
-            self.face_nd += nd
-            self.face_unknown += unknown
-            self.burned_flagged += flagged
-            self.burned_unknown += b_unknown
+            self.under_18 += (age < 18) * n
 
     def facts(self) -> Facts:
         """The dataset facts."""
+        self._fold()
         req, tables = self.ctx.request, self.ctx.tables
         p = req.pipl
         included = self.included
@@ -900,13 +908,15 @@ class DatasetFacts:
         ciio = p.exporter_ciio if p else None
         important = p.important_data if p else None
         large = tables.dpia_large_scale
+        studies, modalities, face_nd, face_unknown, burned_flagged, burned_unknown = self._studies()
+        face, burned = tables.face_imaging, tables.burned_in_text
         return {
             "dataset.requested": self.requested,
             "dataset.included": included,
             "dataset.excluded": self.requested - included,
             "dataset.withdrawn_consents": self.withdrawn,
-            "dataset.modalities": frozenset(self.modalities),
-            "dataset.studies": self.studies,
+            "dataset.modalities": frozenset(modalities),
+            "dataset.studies": studies,
             "dataset.allow_patient_exclusion": req.dataset.allow_patient_exclusion,
             "dataset.consent_permissions": frozenset(self.permissions),
             "dataset.consents_covering": self.covering,
@@ -915,10 +925,10 @@ class DatasetFacts:
             "dataset.under_18": self.under_18,
             "dataset.zip3_restricted": None if self._zip3 is None else self.zip3_restricted,
             "dataset.zip3_unknown": self.zip3_unknown,
-            "dataset.face_not_defaced": None if self._face is None else self.face_nd,
-            "dataset.face_unknown": None if self._face is None else self.face_unknown,
-            "dataset.burned_in_flagged": None if self._burned is None else self.burned_flagged,
-            "dataset.burned_in_unknown": None if self._burned is None else self.burned_unknown,
+            "dataset.face_not_defaced": None if face is None else face_nd,
+            "dataset.face_unknown": None if face is None else face_unknown,
+            "dataset.burned_in_flagged": None if burned is None else burned_flagged,
+            "dataset.burned_in_unknown": None if burned is None else burned_unknown,
             "gdpr.large_scale": None if large is None else included >= large.data_subjects_min,
             "pipl.sensitive_persons": sensitive,
             "pipl.non_sensitive_persons": non_sensitive,
