@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from privguard.batch.config import ScrubConfig
+from privguard.batch.limits import memory_reason, resident_bytes
 from privguard.batch.worker import WorkerState
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey
@@ -42,6 +43,7 @@ from privguard.pseudonym.keys import ProjectKey
 Pairs = list[tuple[Path, FileResult]]
 Emit = Callable[[Pairs], None]
 _MAX_START_FAILURES = 5
+_WATCH_INTERVAL = 0.5
 
 
 @dataclass
@@ -108,6 +110,14 @@ class Tasks:
             self.queue.extendleft(Task([p], retry=True) for p in reversed(task.paths))
             return []
         return failed(task.paths, reason)
+
+    def over_memory(self, task: Task, limit: int) -> Pairs:
+        """``task``'s worker grew past the memory ceiling (and was killed)."""
+        if len(task.paths) > 1:
+            self.stats.retried += len(task.paths)
+            self.queue.extendleft(Task([p], retry=True) for p in reversed(task.paths))
+            return []
+        return failed(task.paths, memory_reason(limit))
 
     def overdue(self, task: Task) -> Pairs:
         """``task`` ran past its time limit (its worker was killed)."""
@@ -176,6 +186,8 @@ class _Slot:
     ready: bool = False
     task: Task | None = None
     deadline: float | None = None
+    baseline: int | None = None
+    """Resident memory when the worker became ready."""
 
 
 class ProcessExecutor:
@@ -220,6 +232,8 @@ class ProcessExecutor:
             if tasks.done() and all(s.task is None for s in slots):
                 return
             deadlines = [s.deadline for s in slots if s.task is not None and s.deadline is not None]
+            if any(s.task is not None and s.baseline is not None for s in slots):
+                deadlines.append(time.monotonic() + _WATCH_INTERVAL)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = set(wait([s.conn for s in slots] + [s.proc.sentinel for s in slots], timeout))
             for i, s in enumerate(slots):
@@ -242,10 +256,25 @@ class ProcessExecutor:
                     if pairs:
                         emit(pairs)
                     slots[i] = self._replace(s, tasks, emit)
+                elif s.task is not None and self._over_memory(s):
+                    _kill(s)
+                    task = s.task
+                    s.task = None
+                    pairs = tasks.over_memory(task, self.cfg.max_file_memory)
+                    if pairs:
+                        emit(pairs)
+                    slots[i] = self._replace(s, tasks, emit)
+
+    def _over_memory(self, s: _Slot) -> bool:
+        if s.baseline is None or s.proc.pid is None:
+            return False
+        rss = resident_bytes(s.proc.pid)
+        return rss is not None and rss - s.baseline > self.cfg.max_file_memory
 
     def _message(self, s: _Slot, msg: tuple[Any, ...], emit: Emit) -> None:
         if msg[0] == "ready":
             s.ready = True
+            s.baseline = resident_bytes(msg[1])
         elif msg[0] == "done" and s.task is not None:
             task, s.task, s.deadline = s.task, None, None
             emit(list(zip(task.paths, msg[1], strict=True)))

@@ -9,7 +9,11 @@ suggests (a deflate bomb, a header that declares huge values):
 * the worker process runs under an address-space limit (``RLIMIT_AS``) of its
   start-up size plus the ceiling, so whatever else allocates too much fails
   with ``MemoryError`` for that file instead of taking the machine (or the
-  worker) down.
+  worker) down (not where CUDA may run: it reserves far more address space
+  than it uses);
+* the driver watches each worker's resident memory and kills one that grows
+  past its start-up size plus the ceiling; its files are retried alone, and
+  one that does it alone fails with the same reason.
 """
 
 from __future__ import annotations
@@ -36,6 +40,15 @@ def _human(n: int) -> str:
         if n >= size:
             return f"{n / size:g} {unit}"
     return f"{n} bytes"
+
+
+def resident_bytes(pid: int) -> int | None:
+    """Resident memory of a process (Linux ``/proc``), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def limit_address_space(extra: int) -> bool:

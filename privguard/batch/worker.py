@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import warnings
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def ocr_threads(cfg: ScrubConfig) -> int:
     return max(1, usable_cores() // cfg.workers)
 
 
+def _may_use_cuda(cfg: ScrubConfig) -> bool:
+    """True when the OCR stage runs and may run on a GPU."""
+    if cfg.pixels is None or cfg.pixels.ocr == "off" or cfg.pixels.device == "cpu":
+        return False
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return cfg.pixels.device == "cuda"
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA set-up: do not add a limit that could break it further
+        return True
+
+
 def setup_worker(cfg: ScrubConfig) -> None:
     """What every worker does once before it builds its de-identifier."""
     # N OCR workers share the machine's cores: give each torch its share, not all of them.
@@ -58,8 +72,10 @@ class WorkerState:
         self.deid = make_deidentifier(cfg, key)
         self.staging = cfg.out / JOURNAL_DIR / STAGING / f"{socket.gethostname()}-{os.getpid()}"
         self._out_fd: int | None = None
-        if isolated:  # only in a process of our own: the ceiling covers the whole process
-            limit_address_space(cfg.max_file_memory)
+        # Only in a process of our own (the ceiling covers the whole process), and not where CUDA
+        # may run: it reserves far more address space than it uses. The driver's resident-memory
+        # watchdog (executor) covers those workers.
+        self.address_limit = isolated and not _may_use_cuda(cfg) and limit_address_space(cfg.max_file_memory)
 
     def close(self) -> None:
         self.deid.close()

@@ -62,6 +62,10 @@ def _inject(monkeypatch: pytest.MonkeyPatch, marker: str, action: str) -> None:
             elif action == "hog":
                 hog = bytearray(4 << 30)  # far over the ceiling: MemoryError under RLIMIT_AS
                 del hog
+            elif action == "grow":
+                held = b"x" * (512 << 20)  # resident, not just reserved
+                time.sleep(30)
+                del held
         return original(self, paths, out_dir, dry_run=dry_run)
 
     monkeypatch.setattr(Deidentifier, "files", files)
@@ -157,6 +161,26 @@ def test_a_file_over_the_memory_ceiling_fails_with_a_clear_reason(
     reason = summary.failures[0].reason or ""
     assert summary.failures[0].input == str(hog)
     assert "memory ceiling (256 MiB)" in reason and "--max-file-memory" in reason
+
+
+def test_the_resident_memory_watchdog_stops_a_worker_without_an_address_limit(
+    tmp_path: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where RLIMIT_AS is not set (CUDA workers), the driver kills a worker that grows past the ceiling."""
+    import privguard.batch.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "limit_address_space", lambda extra: False)
+    inp = tmp_path / "in"
+    paths = write_study(inp, series=1, per_series=3)
+    grow = paths[1].with_name("grow.dcm")
+    paths[1].rename(grow)
+    _inject(monkeypatch, "grow", "grow")
+    start = time.monotonic()
+    summary = scrub(_cfg([inp], tmp_path / "out", key, workers=1, chunk_size=2, max_file_memory=256 << 20))
+    assert time.monotonic() - start < 25  # killed, not waited for
+    assert summary.ok == 2 and summary.failed == 1
+    assert summary.failures[0].input == str(grow)
+    assert "memory ceiling (256 MiB)" in (summary.failures[0].reason or "")
 
 
 def _deflate_bomb(path: Path, inflated: int) -> None:
