@@ -9,6 +9,7 @@ reported as a failed delivery.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -197,7 +198,12 @@ class StowForwarder:
 
 
 class FolderForwarder:
-    """Copy into ``<root>/<relpath>`` (fsync'd); an existing identical file counts as delivered."""
+    """Put each file at ``<root>/<relpath>``; an existing identical file counts as delivered.
+
+    On the queue's file system the file is hard-linked (it is already fsync'd);
+    elsewhere it is copied and fsync'd. The folders touched are fsync'd once
+    per batch, before the batch counts as delivered.
+    """
 
     def __init__(self, dest: FolderDestination) -> None:
         self.root = dest.path
@@ -205,34 +211,62 @@ class FolderForwarder:
 
     def send(self, batch: list[Outgoing]) -> list[Delivery]:
         out = []
-        for o in batch:
-            final = self.root / o.relpath
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
-            try:
-                with os.fdopen(fd, "wb") as dst, open(o.path, "rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.chmod(tmp, 0o644)
-                try:
-                    os.link(tmp, final)
-                except FileExistsError:
-                    if final.read_bytes() != Path(tmp).read_bytes():
-                        out.append(
-                            Delivery(False, "a different file already has this name at the destination")
-                        )
-                        continue
-            except OSError as exc:
-                raise DestinationDown(f"cannot write the destination folder ({exc.strerror})") from None
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            fsync_dir(final.parent)
-            out.append(Delivery(True))
+        touched: set[Path] = set()
+        try:
+            for o in batch:
+                final = self.root / o.relpath
+                for d in _new_dirs(self.root, final.parent):
+                    touched.add(d.parent)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                touched.add(final.parent)
+                out.append(self._place(o.path, final))
+            for d in touched:
+                fsync_dir(d)
+        except OSError as exc:
+            raise DestinationDown(f"cannot write the destination folder ({exc.strerror})") from None
         return out
+
+    def _place(self, src: Path, final: Path) -> Delivery:
+        try:
+            os.link(src, final)
+            return Delivery(True)
+        except FileExistsError:
+            return self._same(src, final)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+        fd, tmp = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as dst, open(src, "rb") as fh:
+                shutil.copyfileobj(fh, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return self._same(src, final)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return Delivery(True)
+
+    @staticmethod
+    def _same(src: Path, final: Path) -> Delivery:
+        if final.read_bytes() == src.read_bytes():
+            return Delivery(True)
+        return Delivery(False, "a different file already has this name at the destination")
 
     def close(self) -> None:
         pass
+
+
+def _new_dirs(root: Path, folder: Path) -> list[Path]:
+    """The folders between ``root`` and ``folder`` that do not exist yet."""
+    missing = []
+    while folder != root and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def make_forwarder(dest: DimseDestination | StowDestination | FolderDestination) -> Forwarder:

@@ -71,7 +71,7 @@ def write_durable(path: Path, data: bytes) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        _datasync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -81,10 +81,47 @@ def write_durable(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def _datasync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
+def commit_outputs(root: Path, done: list[tuple[str, Path, dict[str, Any]]]) -> None:
+    """Move de-identified outputs into ``outgoing`` and drop their inputs, with one fsync per folder.
+
+    Runs in the worker processes (so the fsyncs of several chunks overlap).
+    ``done`` holds (item name, output file, PHI-free description). Each output
+    and description is fsync'd, renamed description first, the folder fsync'd,
+    and only then are the inputs removed: a crash at any point leaves every
+    item either still in ``incoming`` or complete in ``outgoing`` (recover()
+    finishes a half-done move).
+    """
+    if not done:
+        return
+    outgoing, incoming = root / "outgoing", root / "incoming"
+    staged = []
+    for name, output, meta in done:
+        desc = output.with_name(f"{name}.json")
+        fd = os.open(desc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.write(fd, json.dumps(meta, sort_keys=True).encode())
+            _datasync(fd)
+        finally:
+            os.close(fd)
+        fsync_file(output)
+        staged.append((name, output, desc))
+    for name, output, desc in staged:
+        os.replace(desc, outgoing / f"{name}.json")
+        os.replace(output, outgoing / f"{name}.dcm")
+    fsync_dir(outgoing)
+    for name, _, _ in staged:
+        (incoming / f"{name}.dcm").unlink(missing_ok=True)
+    fsync_dir(incoming)
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        _datasync(fd)
     finally:
         os.close(fd)
 
@@ -192,14 +229,6 @@ class DurableQueue:
         return self.outgoing / f"{item.name}.dcm"
 
     # -- after de-identification -------------------------------------------------------
-
-    def finish_scrub(self, item: Item, output: Path, meta: dict[str, Any]) -> None:
-        """Move a de-identified output (already fsync'd) into outgoing, then drop the input."""
-        write_durable(self.outgoing / f"{item.name}.json", json.dumps(meta, sort_keys=True).encode())
-        os.replace(output, self.outgoing_path(item))
-        fsync_dir(self.outgoing)
-        self.incoming_path(item).unlink(missing_ok=True)
-        fsync_dir(self.incoming)
 
     def meta(self, item: Item) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.outgoing / f"{item.name}.json").read_bytes())

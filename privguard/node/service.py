@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_mod
-import shutil
 import signal
 import threading
 import time
@@ -19,7 +18,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from hashlib import sha256
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from privguard.deidentify import quiet_pydicom
@@ -253,7 +251,7 @@ class Node:
         assert self._pool is not None
         paths = [str(self.queue.incoming_path(i)) for i in chunk]
         try:
-            fut = self._pool.submit(scrub_chunk, paths, str(self.queue.work))
+            fut = self._pool.submit(scrub_chunk, str(self.queue.root), paths)
         except (BrokenProcessPool, RuntimeError):
             self._slots.release()
             if self._stop.is_set():
@@ -289,39 +287,27 @@ class Node:
                 self._quarantine(item, f"unexpected error ({type(exc).__name__})")
             return
         by_name = {o.name: o for o in outcomes}
-        records = []
+        scrubbed = []
         for item in chunk:
             o = by_name.get(item.name)
-            if o is None or not o.ok or o.output is None:
+            if o is None or not o.ok:
                 self._quarantine(item, o.reason if o is not None else "no result", o)
                 continue
-            meta = {
-                "relpath": o.relpath,
-                "counts": o.counts,
-                "pixels": o.pixels,
-                "input_sha256": o.input_sha256,
-                "output_sha256": o.output_sha256,
-            }
-            try:
-                self.queue.finish_scrub(item, Path(o.output), meta)
-            except OSError as exc:
-                self.stats.error(
-                    "scrub", f"cannot move the output into the queue ({exc.strerror})", item.name
-                )
-                continue
-            self._untrack(item)
-            self.stats.add("scrubbed")
-            records.append(item.name)
-        if chunk:
-            shutil.rmtree(self.queue.work / chunk[0].name, ignore_errors=True)
-        if records:
-            self.log.emit("scrubbed", items=records)
+            self._untrack(item)  # the worker moved it into outgoing
+            scrubbed.append(item.name)
+        if scrubbed:
+            self.stats.add("scrubbed", len(scrubbed))
+            self.log.emit("scrubbed", items=scrubbed)
             self._wake.set()
 
     def _retry_alone(self, chunk: list[Item]) -> None:
         self._replace_pool()
         for item in chunk:
-            self._submit([item], retry=True)
+            if self.queue.incoming_path(item).exists():
+                self._submit([item], retry=True)
+            else:  # the worker had moved it into outgoing before it died
+                self._untrack(item)
+                self._wake.set()
 
     def _quarantine(self, item: Item, reason: str | None, outcome: Outcome | None = None) -> None:
         reason = reason or "failed"

@@ -9,6 +9,7 @@ then moves it into ``outgoing/`` or seals the input into quarantine.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -18,7 +19,7 @@ from typing import Any
 from privguard.cores import usable_cores
 from privguard.deidentify import Deidentifier, PixelOptions
 from privguard.node.config import NodeConfig
-from privguard.node.queue import fsync_file
+from privguard.node.queue import commit_outputs
 from privguard.pseudonym.keys import ProjectKey
 
 
@@ -64,12 +65,17 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def scrub_chunk(inputs: list[str], work: str, deid: Deidentifier | None = None) -> list[Outcome]:
-    """Scrub queued inputs; every input gets an outcome, errors never stop the others."""
+def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = None) -> list[Outcome]:
+    """Scrub queued inputs and move the outputs into ``outgoing`` (see :func:`commit_outputs`).
+
+    Every input gets an outcome, errors never stop the others; failed inputs
+    stay in ``incoming`` for the parent to quarantine.
+    """
     deid = deid or _DEID
     assert deid is not None, "worker not initialised"
+    root = Path(queue_root)
     paths = [Path(p) for p in inputs]
-    chunk_dir = Path(work) / paths[0].stem
+    chunk_dir = root / "work" / paths[0].stem
     results = deid.files(paths, chunk_dir)
     outcomes: list[Outcome] = []
     for path, res in zip(paths, results, strict=True):
@@ -85,7 +91,6 @@ def scrub_chunk(inputs: list[str], work: str, deid: Deidentifier | None = None) 
             continue
         out = chunk_dir / res.output
         try:
-            fsync_file(out)
             out_sha = _sha256_file(out)
         except OSError as exc:
             outcomes.append(Outcome(name, False, reason=f"output not readable ({exc.strerror})"))
@@ -102,6 +107,23 @@ def scrub_chunk(inputs: list[str], work: str, deid: Deidentifier | None = None) 
                 output_sha256=out_sha,
             )
         )
+    done = [
+        (
+            o.name,
+            Path(o.output),
+            {
+                "relpath": o.relpath,
+                "counts": o.counts,
+                "pixels": o.pixels,
+                "input_sha256": o.input_sha256,
+                "output_sha256": o.output_sha256,
+            },
+        )
+        for o in outcomes
+        if o.ok and o.output is not None
+    ]
+    commit_outputs(root, done)
+    shutil.rmtree(chunk_dir, ignore_errors=True)
     return outcomes
 
 
