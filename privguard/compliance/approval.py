@@ -6,7 +6,8 @@ An approval binds
 * the decision (outcome and the SHA-256 of the whole decision),
 * the policy names, versions, ``as_of`` dates and content hashes,
 * the de-identification profile's hash and the consent snapshot,
-* the inclusion list (the patient ids that may go), and
+* the inclusion list (the patient ids that may go),
+* the reasons it may go (the rules that passed, with their citations), and
 * an expiry,
 
 signed with the officer's Ed25519 key (``cryptography``). The export path
@@ -234,6 +235,10 @@ class ApprovalPayload(Model):
     consents_sha256: Sha256Hex | None
     included_patients: tuple[str, ...]
     excluded_count: int = Field(ge=0)
+    reasons: tuple[str, ...] = Field(
+        default=(),
+        description="Why it may go: each pass finding as 'RULE-ID (citation)', in the decision's order.",
+    )
     approved_at: dt.datetime
     expires_at: dt.datetime
     officer: Label
@@ -327,6 +332,11 @@ def sign_approval(
         consents_sha256=decision.consents_sha256,
         included_patients=decision.inclusion.included,
         excluded_count=decision.inclusion.excluded_count,
+        reasons=tuple(
+            f"{f.rule_id} ({f.citation})" + (f" [source {f.source}]" if f.source else "")
+            for f in decision.findings
+            if f.severity == "pass"
+        ),
         approved_at=now,
         expires_at=expires_at,
         officer=officer,

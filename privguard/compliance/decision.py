@@ -73,6 +73,19 @@ class ProfileRef(Model):
     sha256: Sha256Hex
 
 
+class SourceDecision(Model):
+    """The decision for one exporting site of a multi-site request."""
+
+    id: str
+    outcome: Outcome
+    regimes: tuple[str, ...]
+    policies: tuple[str, ...] = Field(description="Names of the policies applied to this site.")
+    requested: int
+    included: int
+    deny: tuple[str, ...] = Field(description="Ids of the deny findings.")
+    review: tuple[str, ...] = Field(description="Ids of the review findings.")
+
+
 class Decision(Model):
     """The answer to "may this export go, to whom, under which rules, and for which patients?"."""
 
@@ -90,6 +103,9 @@ class Decision(Model):
     consent_table_sha256: Sha256Hex | None = Field(default=None, description="The consent table as read.")
     findings: tuple[Finding, ...]
     inclusion: Inclusion
+    sources: tuple[SourceDecision, ...] = Field(
+        default=(), description="Multi-site requests: each site's own decision (the outcome is the worst)."
+    )
 
     def rule_ids(self, *severities: FindingSeverity) -> frozenset[str]:
         """Ids of the findings with any of ``severities`` (if none given: every finding but the passes)."""

@@ -34,6 +34,7 @@ from privguard.compliance.decision import (
     Inclusion,
     Outcome,
     ProfileRef,
+    SourceDecision,
 )
 from privguard.compliance.facts import (
     FACTS,
@@ -46,8 +47,8 @@ from privguard.compliance.facts import (
     request_facts,
 )
 from privguard.compliance.loader import PolicyRef, load_consents, load_request, resolve_policies, shipped_eea
-from privguard.compliance.policy import EffectiveRule, PolicySet, Rule
-from privguard.compliance.request import ExportRequest
+from privguard.compliance.policy import EffectiveRule, PolicySet, PolicyVersion, Rule
+from privguard.compliance.request import ExportRequest, Source
 from privguard.header.profile import DeidProfile, load_profile
 
 logger = logging.getLogger(__name__)
@@ -294,12 +295,115 @@ def check(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(dt.UTC)
-    policy_set = resolve_policies(policies, request)
     if profile is None:
         profile = load_profile(
             _profile_ref(request.deid_profile, Path(base_dir) if base_dir is not None else None)
         )
+    folders = (
+        Path(base_dir) if base_dir is not None else None,
+        Path(consents_dir)
+        if consents_dir is not None
+        else (Path(base_dir) if base_dir is not None else None),
+    )
+    if request.sources:
+        return _check_sources(request, consents, policies, profile, now, folders)
+    return _check_one(request, consents, resolve_policies(policies, request), profile, now, folders)
 
+
+def _source_request(request: ExportRequest, src: Source) -> ExportRequest:
+    """The request as one source sends it: the site's fields, the site's patients."""
+    mine = set(src.patients)
+    assert request.dataset.patients is not None  # validated: sources need an inline dataset
+    update: dict[str, object] = {
+        "requester": src.requester,
+        "regimes": src.regimes,
+        "gdpr": src.gdpr if src.gdpr is not None else request.gdpr,
+        "hipaa": src.hipaa if src.hipaa is not None else request.hipaa,
+        "pipl": src.pipl if src.pipl is not None else request.pipl,
+        "transfers": src.transfers if src.transfers is not None else request.transfers,
+        "pseudonymisation": src.pseudonymisation
+        if src.pseudonymisation is not None
+        else request.pseudonymisation,
+        "dataset": request.dataset.model_copy(
+            update={"patients": tuple(p for p in request.dataset.patients if p.id in mine)}
+        ),
+        "sources": (),
+    }
+    return ExportRequest.model_validate(request.model_dump() | update)
+
+
+def _check_sources(
+    request: ExportRequest,
+    consents: ConsentSet | None,
+    policies: PolicySet | Sequence[PolicyRef] | None,
+    profile: DeidProfile,
+    now: dt.datetime,
+    folders: tuple[Path | None, Path | None],
+) -> Decision:
+    """Decide each source on its own, then the request as a whole (the worst outcome)."""
+    parts: list[tuple[Source, Decision]] = []
+    for src in request.sources:
+        sub = _source_request(request, src)
+        parts.append((src, _check_one(sub, consents, resolve_policies(policies, sub), profile, now, folders)))
+    order = {"deny": 0, "review": 1, "exclude": 2, "info": 3, "pass": 4}
+    findings = sorted(
+        (f.model_copy(update={"source": src.id}) for src, d in parts for f in d.findings),
+        key=lambda f: (order[f.severity], f.rule_id, f.source or ""),
+    )
+    versions: dict[tuple[str, str], PolicyVersion] = {}
+    for _, d in parts:
+        for v in d.policies:
+            versions.setdefault((v.name, v.sha256), v)
+    first = parts[0][1]
+    decision = Decision(
+        outcome=_outcome(findings),
+        request_id=request.request_id,
+        request_sha256=fingerprint(request),
+        evaluated_at=now,
+        regimes=tuple(sorted({r for _, d in parts for r in d.regimes})),
+        policies=tuple(versions.values()),
+        deid_profile=first.deid_profile,
+        consent_snapshot=first.consent_snapshot,
+        consents_sha256=first.consents_sha256,
+        consent_table_sha256=first.consent_table_sha256,
+        findings=tuple(findings),
+        inclusion=Inclusion(
+            requested=sum(d.inclusion.requested for _, d in parts),
+            included=tuple(pid for _, d in parts for pid in d.inclusion.included),
+            excluded=tuple(e for _, d in parts for e in d.inclusion.excluded),
+        ),
+        sources=tuple(
+            SourceDecision(
+                id=src.id,
+                outcome=d.outcome,
+                regimes=d.regimes,
+                policies=tuple(v.name for v in d.policies),
+                requested=d.inclusion.requested,
+                included=len(d.inclusion.included),
+                deny=tuple(sorted(d.rule_ids("deny"))),
+                review=tuple(sorted(d.rule_ids("review"))),
+            )
+            for src, d in parts
+        ),
+    )
+    logger.info(
+        "check: %d sources, outcome=%s (%s)",
+        len(parts),
+        decision.outcome,
+        ", ".join(f"{s.id}: {s.outcome}" for s in decision.sources),
+    )
+    return decision
+
+
+def _check_one(
+    request: ExportRequest,
+    consents: ConsentSet | None,
+    policy_set: PolicySet,
+    profile: DeidProfile,
+    now: dt.datetime,
+    folders: tuple[Path | None, Path | None],
+) -> Decision:
+    """Check a single-source request (see :func:`check`)."""
     inferred = infer_regimes(request, policy_set.tables.eea or shipped_eea())
     ctx = Context(
         request=request,
@@ -323,14 +427,7 @@ def check(
         }
     )
 
-    cohort = Cohort(
-        request,
-        consents,
-        Path(base_dir) if base_dir is not None else None,
-        Path(consents_dir)
-        if consents_dir is not None
-        else (Path(base_dir) if base_dir is not None else None),
-    )
+    cohort = Cohort(request, consents, *folders)
     builder = PatientFacts(ctx)
     acc = DatasetFacts(ctx, cohort.kinds)
 

@@ -510,6 +510,30 @@ class Dataset(Model):
         return self
 
 
+class Source(Model):
+    """One exporting site of a multi-site request, with its own regime facts.
+
+    The site's fields replace the request's for its patients (``requester``,
+    ``regimes`` and, where given, ``gdpr``, ``hipaa``, ``pipl``, ``transfers``,
+    ``pseudonymisation``); everything else (recipient, purpose, profile,
+    retention...) is the request's.
+    """
+
+    id: Identifier
+    requester: Requester
+    regimes: tuple[Regime, ...] = Field(min_length=1)
+    gdpr: GdprSection | None = None
+    hipaa: HipaaSection | None = None
+    pipl: PiplSection | None = None
+    transfers: tuple[Transfer, ...] | None = Field(
+        default=None, description="The site's transfer mechanisms (default: the request's)."
+    )
+    pseudonymisation: Pseudonymisation | None = None
+    patients: tuple[Identifier, ...] = Field(
+        min_length=1, description="Ids of the dataset's patients this site exports."
+    )
+
+
 class ExportRequest(Model):
     """An export request (schema version 1). See docs/compliance.md for a commented example."""
 
@@ -536,9 +560,22 @@ class ExportRequest(Model):
         description="Shipped profile name (basic, research, hipaa-safe-harbor) or path.",
     )
     dataset: Dataset
+    sources: tuple[Source, ...] = Field(
+        default=(),
+        description="Several exporting sites: each decided on its own and the request as a whole. "
+        "Every patient of the (inline) dataset belongs to exactly one source.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExportRequest:
+        if self.sources:
+            if self.dataset.patients is None:
+                raise ValueError("sources: list the dataset's patients inline (dataset.patients)")
+            if not unique(tuple(src.id for src in self.sources)):
+                raise ValueError("sources: a source id is repeated")
+            listed = [pid for src in self.sources for pid in src.patients]
+            if sorted(listed) != sorted(p.id for p in self.dataset.patients):
+                raise ValueError("sources: every dataset patient must belong to exactly one source")
         if not unique(tuple(r.value for r in self.regimes)):
             raise ValueError("regimes: a regime is repeated")
         kinds = [t.kind for t in self.transfers]
