@@ -181,6 +181,7 @@ def read_source(path: str | Path) -> Source:
         sc = _strict_scan(fh, buf, size)
         src = _read(path, fh, buf, size)
         _cross_check(sc, src)
+        check_character_set(src.ds)
         src.scan = sc
         return src
     finally:
@@ -712,12 +713,44 @@ def _read_trailing(fh: BinaryIO, start: int, implicit: bool, little: bool, ds: D
 # -- writing --------------------------------------------------------------------------------
 
 
+_UID_CHARS = frozenset("0123456789.")
+
+
+def _check_uid(value: str, what: str) -> None:
+    if not value or len(value) > 64 or not set(value) <= _UID_CHARS:
+        raise InputError(f"the {what} is not a valid UID")
+
+
+def check_character_set(ds: Dataset) -> None:
+    """Refuse a Specific Character Set privguard does not know: its text could not be decoded safely."""
+    from pydicom.charset import python_encoding
+
+    elem = ds._dict.get(_CHARSET_TAG)
+    if elem is None:
+        return
+    raw = elem.value
+    if isinstance(raw, bytes):
+        terms = raw.decode("latin-1").split("\\")
+    elif isinstance(raw, str):
+        terms = raw.split("\\")
+    else:
+        terms = [str(v) for v in raw] if raw is not None else []
+    for i, term in enumerate(terms):
+        term = term.strip(" \x00")
+        if not term and i == 0:
+            continue  # the default repertoire, with code extensions after it
+        if term not in python_encoding:
+            raise InputError("the Specific Character Set names an unknown character set")
+
+
 def build_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
     """A fresh File Meta group: nothing of the input's meta (source AE titles, private info) survives."""
     sop_class = ds.get("SOPClassUID")
     sop_instance = ds.get("SOPInstanceUID")
     if not sop_class or not sop_instance:
         raise InputError("the dataset has no SOP Class UID or SOP Instance UID; a Part 10 file needs both")
+    _check_uid(str(sop_class), "SOP Class UID")
+    _check_uid(str(sop_instance), "SOP Instance UID")
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = UID(str(sop_class))
@@ -844,6 +877,8 @@ def meta_bytes(ds: Dataset, transfer_syntax: str) -> bytes:
     sop_instance = ds.get("SOPInstanceUID")
     if not sop_class or not sop_instance:
         raise InputError("the dataset has no SOP Class UID or SOP Instance UID; a Part 10 file needs both")
+    _check_uid(str(sop_class), "SOP Class UID")
+    _check_uid(str(sop_instance), "SOP Instance UID")
     body = b"".join(
         (
             struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01",

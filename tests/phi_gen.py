@@ -145,6 +145,19 @@ def _item(f: TokenFactory, p: Planted, where: str, depth: int) -> Dataset:
     text, tok = f.value("LO")
     item.StudyDescription = text
     p.add(str(tok), f"{where}/StudyDescription")
+    # Text outside the table inside the item: a person's name as the meaning of coded entries
+    # (a concept name, a purpose of reference), and a person name attribute the table does not list.
+    for seq_kw in ("ConceptNameCodeSequence", "PurposeOfReferenceCodeSequence"):
+        code = Dataset()
+        code.CodeValue = "121008"
+        code.CodingSchemeDesignator = "DCM"
+        meaning, tok = f.value("LO")
+        code.CodeMeaning = f"Dr {meaning}"
+        p.add(str(tok), f"{where}/{seq_kw}/CodeMeaning")
+        setattr(item, seq_kw, Sequence([code]))
+    evaluator, tok = f.value("PN")
+    item.EvaluatorName = evaluator
+    p.add(str(tok), f"{where}/EvaluatorName")
     if depth < 2:
         item.OtherPatientIDsSequence = Sequence([_item(f, p, f"{where}/OtherPatientIDsSequence", depth + 1)])
     return item

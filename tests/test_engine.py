@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import tempfile
+from pathlib import Path
+
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from privguard.deidentify import deidentify
+from privguard.deidentify import Deidentifier, deidentify
 from privguard.header.engine import HeaderEngine, dummy_value
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
 from privguard.header.standard import e1_1, iod_types
+from privguard.models import DeidRecord
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import KeyedPseudonymizer
 
@@ -46,8 +52,60 @@ def _ct(**kw: object) -> Dataset:
     return ds
 
 
+def _through_file(
+    ds: Dataset, key: ProjectKey, profile: str | DeidProfile, **kw: object
+) -> tuple[Dataset, bytes]:
+    """De-identify ``ds`` through the file path (``Deidentifier.file``): the output read back, its bytes."""
+    src = copy.deepcopy(ds)
+    src.file_meta = FileMetaDataset()
+    src.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    src.file_meta.MediaStorageSOPClassUID = src.SOPClassUID
+    src.file_meta.MediaStorageSOPInstanceUID = src.SOPInstanceUID
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.dcm"
+        src.save_as(path, enforce_file_format=True)
+        deid = Deidentifier(profile, key, **kw)  # type: ignore[arg-type]
+        try:
+            res = deid.file(path, Path(tmp) / "out")
+        finally:
+            deid.close()
+        assert res.status == "ok", res.reason
+        data = (Path(tmp) / "out" / str(res.output)).read_bytes()
+    return pydicom.dcmread(io.BytesIO(data)), data
+
+
+def _both(
+    ds: Dataset, key: ProjectKey, profile: str | DeidProfile = "basic", **kw: object
+) -> tuple[Dataset, DeidRecord]:
+    """De-identify through the Dataset path and the file path; both must give the same data set.
+
+    Every engine test goes through both: the file path writes bytes (copying the
+    elements it keeps), the Dataset path does not, and they must agree.
+    """
+    out, record = deidentify(ds, profile, key, **kw)  # type: ignore[arg-type]
+    back, data = _through_file(ds, key, profile, **kw)
+    assert _json(back) == _json(out)
+    for value in ("Example^John", "MRN1234567"):  # the input's identifiers, unless a test kept them
+        if value not in str(out):
+            assert value.encode() not in data
+    return out, record
+
+
+def _json(ds: Dataset) -> dict[str, object]:
+    """The data set as JSON, values only (VRs of equal values may differ between the paths)."""
+    out: dict[str, object] = {}
+    for elem in ds:
+        if elem.VR == "SQ":
+            out[str(elem.tag)] = [_json(item) for item in elem.value]
+        else:
+            v = elem.value
+            multi = isinstance(v, list | tuple) or type(v).__name__ == "MultiValue"
+            out[str(elem.tag)] = [str(x) for x in v] if multi else str(v)
+    return out
+
+
 def _run(ds: Dataset, key: ProjectKey, profile: str | DeidProfile = "basic", **kw: object) -> Dataset:
-    out, _ = deidentify(ds, profile, key, **kw)  # type: ignore[arg-type]
+    out, _ = _both(ds, key, profile, **kw)
     return out
 
 
@@ -114,7 +172,7 @@ def test_compound_codes_follow_the_iod_type(key: ProjectKey) -> None:
 
 
 def test_unknown_sop_class_is_handled_conservatively(key: ProjectKey) -> None:
-    out, record = deidentify(_ct(SOPClassUID="1.2.3.4.5.6"), "basic", key)
+    out, record = _both(_ct(SOPClassUID="1.2.3.4.5.6"), key, "basic")
     assert out.InstitutionName == dummy_value("LO")  # X/Z/D -> D: never leaks, never breaks Type 1
     assert out.AcquisitionDate == ""  # X/Z -> Z
     assert any("conservatively" in w for w in record.warnings)
@@ -142,6 +200,7 @@ def test_x_z_u_star_keeps_references_with_new_uids(key: ProjectKey) -> None:
 
 
 def test_dummy_sequence_replaces_free_text_but_keeps_codes(key: ProjectKey) -> None:
+    """A D sequence: free text, names and code meanings become dummies; code identifiers stay."""
     code = Dataset()
     code.CodeValue = "121071"
     code.CodingSchemeDesignator = "DCM"
@@ -154,7 +213,9 @@ def test_dummy_sequence_replaces_free_text_but_keeps_codes(key: ProjectKey) -> N
     out = _run(_ct(SOPClassUID=COMPREHENSIVE_SR, ContentSequence=Sequence([content])), key)
     item = out.ContentSequence[0]
     assert item.TextValue == "ANONYMIZED" and item.PersonName == "ANONYMIZED"
-    assert item.ConceptNameCodeSequence[0].CodeMeaning == "Finding"
+    assert item.ConceptNameCodeSequence[0].CodeMeaning == "ANONYMIZED"  # may hold a name
+    assert item.ConceptNameCodeSequence[0].CodeValue == "121071"
+    assert item.ConceptNameCodeSequence[0].CodingSchemeDesignator == "DCM"
     assert item.ValueType == "TEXT"
 
 
@@ -228,7 +289,7 @@ def test_site_overrides(action: str, extra: dict[str, str], check: object, key: 
     data["overrides"] = [{"attribute": "InstitutionName", "action": action, **extra}]
     profile = DeidProfile.model_validate(data)
     ds = _ct()
-    out, record = deidentify(ds, profile, key)
+    out, record = _both(ds, key, profile)
     assert check(ds, out)  # type: ignore[operator]
     change = next(c for c in record.changes if c.keyword == "InstitutionName")
     assert change.reason == "override"
@@ -291,7 +352,7 @@ def test_every_table_row_is_in_the_plan() -> None:
 
 def test_engine_records_without_values(key: ProjectKey) -> None:
     ds = _ct()
-    _, record = deidentify(ds, "basic", key)
+    _, record = _both(ds, key)
     text = record.model_dump_json()
     for value in ("Example", "MRN1234567", "Benedict", "19611224", "SN-4711"):
         assert value not in text
@@ -333,3 +394,34 @@ def test_clean_graphics_keeps_annotations_with_text_cleaned(key: ProjectKey) -> 
     )
     codes = [i.CodeValue for i in clean.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113103", "113105"]
+
+
+def _coded(meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue = "121008"
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = meaning
+    return code
+
+
+def test_names_in_coded_items_of_kept_references_become_dummies(key: ProjectKey) -> None:
+    """U* (a reference kept with new UIDs): free text in its items is a dummy, codes stay."""
+    item = Dataset()
+    item.ReferencedSOPClassUID = CTImageStorage
+    item.ReferencedSOPInstanceUID = generate_uid()
+    item.PurposeOfReferenceCodeSequence = Sequence([_coded("Reviewed by Dr Gregory House")])
+    item.EvaluatorName = "House^Gregory"  # a person name the table does not list
+    out = _run(_ct(SourceImageSequence=Sequence([item])), key)
+    ref = out.SourceImageSequence[0]
+    assert ref.PurposeOfReferenceCodeSequence[0].CodeMeaning == "ANONYMIZED"
+    assert ref.PurposeOfReferenceCodeSequence[0].CodeValue == "121008"
+    assert ref.EvaluatorName == "ANONYMIZED"
+
+
+def test_text_in_items_of_an_option_kept_sequence_goes_through_the_classifier(key: ProjectKey) -> None:
+    """A sequence an option keeps (K), under a Clean option: its items' free text is cleaned."""
+    ds = _ct(EthnicGroupCodeSequence=Sequence([_coded("Told by John Q Example")]))
+    out = _run(ds, key, options={Option.RETAIN_PATIENT_CHARACTERISTICS, Option.CLEAN_DESCRIPTORS})
+    meaning = out.EthnicGroupCodeSequence[0].CodeMeaning
+    assert "Example" not in meaning and "[NAME]" in meaning
+    assert out.EthnicGroupCodeSequence[0].CodeValue == "121008"

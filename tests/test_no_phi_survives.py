@@ -73,7 +73,13 @@ def test_research_profile_keeps_only_what_its_options_retain(
     kept = 0
     for token, where in left.items():
         keyword = where.split("/")[-1]
-        assert keyword in rules, (token, where)
+        if keyword not in rules:
+            # Free text the table does not list (a CodeMeaning) inside the items of a sequence
+            # the profile keeps or cleans: it went through the classifier, to which a planted token is
+            # not identifying text. Never inside a sequence that is removed or dummied.
+            parents = [rules[k][1].code for k in where.split("/")[:-1] if k in rules]
+            assert parents and parents[0] in ("K", "C"), (token, where)
+            continue
         tag, rule = rules[keyword]
         # A surviving token sits in an attribute the profile keeps (K), or in one it cleans
         # where the value holds nothing identifying: free text without header values (a

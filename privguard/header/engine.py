@@ -14,9 +14,12 @@ Action codes follow PS3.15 Table E.1-1a:
   U*: the sequence is kept with its UIDs replaced, so links survive. When the SOP
   Class is unknown, the last code is used: a dummy or empty value never leaks and
   never breaks conformance;
-* D on a sequence keeps its items with every free-text value replaced by a
-  dummy (coded entries stay); C on a sequence keeps its items and cleans their
-  free text; K on a sequence keeps it but still de-identifies its items;
+* D on a sequence keeps its items with every free-text value (CodeMeaning
+  included), date and time replaced by a dummy; only code identifiers (CodeValue,
+  CodingSchemeDesignator, ...) stay. U* treats the free text of the items it keeps
+  the same way. C on a sequence keeps its items and sends all their free text
+  (CodeMeaning included) through the classifier; K on a sequence keeps it but
+  still de-identifies its items. A person name (PN) inside any item is a dummy;
 * C cleans by VR: text has its PHI spans replaced (presidio), DA/DT are shifted
   by the patient's offset, AE titles become pseudonyms, binary values cannot
   be cleaned and get their Basic Profile action instead.
@@ -51,32 +54,21 @@ logger = logging.getLogger(__name__)
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
-#: Coded-entry and structural attributes that stay when a sequence's text is dummied or cleaned.
-CODE_TAGS = frozenset(
+#: Code identifiers of coded entries: kept when a sequence's free text is dummied or cleaned,
+#: so that codes stay valid. CodeMeaning and MappingResourceName are free text and are not here.
+CODE_IDENT_TAGS = frozenset(
     {
         0x00080100,  # CodeValue
         0x00080102,  # CodingSchemeDesignator
         0x00080103,  # CodingSchemeVersion
-        0x00080104,  # CodeMeaning
         0x00080105,  # MappingResource
         0x00080106,  # ContextGroupVersion
         0x00080107,  # ContextGroupLocalVersion
-        0x00080109,  # CodingSchemeResourcesSequence
         0x0008010B,  # ContextGroupExtensionFlag
         0x0008010F,  # ContextIdentifier
         0x00080118,  # MappingResourceUID
         0x00080119,  # LongCodeValue
         0x00080120,  # URNCodeValue
-        0x00080122,  # MappingResourceName
-        0x0040A010,  # RelationshipType
-        0x0040A040,  # ValueType
-        0x0040A0B0,  # ReferencedContentItemIdentifier
-        0x0040A30A,  # NumericValue
-        0x0040A161,  # FloatingPointValue
-        0x00700022,  # GraphicData
-        0x00700023,  # GraphicType
-        0x00700005,  # GraphicAnnotationUnits
-        0x00700009,  # GraphicObjectSequence
     }
 )
 _DUMMY: dict[str, Any] = {
@@ -245,6 +237,9 @@ class HeaderEngine:
         self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
         self.retain_uids = Option.RETAIN_UIDS in opts
         self._method_cache: dict[tuple[bool, bool], dict[int, bytes]] = {}
+        self.clean_items = bool(
+            opts & {Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS}
+        )
         self.needs_context = bool(
             opts
             & {
@@ -476,12 +471,17 @@ class HeaderEngine:
             self._uid(ds, t, vr, st, prefix, reason)
         elif code == "K":
             if vr == "SQ":
-                self._recurse(ds, t, kwpath, st, mode, prefix)
+                # A sequence an option keeps: under a Clean option, the free text of its items
+                # that the table does not list (CodeMeaning, say) goes through the classifier.
+                inner = "text-clean" if mode is None and self.clean_items else mode
+                self._recurse(ds, t, kwpath, st, inner, prefix)
             elif t == 0x00101010 and self.plan.profile.age_cap is not None:
                 self._cap_age(ds, t, st)
             st.note(prefix, t, keyword, vr, "K", reason)
         elif code == "KU":
-            self._recurse(ds, t, kwpath, st, mode, prefix)
+            # A reference kept with its UIDs replaced: its free text becomes dummies (or is
+            # cleaned under a Clean option), as in a D sequence.
+            self._recurse(ds, t, kwpath, st, "clean" if mode == "clean" else "dummy", prefix)
             st.note(prefix, t, keyword, vr, "U", reason)
         elif code == "C":
             self._clean(ds, t, vr, rule, kwpath, st, prefix)
@@ -606,12 +606,27 @@ class HeaderEngine:
         elif vr in ("DA", "DT") and self.modified_dates:
             self._shift(ds, t, vr, st, prefix, "retain_longitudinal_modified_dates")
             return
-        elif mode is not None and t not in CODE_TAGS and (vr in TEXT_VRS or vr == "PN"):
+        elif mode is not None and t not in CODE_IDENT_TAGS and (vr in TEXT_VRS or vr in ("PN", "AE")):
+            # Free text inside the items of a D or U* sequence (CodeMeaning, names in coded
+            # items included) is a dummy; under a Clean option it goes through the classifier.
             if mode == "dummy" or vr == "PN":
                 self._set(ds, t, vr, dummy_value(vr), st)
                 st.note(prefix, t, None, vr, "D", f"{mode}-sequence")
-            else:
+            elif vr == "AE":
+                old = _text(ds[t].value)
+                self._set(ds, t, vr, self.pseudo.identifier("ae", old) if old else "", st)
+                st.note(prefix, t, None, vr, "P", "clean-content")
+            else:  # "clean" and "text-clean"
                 self._clean_text(ds, t, vr, st, prefix, "clean-content")
+            return
+        elif mode == "dummy" and vr in ("DA", "DT", "TM"):
+            self._set(ds, t, vr, dummy_value(vr), st)
+            st.note(prefix, t, None, vr, "D", "dummy-sequence")
+            return
+        elif prefix and vr == "PN":
+            # A person's name inside any item, whatever its sequence's action: a dummy.
+            self._set(ds, t, vr, dummy_value(vr), st)
+            st.note(prefix, t, None, vr, "D", "name-in-item")
             return
         st.counts["K"] += 1
 
