@@ -344,6 +344,21 @@ def _join_names(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _lexical_spans(text: str) -> tuple[PhiSpan, ...]:
+    """Names and patterns of ``text``.
+
+    They do not depend on the file, so a value that repeats (a series' descriptions,
+    a site's boilerplate) is classified once per process. The cache lives in memory
+    only, like the file's context, and is never written or logged.
+    """
+    spans = [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_names(text)]
+    spans += [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_cjk_names(text)]
+    english = lexicon().english
+    spans += [PhiSpan(s, e, ent, PATTERN_SCORE, "pattern") for s, e, ent in find_patterns(text, english)]
+    return tuple(spans)
+
+
 _PRESIDIO_HINT = re.compile(r"\d|@|://|www\.", re.IGNORECASE)
 
 
@@ -369,12 +384,7 @@ class PhiClassifier:
         if context is not None and not context.empty:
             spans += header_spans(text, context, _matchers_for(context))
         if self._use_lexicon:
-            spans += [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_names(text)]
-            spans += [PhiSpan(s, e, "PERSON", NAME_SCORE, "name") for s, e in find_cjk_names(text)]
-            spans += [
-                PhiSpan(s, e, ent, PATTERN_SCORE, "pattern")
-                for s, e, ent in find_patterns(text, lexicon().english)
-            ]
+            spans += _lexical_spans(text)
         if self._use_presidio and _PRESIDIO_HINT.search(text):
             results: list[RecognizerResult] = _analyzer().analyze(
                 text=text, language="en", score_threshold=SCORE_THRESHOLD
@@ -403,14 +413,34 @@ class PhiClassifier:
 
 
 _MATCHER_CACHE: dict[int, tuple[PhiContext, _Matchers]] = {}
+#: Matchers by context content: files of one series usually carry the same values.
+_BY_CONTENT: dict[tuple[object, ...], _Matchers] = {}
+
+
+def _signature(ctx: PhiContext) -> tuple[object, ...]:
+    return (
+        tuple(n.groups for n in ctx.names),
+        frozenset(ctx.identifiers),
+        frozenset(ctx.dates),
+        frozenset(ctx.places),
+        frozenset(ctx.phones),
+        frozenset(ctx.other),
+    )
 
 
 def _matchers_for(ctx: PhiContext) -> _Matchers:
-    """Compile a context's matchers once (a file's text values share one context)."""
+    """Compile a context's matchers once (a file's text values share one context, and
+    the files of a series usually share its values: the last few are kept, in memory only)."""
     hit = _MATCHER_CACHE.get(id(ctx))
     if hit is not None and hit[0] is ctx:
         return hit[1]
-    m = _Matchers(ctx)
+    key = _signature(ctx)
+    m = _BY_CONTENT.get(key)
+    if m is None:
+        m = _Matchers(ctx)
+        if len(_BY_CONTENT) >= 4:
+            _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
+        _BY_CONTENT[key] = m
     _MATCHER_CACHE.clear()  # one file at a time per process: keep only the newest
     _MATCHER_CACHE[id(ctx)] = (ctx, m)
     return m

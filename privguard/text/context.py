@@ -186,6 +186,8 @@ class PhiContext:
             t = int(tag)
             if t & 0x10000:  # private: handled by removal, not a source of terms
                 continue
+            if t not in sources and _stored_vr(ds, t) not in ("SQ", None):
+                continue  # neither a source nor a sequence: leave it unconverted (raw)
             try:
                 elem = ds[tag]
             except Exception:  # unreadable element: the header stage reports it
@@ -266,6 +268,23 @@ class PhiContext:
                 if len(w) >= 4 and w.lower() not in GENERIC_WORDS and not w.isdigit():
                     out.add(w)
         return out
+
+
+def _stored_vr(ds: Dataset, tag: int) -> str | None:
+    """The VR of an element as stored (raw or converted), None when unknown (implicit VR)."""
+    try:
+        raw = ds.get_item(tag)
+    except Exception:
+        return None
+    vr = getattr(raw, "VR", None)
+    if vr is None:
+        from pydicom.datadict import dictionary_VR
+
+        try:
+            return str(dictionary_VR(tag))
+        except KeyError:
+            return None
+    return str(vr)
 
 
 def _is_multivalue(value: Any) -> bool:

@@ -135,6 +135,7 @@ _KEYWORD_CODE = re.compile(
     r"(?=(?P<code>[A-Za-z0-9][A-Za-z0-9\-_/.]*[A-Za-z0-9]|\d{4,}))",
     re.IGNORECASE,
 )
+_DIGIT = re.compile(r"\d")
 _SSN = re.compile(r"(?<![\w\-])\d{3}-\d{2}-\d{4}(?![\w\-])")
 #: DEA registration numbers (two letters, seven digits) and labelled licence numbers.
 _LICENSE = re.compile(r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b")
@@ -220,12 +221,23 @@ def _ages(text: str) -> list[Span]:
 
 
 def find_patterns(text: str, english: frozenset[str] = frozenset()) -> list[Span]:
-    """Every pattern match in ``text`` as (start, end, entity); overlaps are left to the caller."""
+    """Every pattern match in ``text`` as (start, end, entity); overlaps are left to the caller.
+
+    Every pattern but e-mail, URLs, IPv6 and capital codes after a keyword needs a
+    digit, so text without one (most descriptors) runs only those four.
+    """
+    out: list[Span] = []
+    if "@" in text:
+        out += _groups(_EMAIL, text, "EMAIL_ADDRESS")
+    if "://" in text or "www." in text.lower():
+        out += _groups(_URL, text, "URL")
+    if text.count(":") >= 2:
+        out += _groups(_IPV6, text, "IP_ADDRESS")
+    out += _keyword_codes(text, english)
+    if not _DIGIT.search(text):
+        return out
     finders: list[Callable[[], list[Span]]] = [
-        lambda: _groups(_EMAIL, text, "EMAIL_ADDRESS"),
-        lambda: _groups(_URL, text, "URL"),
         lambda: _groups(_IPV4, text, "IP_ADDRESS"),
-        lambda: _groups(_IPV6, text, "IP_ADDRESS"),
         lambda: _phones(text),
         lambda: _groups(_ADDRESS, text, "LOCATION"),
         lambda: _groups(_ADDRESS_CONTINENTAL, text, "LOCATION"),
@@ -237,12 +249,10 @@ def find_patterns(text: str, english: frozenset[str] = frozenset()) -> list[Span
         lambda: _groups(_EU_POSTCODE_CITY, text, "LOCATION", 1),
         lambda: _dates(text),
         lambda: _ages(text),
-        lambda: _keyword_codes(text, english),
         lambda: _groups(_NUMBER_RUN, text, "ID"),
         lambda: _groups(_SSN, text, "US_SSN"),
         lambda: _groups(_LICENSE, text, "MEDICAL_LICENSE"),
     ]
-    out: list[Span] = []
     for f in finders:
         out += f()
     return out
