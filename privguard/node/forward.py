@@ -14,12 +14,13 @@ import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from privguard.node.config import DimseDestination, FolderDestination, StowDestination
-from privguard.node.queue import fsync_dir
+from privguard.node.queue import fsync_dir, fsync_file
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +201,9 @@ class StowForwarder:
 class FolderForwarder:
     """Put each file at ``<root>/<relpath>``; an existing identical file counts as delivered.
 
-    On the queue's file system the file is hard-linked (it is already fsync'd);
-    elsewhere it is copied and fsync'd. The folders touched are fsync'd once
-    per batch, before the batch counts as delivered.
+    On the queue's file system the file is hard-linked, elsewhere copied. Every
+    file and every folder touched is fsync'd (in parallel) before the batch
+    counts as delivered.
     """
 
     def __init__(self, dest: FolderDestination) -> None:
@@ -220,8 +221,10 @@ class FolderForwarder:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 touched.add(final.parent)
                 out.append(self._place(o.path, final))
-            for d in touched:
-                fsync_dir(d)
+            placed = [self.root / o.relpath for o, d in zip(batch, out, strict=True) if d.ok]
+            with ThreadPoolExecutor(max_workers=min(8, len(placed) + len(touched) or 1)) as ex:
+                list(ex.map(fsync_file, placed))
+                list(ex.map(fsync_dir, touched))
         except OSError as exc:
             raise DestinationDown(f"cannot write the destination folder ({exc.strerror})") from None
         return out
@@ -239,8 +242,6 @@ class FolderForwarder:
         try:
             with os.fdopen(fd, "wb") as dst, open(src, "rb") as fh:
                 shutil.copyfileobj(fh, dst, 1 << 20)
-                dst.flush()
-                os.fsync(dst.fileno())
             os.chmod(tmp, 0o644)
             try:
                 os.link(tmp, final)

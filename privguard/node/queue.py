@@ -2,19 +2,26 @@
 
 Layout under the queue folder::
 
-    incoming/<name>.dcm       received and fsync'd, before the sender's C-STORE is acknowledged
-    outgoing/<name>.dcm       de-identified, waiting for the destination
+    incoming/<name>.dcm       as received; fsync'd before the sender's C-STORE is acknowledged, and
+                              kept until the instance is delivered (the durable copy)
+    outgoing/<name>.dcm       the de-identified instance, waiting for the destination
     outgoing/<name>.json      what the forwarder needs (output path, hashes, counts): no PHI
     quarantine/<name>.pgq     inputs that could not be de-identified, encrypted (see quarantine.py)
     work/                     scratch space of the workers; emptied at start
-    ledger.log                keyed tokens of the instances delivered (one per line)
+    ledger.log                one line per delivered instance: sequence number, instance token
 
 ``<name>`` is ``<seq>-<study>-<instance>``: an arrival sequence number and
 keyed tokens (HMAC with a sub-key of the project key) of the original Study
 and SOP Instance UIDs. No original identifier or path ever appears in a name.
-An item moves by rename only: every state change is atomic, so a crash at any
-point leaves each instance in exactly one state (a leftover duplicate from an
-interrupted move is resolved at start, keeping the later state).
+
+Only two writes are synchronous: the received file (before the acknowledgement)
+and the ledger line (before the files of a delivered instance are removed).
+The de-identified copy is not fsync'd: until the ledger says "delivered", the
+received file is there to scrub again. At start, :meth:`DurableQueue.recover`
+drops anything the ledger marks delivered, and every outgoing file whose
+SHA-256 does not match its description (a write cut short by a power loss), so
+it is scrubbed again; de-identification is deterministic, so the output is
+the same.
 """
 
 from __future__ import annotations
@@ -86,36 +93,26 @@ def _datasync(fd: int) -> None:
 
 
 def commit_outputs(root: Path, done: list[tuple[str, Path, dict[str, Any]]]) -> None:
-    """Move de-identified outputs into ``outgoing`` and drop their inputs, with one fsync per folder.
+    """Move de-identified outputs into ``outgoing``: the description first, then the file.
 
-    Runs in the worker processes (so the fsyncs of several chunks overlap).
-    ``done`` holds (item name, output file, PHI-free description). Each output
-    and description is fsync'd, renamed description first, the folder fsync'd,
-    and only then are the inputs removed: a crash at any point leaves every
-    item either still in ``incoming`` or complete in ``outgoing`` (recover()
-    finishes a half-done move).
+    Runs in the worker processes. ``done`` holds (item name, output file,
+    PHI-free description). Nothing is fsync'd here: the received file stays in
+    ``incoming`` until delivery (see the module docstring).
     """
-    if not done:
-        return
-    outgoing, incoming = root / "outgoing", root / "incoming"
-    staged = []
+    outgoing = root / "outgoing"
     for name, output, meta in done:
         desc = output.with_name(f"{name}.json")
-        fd = os.open(desc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            os.write(fd, json.dumps(meta, sort_keys=True).encode())
-            _datasync(fd)
-        finally:
-            os.close(fd)
-        fsync_file(output)
-        staged.append((name, output, desc))
-    for name, output, desc in staged:
+        desc.write_bytes(json.dumps(meta, sort_keys=True).encode())
         os.replace(desc, outgoing / f"{name}.json")
         os.replace(output, outgoing / f"{name}.dcm")
-    fsync_dir(outgoing)
-    for name, _, _ in staged:
-        (incoming / f"{name}.dcm").unlink(missing_ok=True)
-    fsync_dir(incoming)
+
+
+def _sha256_file(path: Path) -> str:
+    h = sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fsync_file(path: Path) -> None:
@@ -158,26 +155,30 @@ class DurableQueue:
         """Bring the folder to a consistent state after a crash or a restart."""
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(mode=0o700, exist_ok=True)
+        delivered_seqs: set[int] = set()
         if self.ledger_path.exists():
             data = self.ledger_path.read_bytes()
             for line in data.decode("ascii", "replace").splitlines():
                 parts = line.split()
-                if len(parts) >= 2 and len(parts[1]) == 16:
+                if len(parts) >= 2 and len(parts[1]) == 16 and parts[0].isdigit():
                     self.delivered.add(parts[1])
+                    delivered_seqs.add(int(parts[0]))
             if data and not data.endswith(b"\n"):  # a line cut short by a crash
                 with open(self.ledger_path, "ab") as fh:
                     fh.write(b"\n")
         for d in (self.incoming, self.outgoing):
             for p in d.iterdir():
-                if p.name.startswith(".tmp-"):
-                    p.unlink(missing_ok=True)
-        outgoing = {p.stem for p in self.outgoing.glob("*.dcm")}
-        for p in self.outgoing.glob("*.json"):
-            if p.stem not in outgoing:  # the move into outgoing stopped half-way: redo it
-                p.unlink(missing_ok=True)
-        for p in self.incoming.glob("*.dcm"):
-            if p.stem in outgoing:  # scrubbed, but the input was not yet removed
-                p.unlink(missing_ok=True)
+                it = Item.parse(p.name.split(".", 1)[0])
+                if p.name.startswith(".tmp-") or it is None or it.seq in delivered_seqs:
+                    p.unlink(missing_ok=True)  # half-written, or delivered before the crash
+        received = {p.stem for p in self.incoming.glob("*.dcm")}
+        sealed = {p.stem for p in self.quarantine.glob("*.pgq")}
+        names = {p.stem for p in self.outgoing.iterdir()}
+        for name in names:
+            dcm, desc = self.outgoing / f"{name}.dcm", self.outgoing / f"{name}.json"
+            if name not in received or name in sealed or not _intact(dcm, desc):
+                dcm.unlink(missing_ok=True)  # scrubbed again from the received copy
+                desc.unlink(missing_ok=True)
         top = 0
         for d in (self.incoming, self.outgoing, self.quarantine):
             for p in d.iterdir():
@@ -185,13 +186,19 @@ class DurableQueue:
                 if it is None:
                     continue
                 top = max(top, it.seq)
-                if d is not self.quarantine:
+                if d is self.incoming:
                     self._pending[it.instance] = it
         # Sequence numbers grow across restarts even when the queue was empty.
         self._seq = max(top, time.time_ns() // 1000)
 
     def pending_incoming(self) -> list[Item]:
-        return sorted(i for p in self.incoming.glob("*.dcm") if (i := Item.parse(p.stem)) is not None)
+        """Received instances not yet de-identified, in arrival order."""
+        ready = {p.stem for p in self.outgoing.glob("*.dcm")}
+        return sorted(
+            i
+            for p in self.incoming.glob("*.dcm")
+            if p.stem not in ready and (i := Item.parse(p.stem)) is not None
+        )
 
     def pending_outgoing(self) -> list[Item]:
         return sorted(i for p in self.outgoing.glob("*.dcm") if (i := Item.parse(p.stem)) is not None)
@@ -234,33 +241,30 @@ class DurableQueue:
         data: dict[str, Any] = json.loads((self.outgoing / f"{item.name}.json").read_bytes())
         return data
 
-    def to_quarantine(self, item: Item, sealed: bytes, *, from_outgoing: bool = False) -> None:
+    def to_quarantine(self, item: Item, sealed: bytes) -> None:
+        """Keep a sealed copy (durably), then drop the item's files."""
         write_durable(self.quarantine / f"{item.name}.pgq", sealed)
-        if from_outgoing:
-            self.outgoing_path(item).unlink(missing_ok=True)
-            (self.outgoing / f"{item.name}.json").unlink(missing_ok=True)
-            fsync_dir(self.outgoing)
-        else:
-            self.incoming_path(item).unlink(missing_ok=True)
-            fsync_dir(self.incoming)
+        self.outgoing_path(item).unlink(missing_ok=True)
+        (self.outgoing / f"{item.name}.json").unlink(missing_ok=True)
+        self.incoming_path(item).unlink(missing_ok=True)
         with self._lock:
             self._pending.pop(item.instance, None)
 
     # -- after delivery ----------------------------------------------------------------
 
     def delivered_many(self, items: list[Item]) -> None:
-        """Record deliveries in the ledger (fsync'd), then drop the outgoing files."""
+        """Record deliveries in the ledger (fsync'd), then drop the items' files."""
         if not items:
             return
         if self._ledger_fh is None:
             self._ledger_fh = open(self.ledger_path, "ab")  # noqa: SIM115 - closed in close()
         self._ledger_fh.write(b"".join(f"{i.seq:020d} {i.instance}\n".encode() for i in items))
         self._ledger_fh.flush()
-        os.fsync(self._ledger_fh.fileno())
+        _datasync(self._ledger_fh.fileno())
         for i in items:
             self.outgoing_path(i).unlink(missing_ok=True)
             (self.outgoing / f"{i.name}.json").unlink(missing_ok=True)
-        fsync_dir(self.outgoing)
+            self.incoming_path(i).unlink(missing_ok=True)
         with self._lock:
             for i in items:
                 self.delivered.add(i.instance)
@@ -277,3 +281,12 @@ class DurableQueue:
         if self._ledger_fh is not None:
             self._ledger_fh.close()
             self._ledger_fh = None
+
+
+def _intact(dcm: Path, desc: Path) -> bool:
+    """Whether an outgoing file is complete: it exists and its SHA-256 is the one its description holds."""
+    try:
+        meta = json.loads(desc.read_bytes())
+        return bool(meta.get("output_sha256")) and _sha256_file(dcm) == meta["output_sha256"]
+    except (OSError, ValueError, AttributeError):
+        return False

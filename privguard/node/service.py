@@ -303,7 +303,7 @@ class Node:
     def _retry_alone(self, chunk: list[Item]) -> None:
         self._replace_pool()
         for item in chunk:
-            if self.queue.incoming_path(item).exists():
+            if not self.queue.outgoing_path(item).exists():
                 self._submit([item], retry=True)
             else:  # the worker had moved it into outgoing before it died
                 self._untrack(item)
@@ -445,10 +445,8 @@ class Node:
 
     def _quarantine_outgoing(self, item: Item, meta: dict[str, Any], reason: str) -> None:
         try:
-            data = self.queue.outgoing_path(item).read_bytes()
-            self.queue.to_quarantine(
-                item, seal(data, item.name, self.key, self.cfg.project), from_outgoing=True
-            )
+            data = self.queue.incoming_path(item).read_bytes()  # the instance as received
+            self.queue.to_quarantine(item, seal(data, item.name, self.key, self.cfg.project))
         except OSError as exc:
             self.stats.error("quarantine", f"cannot quarantine ({exc.strerror})", item.name)
             return

@@ -1,9 +1,9 @@
 """De-identification in worker processes: one :class:`Deidentifier` per process, reused.
 
-A task is a chunk of queued inputs. Each input is scrubbed into its own
-scratch folder under ``work/`` (so one item's output never mixes with
-another's), fsync'd, and described by a PHI-free :class:`Outcome`; the parent
-then moves it into ``outgoing/`` or seals the input into quarantine.
+A task is a chunk of queued inputs, scrubbed into a scratch folder under
+``work/`` and described by PHI-free :class:`Outcome` objects. The worker moves
+each output into ``outgoing/`` itself (:func:`~privguard.node.queue.commit_outputs`);
+an input that fails stays in ``incoming/`` for the parent to seal into quarantine.
 """
 
 from __future__ import annotations

@@ -187,32 +187,46 @@ def test_queue_survives_a_restart(tmp_path: Path, key_file: Path) -> None:
 
 
 def test_queue_recovers_from_a_crash_at_any_step(tmp_path: Path, key: ProjectKey) -> None:
+    import hashlib
+
     q = DurableQueue(tmp_path / "q", key, "p")
-    a, _ = q.put(b"A" * 10, "1.2.3", "1.2.3.1", False)
-    b, _ = q.put(b"B" * 10, "1.2.3", "1.2.3.2", False)
-    c, _ = q.put(b"C" * 10, "1.2.3", "1.2.3.3", False)
-    assert a and b and c and a.seq < b.seq < c.seq
-    assert q.put(b"A" * 10, "1.2.3", "1.2.3.1", False) == (None, "duplicate")
-    # b was scrubbed and moved, but the crash came before its input was removed:
-    (q.outgoing / f"{b.name}.dcm").write_bytes(b"scrubbed")
-    (q.outgoing / f"{b.name}.json").write_text("{}")
-    # c's move stopped after its description was written:
-    (q.outgoing / f"{c.name}.json").write_text("{}")
+    items = {}
+    for n in "abcde":
+        item, why = q.put(n.encode() * 10, "1.2.3", f"1.2.3.{ord(n)}", False)
+        assert item is not None and why == "queued"
+        items[n] = item
+    a, b, c, d, e = (items[n] for n in "abcde")
+    assert a.seq < b.seq < c.seq < d.seq < e.seq
+    assert q.put(b"a" * 10, "1.2.3", f"1.2.3.{ord('a')}", False) == (None, "duplicate")
+
+    def scrubbed(item: Item, data: bytes, sha: str) -> None:
+        (q.outgoing / f"{item.name}.json").write_text(json.dumps({"output_sha256": sha}))
+        (q.outgoing / f"{item.name}.dcm").write_bytes(data)
+
+    scrubbed(b, b"scrubbed-b", hashlib.sha256(b"scrubbed-b").hexdigest())  # complete: kept
+    (q.outgoing / f"{c.name}.json").write_text("{}")  # the move stopped after the description
+    scrubbed(d, b"torn", hashlib.sha256(b"what was meant").hexdigest())  # cut short by a power loss
+    scrubbed(e, b"scrubbed-e", hashlib.sha256(b"scrubbed-e").hexdigest())
+    q.delivered_many([e])
+    (q.incoming / f"{e.name}.dcm").write_bytes(b"e")  # its removal was lost in the crash
     (q.incoming / ".tmp-x.dcm").write_bytes(b"half")
     (q.work / "chunk").mkdir()
     q.close()
+
     q2 = DurableQueue(tmp_path / "q", key, "p")
-    assert q2.pending_incoming() == [a, c]
+    assert q2.pending_incoming() == [a, c, d]  # to scrub (again)
     assert q2.pending_outgoing() == [b]
-    assert not (q2.outgoing / f"{c.name}.json").exists()
+    assert sorted(p.name for p in q2.outgoing.iterdir()) == [f"{b.name}.dcm", f"{b.name}.json"]
+    assert not (q2.incoming / f"{e.name}.dcm").exists()
     assert not (q2.incoming / ".tmp-x.dcm").exists() and list(q2.work.iterdir()) == []
     q2.delivered_many([b])
+    assert not (q2.incoming / f"{b.name}.dcm").exists()
     n, _ = q2.put(b"x", "1.2.3", "1.2.3.4", False)
-    assert n is not None and n.seq > c.seq  # sequence numbers keep growing
+    assert n is not None and n.seq > e.seq  # sequence numbers keep growing
     q2.close()
     q3 = DurableQueue(tmp_path / "q", key, "p")
-    assert q3.put(b"B", "1.2.3", "1.2.3.2", False) == (None, "delivered")
-    assert q3.put(b"B", "1.2.3", "1.2.3.2", True)[1] == "queued"
+    assert q3.put(b"b", "1.2.3", f"1.2.3.{ord('b')}", False) == (None, "delivered")
+    assert q3.put(b"b", "1.2.3", f"1.2.3.{ord('b')}", True)[1] == "queued"
     for p in q3.root.rglob("*"):
         assert "1.2.3" not in p.name
 

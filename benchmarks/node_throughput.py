@@ -1,0 +1,256 @@
+"""Throughput of the DICOM node (``privguard serve``) against folder scrubbing and plain Orthanc forwarding.
+
+Usage (from the repository root, with the project's virtual environment)::
+
+    .venv/bin/python benchmarks/node_throughput.py                 # 200 files, 2 workers, 3 repeats
+    .venv/bin/python benchmarks/node_throughput.py --files 400 --workers 2 --repeat 5 --json node.json
+
+Needs Debian's ``orthanc`` and ``dcmtk`` (``storescu``), as ``.ci/run`` installs them. A missing
+tool is reported and its rows skipped, never faked.
+
+What it measures, on the CT corpus of :mod:`benchmarks.corpus` (0.5 MB files, header PHI),
+everything on 127.0.0.1, header de-identification only (``--ocr off``), the same ``--workers``:
+
+``scrub``
+    ``privguard scrub CORPUS --out OUT --ocr off --workers W --json``: the summary's own
+    ``seconds`` (processing only, after start-up) -> files/s. The reference for the target.
+``node (storescu xK -> node -> folder)``
+    DCMTK ``storescu`` sends the corpus to a running node (warm: started before the clock)
+    that forwards into a folder; from storescu's start until the node's status endpoint
+    counts every instance forwarded. Receive, fsync before the acknowledgement, queue,
+    scrub, fsync'd forward: the whole path. ``xK``: K storescu processes at once, each
+    sending its share over its own association (a PACS or several modalities sending in
+    parallel). Target: >= 80% of ``scrub``.
+``node (Orthanc -> node -> Orthanc)``
+    An Orthanc PACS holding the corpus sends it (``/modalities/privguard/store``) to the
+    node, which forwards by C-STORE to an Orthanc archive; until the archive holds every
+    instance.
+``Orthanc -> Orthanc``
+    The same PACS sends straight to the archive, no de-identification: the network floor.
+
+Runs are interleaved over ``--repeat`` rounds; medians are reported with every run's value.
+Each node run gets a fresh queue and destination; each archive run a fresh archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.corpus import CorpusSpec, ensure_corpus
+from privguard.node.status import fetch_status
+from privguard.pseudonym.keys import ProjectKey
+from tests.node.support import ORTHANC, STORESCU, NodeProcess, Orthanc, free_port, node_config, wait_for
+
+BENCH_KEY = bytes(range(32))
+
+
+def _privguard() -> list[str]:
+    return [sys.executable, "-m", "privguard_cli.main"]
+
+
+def run_scrub(files: Path, work: Path, key_file: Path, workers: int) -> float:
+    out = work / "scrub-out"
+    shutil.rmtree(out, ignore_errors=True)
+    res = subprocess.run(
+        [*_privguard(), "scrub", str(files), "--out", str(out), "--key-file", str(key_file), "--ocr", "off"]  # noqa: RUF005
+        + ["--workers", str(workers), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"privguard scrub failed: {res.stderr[-800:]}")
+    summary = json.loads(res.stdout)
+    return float(summary["ok"]) / float(summary["seconds"])
+
+
+def _node(work: Path, key_file: Path, workers: int, destination: dict[str, Any], name: str) -> NodeProcess:
+    root = work / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    cfg = node_config(root, key_file, destination, workers=workers, chunk_size=16, forward_batch=64)
+    return NodeProcess(root, cfg)
+
+
+def _forwarded(node: NodeProcess) -> int:
+    port = int((Path(node.config["queue"]) / "status.port").read_text())
+    return int(fetch_status("127.0.0.1", port)["counts"].get("forwarded", 0))
+
+
+def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: int, senders: int) -> float:
+    """``senders`` storescu processes at once, each with its share of the files (one association each)."""
+    assert STORESCU is not None
+    dest = work / "node-folder-dest"
+    shutil.rmtree(dest, ignore_errors=True)
+    node = _node(work, key_file, workers, {"type": "folder", "path": str(dest)}, "node-storescu")
+    node.start()
+    try:
+        start = time.perf_counter()
+        base = [STORESCU, "-aet", "PACS", "-aec", "PRIVGUARD", "127.0.0.1", str(node.port)]
+        procs = [
+            subprocess.Popen(
+                [*base, *(str(p) for p in files[k::senders])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for k in range(senders)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=1800)
+            if proc.returncode != 0:
+                raise RuntimeError(f"storescu failed: {err.decode(errors='replace')[-800:]}")
+        wait_for(lambda: _forwarded(node) >= len(files), 1800, "the node to forward everything", 0.02)
+        return len(files) / (time.perf_counter() - start)
+    finally:
+        node.stop()
+
+
+class Pair:
+    """An Orthanc PACS holding the corpus and an Orthanc archive (restarted empty per run)."""
+
+    def __init__(self, work: Path, files: list[Path], node_port: int) -> None:
+        self.work = work
+        self.node_port = node_port
+        self.archive = Orthanc(work / "archive", "ARCHIVE")
+        modalities = {
+            "privguard": ["PRIVGUARD", "127.0.0.1", node_port],
+            "archive": ["ARCHIVE", "127.0.0.1", self.archive.dicom_port],
+        }
+        self.pacs = Orthanc(work / "pacs", "PACS", modalities=modalities)
+        self.pacs.start()
+        self.studies = sorted(
+            {self.pacs.request("POST", "/instances", p.read_bytes())["ParentStudy"] for p in files}
+        )
+        self.n = len(files)
+
+    def fresh_archive(self) -> None:
+        self.archive.stop()
+        shutil.rmtree(self.archive.root / "db", ignore_errors=True)
+        self.archive.start()
+
+    def send(self, modality: str) -> None:
+        body = json.dumps({"Resources": self.studies, "Synchronous": True}).encode()
+        self.pacs.request("POST", f"/modalities/{modality}/store", body, timeout=1800)
+
+    def close(self) -> None:
+        self.archive.stop()
+        self.pacs.stop()
+
+
+def run_orthanc_floor(pair: Pair) -> float:
+    pair.fresh_archive()
+    start = time.perf_counter()
+    pair.send("archive")
+    wait_for(lambda: pair.archive.count() >= pair.n, 1800, "the archive", 0.02)
+    return pair.n / (time.perf_counter() - start)
+
+
+def run_node_orthanc(pair: Pair, work: Path, key_file: Path, workers: int) -> float:
+    pair.fresh_archive()
+    dest = {"type": "dimse", "host": "127.0.0.1", "port": pair.archive.dicom_port, "ae_title": "ARCHIVE"}
+    node = _node(work, key_file, workers, dest, "node-orthanc")
+    node.config["listen"]["port"] = pair.node_port
+    node.path.write_text(json.dumps(node.config))
+    node.start()
+    try:
+        start = time.perf_counter()
+        pair.send("privguard")
+        wait_for(lambda: pair.archive.count() >= pair.n, 1800, "the archive", 0.02)
+        return pair.n / (time.perf_counter() - start)
+    finally:
+        node.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--senders", default="1,2", help="Parallel storescu associations, comma-separated [1,2].")
+    ap.add_argument("--json", type=Path, help="Write the results here.")
+    args = ap.parse_args(argv)
+
+    corpus = ensure_corpus(CorpusSpec(n_files=args.files))
+    files = corpus.files
+    for p in files:  # page cache
+        p.read_bytes()
+    work = Path(tempfile.mkdtemp(prefix="privguard-node-bench-"))
+    key_file = work / "bench.key"
+    ProjectKey.from_bytes(BENCH_KEY).save(key_file)
+    results: dict[str, list[float]] = {}
+    skipped: dict[str, str] = {}
+    runs: dict[str, Callable[[], float]] = {
+        "scrub": lambda: run_scrub(corpus.dicom_dir, work, key_file, args.workers),
+    }
+    pair: Pair | None = None
+    for k in (int(x) for x in args.senders.split(",") if x):
+        name = f"node (storescu x{k} -> node -> folder)"
+        if STORESCU is None:
+            skipped[name] = "storescu (dcmtk) is not installed"
+            continue
+        runs[name] = lambda k=k: run_node_storescu(files, work, key_file, args.workers, k)  # type: ignore[misc]
+    if ORTHANC is not None:
+        pair = Pair(work / "orthanc", files, free_port())
+        runs["node (Orthanc -> node -> Orthanc)"] = lambda: run_node_orthanc(
+            pair,
+            work,
+            key_file,
+            args.workers,  # type: ignore[arg-type]
+        )
+        runs["Orthanc -> Orthanc (no de-identification)"] = lambda: run_orthanc_floor(pair)  # type: ignore[arg-type]
+    else:
+        skipped["Orthanc rows"] = "orthanc is not installed"
+    try:
+        for r in range(args.repeat):
+            for name, fn in runs.items():
+                value = fn()
+                results.setdefault(name, []).append(value)
+                print(f"round {r + 1}: {name}: {value:.1f} instances/s", file=sys.stderr, flush=True)
+    finally:
+        if pair is not None:
+            pair.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    medians = {k: statistics.median(v) for k, v in results.items()}
+    scrub = medians["scrub"]
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "files": len(files),
+        "mb": round(corpus.total_bytes / 1e6, 1),
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "runs": results,
+        "median": medians,
+        "ratio_to_scrub": {k: v / scrub for k, v in medians.items()},
+        "skipped": skipped,
+    }
+    print(f"\n{len(files)} files ({report['mb']} MB), {args.workers} workers, median of {args.repeat}:")
+    print(f"{'path':45} {'inst/s':>8} {'x scrub':>8}   runs")
+    for name, v in medians.items():
+        runs_txt = ", ".join(f"{x:.1f}" for x in results[name])
+        print(f"{name:45} {v:8.1f} {v / scrub:8.2f}   {runs_txt}")
+    for name, why in skipped.items():
+        print(f"{name}: skipped ({why})")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
