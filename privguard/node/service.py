@@ -47,6 +47,9 @@ class Node:
         self, cfg: NodeConfig, audit: AuditSink | None = None, key: ProjectKey | None = None
     ) -> None:
         quiet_pydicom()
+        _check_extra("pynetdicom")
+        if cfg.destination.type == "stow":
+            _check_extra("dicomweb_client")
         self.cfg = cfg
         self.key = key or ProjectKey.load(cfg.key_file)
         profile = load_profile(cfg.profile)
@@ -102,7 +105,14 @@ class Node:
         if cfg.status is not None:
             from privguard.node.status import start_status_server
 
-            self._http = start_status_server(cfg.status.host, cfg.status.port, self.status)
+            try:
+                self._http = start_status_server(cfg.status.host, cfg.status.port, self.status)
+            except OSError as exc:
+                self.stop()
+                raise ConfigError(
+                    f"cannot serve the status endpoint on {cfg.status.host}:{cfg.status.port} "
+                    f"({exc.strerror or type(exc).__name__})"
+                ) from None
             self.status_port = int(self._http.server_address[1])
             (cfg.queue / "status.port").write_text(f"{self.status_port}\n")
         try:
@@ -464,3 +474,10 @@ class Node:
         snap["destination"] = self.cfg.destination.type
         snap["run_id"] = self._run_id
         return snap
+
+
+def _check_extra(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"privguard serve needs {module}: install it with pip install 'privguard[node]'")

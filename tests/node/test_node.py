@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -381,3 +382,11 @@ def test_cli_status_and_config_errors(tmp_path: Path, key_file: Path) -> None:
         assert res.exit_code == 0, res.output
         shown = json.loads(res.output)
         assert shown["counts"]["forwarded"] == 2 and shown["queue"]["outgoing"] == 0
+    with socket.socket() as busy:  # a port already taken: a clean configuration error
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = str(busy.getsockname()[1])
+        res = runner.invoke(
+            cli, ["serve", "--config", str(conf), "--port", taken, "--queue", str(tmp_path / "q2")]
+        )
+    assert res.exit_code == 2 and "cannot listen" in res.output and "Traceback" not in res.output
