@@ -71,15 +71,15 @@ class RunInfo(BaseModel):
 
     def differences(self, other: RunInfo) -> list[str]:
         names = {
-            "key_id": "the key (key id)",
-            "project": "the project",
-            "profile": "the profile name",
-            "profile_sha256": "the profile (its contents)",
-            "options": "the --option set",
-            "pixels": "the burned-in text options (--ocr, redaction, allow-lists)",
-            "vault": "the vault",
-            "format": "the journal format",
-            "version": "the journal version",
+            "key_id": "key (key id)",
+            "project": "project",
+            "profile": "profile name",
+            "profile_sha256": "profile contents",
+            "options": "--option set",
+            "pixels": "burned-in text options (--ocr, redaction, allow-lists)",
+            "vault": "vault",
+            "format": "journal format",
+            "version": "journal version",
         }
         return [label for field, label in names.items() if getattr(self, field) != getattr(other, field)]
 

@@ -25,6 +25,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from privguard.batch.config import ScrubConfig
+from privguard.batch.fsio import close_inherited_locks
 from privguard.batch.limits import memory_reason, resident_bytes
 from privguard.batch.worker import WorkerState
 from privguard.models import FileResult
@@ -157,9 +159,26 @@ class InlineExecutor:
 # -- local worker processes -----------------------------------------------------------------
 
 
-def _worker_main(conn: Connection, cfg: ScrubConfig, key: ProjectKey) -> None:
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel kill this worker when its driver dies (so no orphan keeps writing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _worker_main(conn: Connection, cfg: ScrubConfig, key: ProjectKey, parent: int) -> None:
     """A worker process: build the state, then process chunks until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers itself
+    _die_with(parent)
+    close_inherited_locks()
     try:
         state = WorkerState(cfg, key, isolated=True)
     except BaseException as exc:  # reported to the parent, which decides
@@ -206,7 +225,9 @@ class ProcessExecutor:
 
     def _start(self) -> _Slot:
         parent, child = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(target=_worker_main, args=(child, self.cfg, self.key), daemon=True)
+        proc = self.ctx.Process(
+            target=_worker_main, args=(child, self.cfg, self.key, os.getpid()), daemon=True
+        )
         proc.start()
         child.close()
         return _Slot(proc, parent)

@@ -10,6 +10,7 @@ names them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -182,6 +183,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_HELD: set[int] = set()
+"""File descriptors of the locks this process holds (forked workers close their copies)."""
+
+
+def close_inherited_locks() -> None:
+    """In a forked worker: close the copies of the driver's lock fds.
+
+    A worker must not keep the lock alive after its driver died. Closing a copy
+    releases nothing while the driver holds its own (``flock`` belongs to the
+    open file description, released when the last copy closes).
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
 class OutLock:
     """An advisory lock (``flock``) on ``OUT/.privguard/lock``, held for the whole run."""
 
@@ -203,9 +221,11 @@ class OutLock:
                 "wait for it to finish"
             ) from None
         self._fd = fd
+        _HELD.add(fd)
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)
             self._fd = None
 

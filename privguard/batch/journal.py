@@ -64,8 +64,8 @@ class Journal:
         diff = earlier.differences(run)
         if diff:
             raise ConfigError(
-                f"--resume refused: the earlier run in this output folder used a different "
-                f"{', '.join(diff)}; use the same settings, or scrub into a new folder"
+                f"--resume refused: the earlier run in this output folder used other settings "
+                f"({'; '.join(diff)}); use the same ones, or scrub into a new folder"
             )
         for n, raw in enumerate(lines[1:], start=2):
             if not raw.strip():

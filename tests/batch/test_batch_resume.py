@@ -39,10 +39,10 @@ def test_journal_records_the_run_it_belongs_to(done: tuple[Path, Path], key: Pro
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"key": "other"}, "the key (key id)"),
-        ({"profile": "research"}, "the profile"),
-        ({"options": frozenset({Option.RETAIN_UIDS})}, "the --option set"),
-        ({"project": "heart"}, "the project"),
+        ({"key": "other"}, "(key (key id))"),
+        ({"profile": "research"}, "profile name; profile contents"),
+        ({"options": frozenset({Option.RETAIN_UIDS})}, "(--option set)"),
+        ({"project": "heart"}, "(project)"),
     ],
 )
 def test_resume_with_other_settings_is_refused_and_says_which(
