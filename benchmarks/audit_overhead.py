@@ -1,0 +1,131 @@
+"""What the audit log costs ``privguard scrub`` (issue 10): audited vs a no-op audit sink, same run.
+
+Both variants run :func:`privguard.audit.audited_scrub` on the header
+benchmark corpus (``benchmarks/corpus.py``: CT files of 0.53 MB, profile
+``basic``, header only); the only difference is the log: a real
+:class:`~privguard.audit.AuditLog` (a run record, a record per file with the
+keyed hash of the input path and of the input bytes' SHA-256 and the
+output's SHA-256, the manifest, the fsync'd end record) or a no-op log that
+does nothing (defined here, in the benchmark only). Rounds alternate the two
+variants; medians are reported, wall-clock throughput and CPU time (this
+process and its workers).
+
+    .venv/bin/python benchmarks/audit_overhead.py --files 500 --rounds 5 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.corpus import BENCH_DIR, CorpusSpec, ensure_corpus
+from privguard.audit import AuditLog, RunHead, audited_scrub
+from privguard.batch import ScrubConfig
+from privguard.pseudonym.keys import ProjectKey
+
+
+class NoopLog(AuditLog):
+    """The audit sink replaced by a no-op (benchmark only)."""
+
+    def __init__(self) -> None:
+        self.log_id = "noop"
+
+    def begin_run(self, **kw: Any) -> str:
+        return "run_noop"
+
+    def file_record(self, **kw: Any) -> None:
+        return None
+
+    def file_result(self, result: Any, out_dir: Any) -> None:
+        return None
+
+    def flush(self) -> dict[str, str]:
+        return {}
+
+    def end_run(self, **kw: Any) -> RunHead:
+        return RunHead("noop", "run_noop", 0, "", "success", kw.get("manifest_sha256"), None, None, None)
+
+    def close(self) -> None:
+        return None
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def one(corpus: Path, key: ProjectKey, workers: int, audited: bool, tmp: Path) -> tuple[float, float, int]:
+    out = tmp / f"out-{workers}-{int(audited)}"
+    cfg = ScrubConfig(inputs=[corpus], out=out, key=key, profile="basic", workers=workers)
+    log: AuditLog = AuditLog.open(tmp / "audit.jsonl") if audited else NoopLog()
+    c0, t0 = _cpu(), time.perf_counter()
+    try:
+        summary, _ = audited_scrub(cfg, log=log)
+    finally:
+        log.close()
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    shutil.rmtree(out)
+    assert summary.failed == 0
+    return wall, cpu, summary.ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args(argv)
+    # its own copy of the corpus: the header benchmark may regenerate .bench/corpus-N meanwhile
+    corpus = ensure_corpus(CorpusSpec(n_files=args.files), BENCH_DIR / f"audit-corpus-{args.files}").dicom_dir
+    for p in corpus.iterdir():  # warm the page cache
+        p.read_bytes()
+    key = ProjectKey.generate()
+    py = platform.python_version()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {py}, {platform.platform()}")
+    print(f"corpus: {corpus} ({args.files} files); rounds: {args.rounds}; profile basic, header only")
+    print()
+    print("| workers | variant | files/s (median) | range | CPU ms per file (median) |")
+    print("|---:|---|---:|---|---:|")
+    results: dict[tuple[int, bool], list[tuple[float, float, int]]] = {}
+    with tempfile.TemporaryDirectory(dir=corpus.parents[1]) as t:
+        tmp = Path(t)
+        for w in args.workers:
+            one(corpus, key, w, False, tmp)  # warm-up (imports, workers)
+            for r in range(args.rounds):
+                order = (False, True) if r % 2 == 0 else (True, False)
+                for audited in order:
+                    results.setdefault((w, audited), []).append(one(corpus, key, w, audited, tmp))
+    summary = []
+    for w in args.workers:
+        rates = {}
+        for audited in (False, True):
+            runs = results[(w, audited)]
+            fps = [n / wall for wall, _, n in runs]
+            cpu = statistics.median(c / n * 1000 for _, c, n in runs)
+            rates[audited] = (statistics.median(fps), cpu)
+            name = "audited (real log)" if audited else "no-op audit sink"
+            print(
+                f"| {w} | {name} | {statistics.median(fps):.1f} | {min(fps):.0f}–{max(fps):.0f} | {cpu:.2f} |"
+            )
+        cost = 1 - rates[True][0] / rates[False][0]
+        cpu_cost = rates[True][1] / rates[False][1] - 1
+        summary.append(f"workers {w}: throughput cost {cost * 100:.1f}%, CPU cost {cpu_cost * 100:.1f}%")
+    print()
+    for line in summary:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
