@@ -587,3 +587,105 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- heavier headers: enhanced multi-frame and SR (issue 8) -----------------------------------
+
+
+def enhanced_dataset(index: int, frames: int = 40, sr_items: int = 60) -> Dataset:
+    """An enhanced CT-like multi-frame header with an SR-like content tree (seeded by ``index``).
+
+    Per-frame functional groups (plane position and orientation, frame content,
+    pixel measures, CT acquisition details), a referenced image per frame, and a
+    content sequence of coded TEXT/PNAME/CODE items with names in them: the
+    header-heavy shape of enhanced multi-frame and structured report objects.
+    """
+    rng = random.Random(7000 + index)
+    root = "1.2.826.0.1.3680043.10.543"
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT Image Storage
+    ds.SOPInstanceUID = _uid(root, 1, index)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = _uid(root, 2, index // 10)
+    ds.SeriesInstanceUID = _uid(root, 3, index // 5)
+    ds.FrameOfReferenceUID = _uid(root, 4, index // 10)
+    ds.PatientName = _person(f"FAMILY{index:04d}", "GIVEN")
+    ds.PatientID = f"MRN{index:07d}"
+    ds.PatientBirthDate = "19600101"
+    ds.PatientSex = "F"
+    ds.StudyDate = ds.ContentDate = "20240105"
+    ds.StudyTime = ds.ContentTime = "101500"
+    ds.AccessionNumber = f"ACC{index:06d}"
+    ds.ReferringPhysicianName = "REFERRER^ANNA"
+    ds.InstitutionName = "St. Example Hospital"
+    ds.Modality = "CT"
+    ds.Manufacturer = "ACME"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.NumberOfFrames = frames
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = ["0.7", "0.7"]
+    measures.SliceThickness = "1.0"
+    shared.PixelMeasuresSequence = Sequence([measures])
+    orient = Dataset()
+    orient.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    shared.PlaneOrientationSequence = Sequence([orient])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for f in range(frames):
+        group = Dataset()
+        pos = Dataset()
+        pos.ImagePositionPatient = ["-100", "-100", f"{f * 1.0:.1f}"]
+        group.PlanePositionSequence = Sequence([pos])
+        content = Dataset()
+        content.FrameAcquisitionNumber = f
+        content.StackID = "1"
+        content.InStackPositionNumber = f + 1
+        content.FrameAcquisitionDateTime = "20240105101500"
+        group.FrameContentSequence = Sequence([content])
+        acq = Dataset()
+        acq.ExposureTime = 500
+        acq.KVP = "120"
+        group.CTAcquisitionDetailsSequence = Sequence([acq])
+        deriv = Dataset()
+        deriv.SourceImageSequence = Sequence([_ref(_uid(root, 5, index, f))])
+        group.DerivationImageSequence = Sequence([deriv])
+        per_frame.append(group)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    items = []
+    for i in range(sr_items):
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        kind = i % 3
+        item.ConceptNameCodeSequence = Sequence([_code("121071", "DCM", "Finding")])
+        if kind == 0:
+            item.ValueType = "TEXT"
+            item.TextValue = f"Finding {i} reviewed with {rng.choice(['Dr Smith', 'Dr Jones'])}"
+        elif kind == 1:
+            item.ValueType = "PNAME"
+            item.PersonName = _person(f"OBSERVER{i}", "X")
+        else:
+            item.ValueType = "CODE"
+            item.ConceptCodeSequence = Sequence([_code("T-28000", "SRT", "Lung")])
+        items.append(item)
+    ds.ContentSequence = Sequence(items)
+    ds.PixelData = bytes(8 * 8 * 2 * frames)
+    return ds
+
+
+def ensure_enhanced(root: Path, n: int) -> list[Path]:
+    """Write ``n`` enhanced/SR-heavy files under ``root`` (reused when already there)."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = [root / f"enh{i:04d}.dcm" for i in range(n)]
+    for i, p in enumerate(paths):
+        if not p.exists():
+            enhanced_dataset(i).save_as(p, enforce_file_format=True)
+    return paths

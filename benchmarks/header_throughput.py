@@ -68,7 +68,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.corpus import BENCH_DIR, Corpus, CorpusSpec, ensure_corpus
+from benchmarks.corpus import BENCH_DIR, REPO, Corpus, CorpusSpec, ensure_corpus
 
 TOOLS = ("cp", "gdcmanon", "pydicom", "privguard", "dicom-anonymizer", "dicognito", "deid")
 PYTHON_TOOLS = frozenset({"pydicom", "privguard", "dicom-anonymizer", "dicognito", "deid"})
@@ -991,6 +991,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the tools write (default .bench, on the corpus's disk; "
                     "e.g. /dev/shm to take the file system out of the measurement)")  # fmt: skip
     ap.add_argument("--audit-only", action="store_true")
+    ap.add_argument(
+        "--cli-table", metavar="N_CT,N_TABLE,N_ENH",
+        help="issue 8: CLI wall clock (start-up included) of privguard, a pydicom loop and gdcmanon on three "
+        "corpora, plus privguard's in-process rate, e.g. 600,300,100",
+    )  # fmt: skip
     ap.add_argument("--no-audit", action="store_true")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     ap.add_argument("--_in", type=Path, help=argparse.SUPPRESS)
@@ -1000,6 +1005,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args._child:
         print(json.dumps(_child(args._child, args._in, args._list, args._out, args._workers)))
+        return 0
+    if args.cli_table:
+        n_ct, n_table, n_enh = (int(x) for x in args.cli_table.split(","))
+        print(f"machine: {machine()}")
+        print(cli_table(n_ct, n_table, n_enh, args.repeat))
         return 0
     if args.quick:
         args.files, args.repeat = min(args.files, 300), 1
@@ -1071,6 +1081,124 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=1, default=str, ensure_ascii=False))
         print(f"\nresults written to {args.json}")
     return 0
+
+
+# -- CLI wall clock on three corpora (issue 8) ------------------------------------------------
+
+_PYDICOM_LOOP = (
+    "import sys, pathlib, pydicom\n"
+    "src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+    "for f in sorted(p for p in src.rglob('*') if p.is_file()):\n"
+    "    pydicom.dcmread(f).save_as(out / f.name)\n"
+)
+
+
+def _corpora(n_ct: int, n_table: int, n_enh: int) -> dict[str, Path]:
+    """The three corpora of issue 8, each in one folder (generated once, then reused)."""
+    from benchmarks.corpus import ensure_enhanced
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from phi_gen import write_planted
+
+    ct = ensure_corpus(CorpusSpec(n_files=n_ct), quiet=True)
+    table = BENCH_DIR / f"table-{n_table}"
+    table.mkdir(parents=True, exist_ok=True)
+    for i in range(n_table):
+        p = table / f"t{i:04d}.dcm"
+        if not p.exists():
+            write_planted(p, seed=i)
+    enh = ensure_enhanced(BENCH_DIR / f"enhanced-{n_enh}", n_enh)[0].parent
+    return {
+        f"{n_ct} typical CT (benchmarks/corpus.py)": ct.dicom_dir,
+        f"{n_table} with every Table E.1-1 attribute (tests/phi_gen.py)": table,
+        f"{n_enh} enhanced multi-frame + SR-heavy (corpus.enhanced_dataset)": enh,
+    }
+
+
+def _wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True)
+    dt_ = time.perf_counter() - t0
+    if r.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[0]} failed: {r.stderr.decode(errors='replace')[-400:]}")
+    return dt_
+
+
+def cli_table(n_ct: int, n_table: int, n_enh: int, repeat: int) -> str:
+    """Wall clock of each tool as a user runs it (one worker, start-up included), alternated."""
+    from privguard.deidentify import Deidentifier
+    from privguard.pseudonym.keys import ProjectKey
+
+    corpora = _corpora(n_ct, n_table, n_enh)
+    work = Path(tempfile.mkdtemp(prefix="pg-cli-"))
+    key = ProjectKey.generate()
+    key_file = work / "k.key"
+    key.save(key_file)
+    cert = _make_cert(work)
+    pg = str(REPO / ".venv" / "bin" / "privguard")
+    py = str(REPO / ".venv" / "bin" / "python")
+
+    def cmd(tool: str, src: Path, out: Path) -> list[str]:
+        if tool == "privguard":
+            return [pg, "scrub", str(src), "--out", str(out), "--key-file", str(key_file), "--ocr", "off",
+                    "--workers", "1"]  # fmt: skip
+        if tool == "gdcmanon":
+            return ["gdcmanon", "-e", "-c", str(cert), "--continue", "-i", str(src), "-o", str(out)]
+        return [py, "-c", _PYDICOM_LOOP, str(src), str(out)]
+
+    tools = ["privguard", "pydicom"] + (["gdcmanon"] if shutil.which("gdcmanon") else [])
+    lines = [
+        "| corpus | privguard `scrub --ocr off` | pydicom read+write | gdcmanon | vs gdcmanon | vs pydicom "
+        "| privguard in-process |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    # Start-up: scrub of a folder holding one small file.
+    one = work / "one"
+    one.mkdir()
+    shutil.copy(next(iter(sorted(next(iter(corpora.values())).iterdir()))), one / "a.dcm")
+    starts = []
+    for r in range(max(repeat, 3)):
+        out = work / f"start{r}"
+        out.mkdir()
+        starts.append(_wall(cmd("privguard", one, out)))
+    for name, src in corpora.items():
+        files = sorted(p for p in src.rglob("*") if p.is_file())
+        warm(files)
+        walls: dict[str, list[float]] = defaultdict(list)
+        for r in range(repeat):
+            for tool in tools:
+                out = work / f"{tool}-{r}"
+                out.mkdir()
+                walls[tool].append(_wall(cmd(tool, src, out)))
+                shutil.rmtree(out)
+        deid = Deidentifier("basic", key)
+        inproc = []
+        for r in range(repeat):
+            out = work / f"inproc-{r}"
+            t0 = time.perf_counter()
+            res = deid.files(files, out)
+            inproc.append(time.perf_counter() - t0)
+            assert all(x.status == "ok" for x in res), [x.reason for x in res if x.status != "ok"][:3]
+            shutil.rmtree(out)
+        deid.close()
+        med = {t: statistics.median(v) for t, v in walls.items()}
+        g = med.get("gdcmanon")
+        lines.append(
+            f"| {name} | {_wrange(walls['privguard'])} | {_wrange(walls['pydicom'])} | "
+            f"{_wrange(walls['gdcmanon']) if g else 'n/a'} | "
+            f"{(g / med['privguard']) if g else float('nan'):.2f}x | "
+            f"{med['pydicom'] / med['privguard']:.2f}x | "
+            f"{len(files) / statistics.median(inproc):.0f} files/s |"
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    lines.append("")
+    lines.append(f"privguard start-up (`scrub --ocr off` of one file): {_wrange(starts)}")
+    return "\n".join(lines)
+
+
+def _wrange(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f} s" if abs(hi - lo) < 0.005 else f"{lo:.2f}–{hi:.2f} s"
 
 
 if __name__ == "__main__":

@@ -179,7 +179,8 @@ def read_source(path: str | Path) -> Source:
             raise NotDicomError("empty file")
         buf = fh.read(size if size <= WHOLE_FILE_LIMIT else _FIRST_READ)
         sc = _strict_scan(fh, buf, size)
-        src = _read(path, fh, buf, size)
+        ends = {e.tag: sc.meta_end + e.end for e in sc.elements} if not sc.deflated else None
+        src = _read(path, fh, buf, size, ends)
         _cross_check(sc, src)
         check_character_set(src.ds)
         src.scan = sc
@@ -213,11 +214,15 @@ def _cross_check(sc: Scan, src: Source) -> None:
         raise InputError("the data set's elements are ambiguous (the readers disagree on them)")
 
 
-def _read(path: Path, fh: BinaryIO, buf: bytes, size: int) -> Source:
-    """Parse the file (already scanned strictly) into a Source: fast parser, else pydicom."""
+def _read(path: Path, fh: BinaryIO, buf: bytes, size: int, ends: dict[int, int] | None = None) -> Source:
+    """Parse the file (already scanned strictly) into a Source: fast parser, else pydicom.
+
+    ``ends`` (top-level tag -> where the element ends in the file) comes from the
+    strict scan: sequences are not walked a second time.
+    """
     while True:
         try:
-            src = _parse_fast(path, buf, size)
+            src = _parse_fast(path, buf, size, ends)
             break
         except _NeedMore:
             fh.seek(0)
@@ -280,7 +285,7 @@ def _read(path: Path, fh: BinaryIO, buf: bytes, size: int) -> Source:
     return Source(path, ds, header, spans, implicit, little, ts, pixel, trailing, size)
 
 
-def _parse_fast(path: Path, buf: bytes, size: int) -> Source:
+def _parse_fast(path: Path, buf: bytes, size: int, ends: dict[int, int] | None = None) -> Source:
     """Strictly parse a Part 10 file's meta group and top-level header from ``buf``."""
     if len(buf) < 144 or buf[128:132] != b"DICM":
         raise _Fallback
@@ -292,7 +297,7 @@ def _parse_fast(path: Path, buf: bytes, size: int) -> Source:
     if not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian:
         raise _Fallback
     implicit, little = ts.is_implicit_VR, ts.is_little_endian
-    elems, spans, stop = _parse_elements(buf, pos, size, implicit, little, meta=False)
+    elems, spans, stop = _parse_elements(buf, pos, size, implicit, little, meta=False, ends=ends)
     if not elems:
         raise NotDicomError("no DICOM data elements found")
     meta = FileMetaDataset(meta_elems)
@@ -303,11 +308,21 @@ def _parse_fast(path: Path, buf: bytes, size: int) -> Source:
 
 
 def _parse_elements(
-    buf: bytes, pos: int, size: int, implicit: bool, little: bool, *, meta: bool, item: bool = False
+    buf: bytes,
+    pos: int,
+    size: int,
+    implicit: bool,
+    little: bool,
+    *,
+    meta: bool,
+    item: bool = False,
+    ends: dict[int, int] | None = None,
 ) -> tuple[dict[BaseTag, DataElement | RawDataElement], dict[int, tuple[int, int]], int]:
     """Parse elements from ``pos`` until the pixel data (or, for ``meta``, the end of group 2).
 
     With ``item``, parse a sequence item's elements up to ``size`` (pixel data included).
+    With ``ends`` (from the strict scan, which has checked every sequence), sequences are
+    not walked again: an undefined-length sequence ends where the scan says.
     """
     e = "<" if little else ">"
     # One unpack per element header: implicit (tag, 32-bit length), explicit (tag, VR, 16-bit length).
@@ -356,7 +371,11 @@ def _parse_elements(
         if length == _UNDEFINED:
             if not is_sq:
                 raise _Fallback  # e.g. undefined-length UN: pydicom's rules apply
-            end = _items(buf, start, None, implicit, little, 0)
+            known = ends.get(tag) if ends is not None else None
+            if known is not None and known <= have:
+                end = known
+            else:
+                end = _items(buf, start, None, implicit, little, 0)
             if end < 0:
                 if have < size:
                     raise _NeedMore
@@ -370,7 +389,7 @@ def _parse_elements(
                     raise _NeedMore
                 raise InputError("the file is truncated: a header element runs past the end of the file")
             value = buf[start:end]
-            if is_sq and _items(buf, start, end, implicit, little, 0) != end:
+            if is_sq and ends is None and _items(buf, start, end, implicit, little, 0) != end:
                 raise InputError(f"a sequence is malformed (items do not fit in {_tag_text(tag)})")
         btag = BaseTag(tag)
         elems[btag] = raw_new(raw_cls, (btag, vr, length, value, start, implicit, little, True, False))
