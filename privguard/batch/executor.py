@@ -46,6 +46,7 @@ Pairs = list[tuple[Path, FileResult]]
 Emit = Callable[[Pairs], None]
 _MAX_START_FAILURES = 5
 _WATCH_INTERVAL = 0.5
+_PREFETCH = 2
 
 
 @dataclass
@@ -132,6 +133,10 @@ class Tasks:
             f"took longer than the per-file time limit ({self.file_timeout:g} s); raise --file-timeout",
         )
 
+    def requeue(self, sent: deque[Task]) -> None:
+        """Tasks sent to a worker that never started them: back to the front, unchanged."""
+        self.queue.extendleft(reversed(sent))
+
     def drain(self, reason: str) -> Pairs:
         """No worker can run: every remaining file fails with ``reason``."""
         pairs: Pairs = []
@@ -203,14 +208,25 @@ class _Slot:
     proc: BaseProcess
     conn: Connection
     ready: bool = False
-    task: Task | None = None
+    tasks: deque[Task] = field(default_factory=deque)
+    """Sent to the worker, in order; the first is the one it is working on."""
     deadline: float | None = None
+    """When the first task runs out of time."""
     baseline: int | None = None
     """Resident memory when the worker became ready."""
 
+    @property
+    def task(self) -> Task | None:
+        return self.tasks[0] if self.tasks else None
+
 
 class ProcessExecutor:
-    """``cfg.workers`` worker processes of our own, each replaced when it dies."""
+    """``cfg.workers`` worker processes of our own, each replaced when it dies.
+
+    Each worker has up to :data:`_PREFETCH` chunks sent ahead (so it never waits
+    for the driver); only the first is under way, so a death is charged to it
+    alone and the others go back to the queue untouched.
+    """
 
     def __init__(self, cfg: ScrubConfig, key: ProjectKey, stats: ExecStats) -> None:
         self.cfg = cfg
@@ -240,20 +256,25 @@ class ProcessExecutor:
         finally:
             _stop(slots)
 
+    def _feed(self, s: _Slot, tasks: Tasks) -> None:
+        while s.ready and len(s.tasks) < _PREFETCH:
+            task = tasks.next()
+            if task is None:
+                return
+            if not s.tasks:
+                s.deadline = tasks.deadline(task)
+            s.tasks.append(task)
+            with contextlib.suppress(OSError):  # a worker that is gone is seen by the loop
+                s.conn.send(task.paths)
+
     def _loop(self, slots: list[_Slot], tasks: Tasks, emit: Emit) -> None:
         while True:
             for s in slots:
-                if s.ready and s.task is None:
-                    task = tasks.next()
-                    if task is None:
-                        break
-                    s.task, s.deadline = task, tasks.deadline(task)
-                    with contextlib.suppress(OSError):  # a worker that is gone is seen below
-                        s.conn.send(task.paths)
-            if tasks.done() and all(s.task is None for s in slots):
+                self._feed(s, tasks)
+            if tasks.done() and all(not s.tasks for s in slots):
                 return
-            deadlines = [s.deadline for s in slots if s.task is not None and s.deadline is not None]
-            if any(s.task is not None and s.baseline is not None for s in slots):
+            deadlines = [s.deadline for s in slots if s.tasks and s.deadline is not None]
+            if any(s.tasks and s.baseline is not None for s in slots):
                 deadlines.append(time.monotonic() + _WATCH_INTERVAL)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = set(wait([s.conn for s in slots] + [s.proc.sentinel for s in slots], timeout))
@@ -264,27 +285,17 @@ class ProcessExecutor:
                     except (EOFError, OSError):
                         msg = None
                     if msg is not None:
-                        self._message(s, msg, emit)
+                        self._message(s, msg, tasks, emit)
                         if msg[0] != "error":
-                            continue
+                            continue  # buffered messages first: a death is seen after them
                 if s.conn in ready or s.proc.sentinel in ready:
                     slots[i] = self._replace(s, tasks, emit)
-                elif s.task is not None and s.deadline is not None and time.monotonic() >= s.deadline:
-                    _kill(s)
-                    task = s.task
-                    s.task = None
-                    pairs = tasks.overdue(task)
-                    if pairs:
-                        emit(pairs)
-                    slots[i] = self._replace(s, tasks, emit)
-                elif s.task is not None and self._over_memory(s):
-                    _kill(s)
-                    task = s.task
-                    s.task = None
-                    pairs = tasks.over_memory(task, self.cfg.max_file_memory)
-                    if pairs:
-                        emit(pairs)
-                    slots[i] = self._replace(s, tasks, emit)
+                elif s.tasks and s.deadline is not None and time.monotonic() >= s.deadline:
+                    slots[i] = self._stop_worker(s, tasks, emit, tasks.overdue)
+                elif s.tasks and self._over_memory(s):
+                    slots[i] = self._stop_worker(
+                        s, tasks, emit, lambda t: tasks.over_memory(t, self.cfg.max_file_memory)
+                    )
 
     def _over_memory(self, s: _Slot) -> bool:
         if s.baseline is None or s.proc.pid is None:
@@ -292,22 +303,37 @@ class ProcessExecutor:
         rss = resident_bytes(s.proc.pid)
         return rss is not None and rss - s.baseline > self.cfg.max_file_memory
 
-    def _message(self, s: _Slot, msg: tuple[Any, ...], emit: Emit) -> None:
+    def _message(self, s: _Slot, msg: tuple[Any, ...], tasks: Tasks, emit: Emit) -> None:
         if msg[0] == "ready":
             s.ready = True
             s.baseline = resident_bytes(msg[1])
-        elif msg[0] == "done" and s.task is not None:
-            task, s.task, s.deadline = s.task, None, None
+        elif msg[0] == "done" and s.tasks:
+            task = s.tasks.popleft()
+            s.deadline = tasks.deadline(s.tasks[0]) if s.tasks else None
             emit(list(zip(task.paths, msg[1], strict=True)))
 
+    def _stop_worker(self, s: _Slot, tasks: Tasks, emit: Emit, charge: Callable[[Task], Pairs]) -> _Slot:
+        """Kill ``s``'s worker for what its current task did; charge that task, requeue the rest."""
+        _kill(s)
+        head = s.tasks.popleft()
+        tasks.requeue(s.tasks)
+        s.tasks.clear()
+        pairs = charge(head)
+        if pairs:
+            emit(pairs)
+        return self._replace(s, tasks, emit)
+
     def _replace(self, s: _Slot, tasks: Tasks, emit: Emit) -> _Slot:
-        """``s``'s worker is gone (or going): charge its task, start another."""
+        """``s``'s worker is gone (or going): charge its current task, requeue the rest, start another."""
         s.proc.join(timeout=10)
         if s.proc.is_alive():
             _kill(s)
         s.conn.close()
-        if s.task is not None:
-            pairs = tasks.died(s.task, death_reason(s.proc.exitcode))
+        if s.tasks:
+            head = s.tasks.popleft()
+            tasks.requeue(s.tasks)
+            s.tasks.clear()
+            pairs = tasks.died(head, death_reason(s.proc.exitcode))
             if pairs:
                 emit(pairs)
         elif not s.ready:
