@@ -311,19 +311,18 @@ def check(
 
 
 def _source_request(request: ExportRequest, src: Source) -> ExportRequest:
-    """The request as one source sends it: the site's fields, the site's patients."""
+    """The request as one source sends it: the site's own regime facts (never the request's: a fact
+    a site leaves out is missing, not inherited), the site's patients."""
     mine = set(src.patients)
     assert request.dataset.patients is not None  # validated: sources need an inline dataset
     update: dict[str, object] = {
         "requester": src.requester,
         "regimes": src.regimes,
-        "gdpr": src.gdpr if src.gdpr is not None else request.gdpr,
-        "hipaa": src.hipaa if src.hipaa is not None else request.hipaa,
-        "pipl": src.pipl if src.pipl is not None else request.pipl,
-        "transfers": src.transfers if src.transfers is not None else request.transfers,
-        "pseudonymisation": src.pseudonymisation
-        if src.pseudonymisation is not None
-        else request.pseudonymisation,
+        "gdpr": src.gdpr,
+        "hipaa": src.hipaa,
+        "pipl": src.pipl,
+        "transfers": src.transfers,
+        "pseudonymisation": src.pseudonymisation,
         "dataset": request.dataset.model_copy(
             update={"patients": tuple(p for p in request.dataset.patients if p.id in mine)}
         ),

@@ -513,10 +513,11 @@ class Dataset(Model):
 class Source(Model):
     """One exporting site of a multi-site request, with its own regime facts.
 
-    The site's fields replace the request's for its patients (``requester``,
-    ``regimes`` and, where given, ``gdpr``, ``hipaa``, ``pipl``, ``transfers``,
-    ``pseudonymisation``); everything else (recipient, purpose, profile,
-    retention...) is the request's.
+    The site's ``requester``, ``regimes``, ``gdpr``, ``hipaa``, ``pipl``,
+    ``transfers`` and ``pseudonymisation`` replace the request's for its
+    patients; a section the site leaves out is missing for it (fail closed),
+    never taken from the request. Everything else (recipient, purpose,
+    profile, retention, output...) is the request's.
     """
 
     id: Identifier
@@ -525,9 +526,7 @@ class Source(Model):
     gdpr: GdprSection | None = None
     hipaa: HipaaSection | None = None
     pipl: PiplSection | None = None
-    transfers: tuple[Transfer, ...] | None = Field(
-        default=None, description="The site's transfer mechanisms (default: the request's)."
-    )
+    transfers: tuple[Transfer, ...] = Field(default=(), description="The site's transfer mechanisms.")
     pseudonymisation: Pseudonymisation | None = None
     patients: tuple[Identifier, ...] = Field(
         min_length=1, description="Ids of the dataset's patients this site exports."

@@ -3,8 +3,11 @@
 * Removing information from a request never turns a ``deny`` into ``allow``.
   "Information" is any key of the request or any element of its lists, except
   what defines the export's scope rather than describes it: the items of
-  ``regimes`` and the patients and studies of ``dataset`` (dropping a patient
-  shrinks the export; it is not missing information). A request that no
+  ``regimes``, the patients and studies of ``dataset``, and the exporting
+  ``sources`` with their patients and regimes (dropping a patient or a site
+  changes what is exported; it is not missing information). So is
+  ``dataset.allow_patient_exclusion``: the requester's choice between an
+  all-or-nothing and a partial export (default: partial, as issue 12 sets). A request that no
   longer validates is rejected, which is not an ``allow`` either.
 * The canonical hash depends on the meaning, not on the file's form.
 * DUO: broader permissions cover at least what narrower ones cover, and
@@ -54,8 +57,13 @@ def _paths(d: Any, prefix: str = "") -> Iterator[str]:
         return
     for key, value in items:
         path = f"{prefix}{key}"
-        scope_item = isinstance(d, list) and (
-            prefix == "regimes." or (prefix.startswith("dataset.patients.") and (prefix.count(".") in (2, 4)))
+        scope_item = path in ("sources", "dataset.allow_patient_exclusion") or (
+            isinstance(d, list)
+            and (
+                prefix in ("regimes.", "sources.")
+                or (prefix.startswith("dataset.patients.") and (prefix.count(".") in (2, 4)))
+                or (prefix.startswith("sources.") and prefix.endswith((".patients.", ".regimes.")))
+            )
         )
         if not scope_item:
             yield path
