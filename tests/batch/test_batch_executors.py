@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,10 @@ def test_retry_policy() -> None:
     overdue = tasks.overdue(Task([c], retry=True))
     assert "time limit (2 s)" in (overdue[0][1].reason or "")
     assert stats.deaths == 2 and stats.retried == 3 and tasks.next() is None and tasks.done()
+    # A chunk sent ahead to a worker that died before starting it goes back unchanged.
+    ahead = Task([a, b])
+    tasks.requeue(deque([ahead]))
+    assert tasks.next() is ahead and not ahead.retry and stats.retried == 3
 
 
 def test_workers_that_cannot_start_fail_the_files_instead_of_hanging(
