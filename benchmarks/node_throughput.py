@@ -21,6 +21,9 @@ everything on 127.0.0.1, header de-identification only (``--ocr off``), the same
     scrub, fsync'd forward: the whole path. ``xK``: K storescu processes at once, each
     sending its share over its own association (a PACS or several modalities sending in
     parallel). Target: >= 80% of ``scrub``.
+``storescu -> bare pynetdicom SCP (receive only)``
+    The DIMSE receive ceiling: storescu to a pynetdicom SCP that only takes the bytes (no disk,
+    no de-identification), one association. The node is built on this receiver.
 ``node (Orthanc -> node -> Orthanc)``
     An Orthanc PACS holding the corpus sends it (``/modalities/privguard/store``) to the
     node, which forwards by C-STORE to an Orthanc archive; until the archive holds every
@@ -120,6 +123,46 @@ def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: in
         node.stop()
 
 
+def run_bare_scp(files: list[Path]) -> float:
+    """storescu -> a bare pynetdicom Storage SCP that only takes the bytes (no disk, no de-identification).
+
+    The ceiling a pynetdicom receiver reaches over one association on this machine.
+    """
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+    assert STORESCU is not None
+    received = 0
+
+    def on_store(event: Any) -> int:
+        nonlocal received
+        event.encoded_dataset()
+        received += 1
+        return 0
+
+    ae = AE(ae_title="BARE")
+    ae.maximum_pdu_size = 0
+    for cx in AllStoragePresentationContexts:
+        assert cx.abstract_syntax is not None
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        start = time.perf_counter()
+        subprocess.run(
+            [STORESCU, "-aet", "PACS", "-aec", "BARE", "127.0.0.1", str(port), *map(str, files)],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+        elapsed = time.perf_counter() - start
+    finally:
+        server.shutdown()
+        ae.shutdown()
+    if received != len(files):
+        raise RuntimeError(f"the bare SCP received {received} of {len(files)}")
+    return len(files) / elapsed
+
+
 class Pair:
     """An Orthanc PACS holding the corpus and an Orthanc archive (restarted empty per run)."""
 
@@ -198,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "scrub": lambda: run_scrub(corpus.dicom_dir, work, key_file, args.workers),
     }
     pair: Pair | None = None
+    if STORESCU is not None:
+        runs["storescu -> bare pynetdicom SCP (receive only)"] = lambda: run_bare_scp(files)
     for k in (int(x) for x in args.senders.split(",") if x):
         name = f"node (storescu x{k} -> node -> folder)"
         if STORESCU is None:

@@ -170,6 +170,44 @@ def test_destination_down_then_up_in_arrival_order_per_study(tmp_path: Path, key
     assert "destination-down" in events and "destination-up" in events
 
 
+class Refusing(Recording):
+    """Refuses, every time, the first instance it is offered; delivers the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: str | None = None
+        self.refusals = 0
+
+    def send(self, batch: list[Outgoing]) -> list[Delivery]:
+        out = []
+        for o in batch:
+            self.refused = self.refused or o.path.stem
+            if o.path.stem == self.refused:
+                self.refusals += 1
+                out.append(Delivery(False, "refused with status 0xA900", status=0xA900))
+            else:
+                self.sent.append(o.path.stem)
+                out.append(Delivery(True))
+        return out
+
+
+def test_an_instance_the_destination_keeps_refusing_is_quarantined(tmp_path: Path, key_file: Path) -> None:
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=3)
+    cfg = _config(tmp_path, key_file, forward_batch=1)
+    fwd = Refusing()
+    with running(cfg) as node:
+        node.forwarder = fwd
+        assert send(paths, node.port or 0) == [0, 0, 0]
+        wait_for(lambda: node.status()["counts"].get("quarantined") == 1, 30, "the refused instance")
+        wait_for(lambda: len(fwd.sent) == 2, 30, "the others")
+        status = node.status()
+    assert fwd.refusals == 5 and fwd.refused not in fwd.sent
+    assert status["queue"] == {"incoming": 0, "outgoing": 0, "quarantine": 1}
+    assert [e["event"] for e in _events(cfg)].count("forward-refused") == 5
+    [q] = [e for e in _events(cfg) if e["event"] == "quarantined"]
+    assert q["item"] == fwd.refused and "0xA900" in q["reason"]
+
+
 def test_queue_survives_a_restart(tmp_path: Path, key_file: Path) -> None:
     paths, uids = make_study(tmp_path / "study", series=1, per_series=5)
     cfg = _config(tmp_path, key_file)
