@@ -413,3 +413,16 @@ def test_pass_only_facts_do_pass_something() -> None:
     d = decide(request, consents)
     assert d.outcome == "allow" and "GDPR-DPIA" in d.rule_ids("pass")
     assert record(consents, "DE-P001")  # the consent file is unchanged
+
+
+def test_cohort_example_runs_from_its_tables() -> None:
+    folder = ROOT / "examples" / "compliance" / "cohort"
+    d = check(folder / "request.yaml", folder / "consents.yaml", now=NOW)
+    assert d.outcome == "allow"
+    assert d.inclusion.included == ("CN-0001", "CN-0002", "CN-0005")
+    assert {e.patient: e.rules for e in d.inclusion.excluded} == {
+        "CN-0003": ("PIPL-GUARDIAN-CONSENT",),
+        "CN-0004": ("PIPL-CROSS-BORDER-CONSENT",),
+    }
+    assert d.patient_table_sha256 == hashlib.sha256((folder / "patients.csv").read_bytes()).hexdigest()
+    assert "retention.end = 2029-02-15" in _finding(d, "PIPL-RETENTION").details
