@@ -219,7 +219,7 @@ class Deidentifier:
             return FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
-        forbidden = None if dry_run else self.forbidden_values(src.ds)
+        forbidden = None if dry_run else self.forbidden_values(src)
         st, rel = self.process(src, context=context)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
@@ -237,10 +237,11 @@ class Deidentifier:
             pixels=outcome.report if outcome is not None else None,
         )
 
-    def forbidden_values(self, ds: Dataset) -> Forbidden:
+    def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
         kept = {t for t, rule in self.plan.rules.items() if rule.code == "K" or rule.source == "override"}
-        return identifying_values(ds, keep=kept, keep_uids=self.engine.retain_uids)
+        nested = src.scan.collected if src.scan is not None else ()
+        return identifying_values(src.ds, keep=kept, keep_uids=self.engine.retain_uids, nested=nested)
 
     def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:
         ds = src.ds

@@ -190,13 +190,19 @@ def read_source(path: str | Path) -> Source:
 
 
 def _strict_scan(fh: BinaryIO, buf: bytes, size: int) -> Scan:
-    """Scan the whole file strictly (see :mod:`privguard.dicom.scan`); large files through mmap."""
+    """Scan the whole file strictly (see :mod:`privguard.dicom.scan`); large files through mmap.
+
+    The identifying values the output will be searched for are collected on the way.
+    """
+    from privguard.dicom.verify import IDENTIFYING
+
+    collect = frozenset(IDENTIFYING)
     if len(buf) == size:
-        return scan(buf)
+        return scan(buf, collect=collect)
     import mmap
 
     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        sc = scan(mm)
+        sc = scan(mm, collect=collect)
         sc.data = b""  # the map closes here: keep only the index
         return sc
 
@@ -740,6 +746,9 @@ def _check_uid(value: str, what: str) -> None:
         raise InputError(f"the {what} is not a valid UID")
 
 
+_MULTI_BYTE_G0 = frozenset({"ISO 2022 IR 87", "ISO 2022 IR 159", "ISO 2022 IR 149", "ISO 2022 IR 58"})
+
+
 def check_character_set(ds: Dataset) -> None:
     """Refuse a Specific Character Set privguard does not know: its text could not be decoded safely."""
     from pydicom.charset import python_encoding
@@ -754,12 +763,18 @@ def check_character_set(ds: Dataset) -> None:
         terms = raw.split("\\")
     else:
         terms = [str(v) for v in raw] if raw is not None else []
+    terms = [t.strip(" \x00") for t in terms]
     for i, term in enumerate(terms):
-        term = term.strip(" \x00")
         if not term and i == 0:
             continue  # the default repertoire, with code extensions after it
         if term not in python_encoding:
             raise InputError("the Specific Character Set names an unknown character set")
+    # PS3.3 C.12.1.1.2: a multi-byte set is never the first (default) value, and several
+    # values are only allowed with code extensions (ISO 2022 terms).
+    if terms and terms[0] in _MULTI_BYTE_G0:
+        raise InputError("the Specific Character Set starts with a multi-byte character set")
+    if len(terms) > 1 and not all(not t or t.startswith("ISO 2022") for t in terms):
+        raise InputError("the Specific Character Set combines character sets without code extensions")
 
 
 def build_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:

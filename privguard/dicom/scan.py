@@ -127,6 +127,8 @@ class Scan:
     """The data set is not encoded as the transfer syntax says (implicit for explicit, or back)."""
     elements: list[TopElement] = field(default_factory=list)
     index: list[IndexEntry] | None = None
+    collected: list[tuple[int, bytes]] = field(default_factory=list)
+    """(tag, raw value) of the elements asked for with ``collect``, at every depth."""
     count: int = 0
     """Elements at every depth."""
 
@@ -189,11 +191,18 @@ def transfer_syntax_info(ts: str) -> tuple[bool, bool, bool, bool]:
     return info
 
 
-def scan(buf: bytes | memoryview, *, require_part10: bool = False, with_index: bool = False) -> Scan:
+def scan(
+    buf: bytes | memoryview,
+    *,
+    require_part10: bool = False,
+    with_index: bool = False,
+    collect: frozenset[int] = frozenset(),
+) -> Scan:
     """Scan a whole file's bytes strictly. Raises :class:`ScanError` (an ``InputError``).
 
     With ``with_index``, :attr:`Scan.index` lists every element at every depth
     (in the order their values end: an element after the elements inside it).
+    The raw values of the tags in ``collect``, at every depth, go to :attr:`Scan.collected`.
     """
     size = len(buf)
     if size == 0:
@@ -241,8 +250,10 @@ def scan(buf: bytes | memoryview, *, require_part10: bool = False, with_index: b
     walker = _Walker(data, implicit, little, encapsulated)
     if with_index:
         walker.index = sc.index = []
+    walker.collect = collect
     walker.top(sc)
     sc.count = walker.count
+    sc.collected = walker.collected
     if not sc.elements:
         raise NotDicomError("no DICOM data elements found")
     return sc
@@ -326,6 +337,8 @@ class _Walker:
         self.i = struct.Struct(e + "I").unpack_from
         self.count = 0
         self.index: list[IndexEntry] | None = None
+        self.collect: frozenset[int] = frozenset()
+        self.collected: list[tuple[int, bytes]] = []
 
     def top(self, sc: Scan) -> None:
         end = self._dataset(0, len(self.buf), 0, sc.elements)
@@ -437,6 +450,8 @@ class _Walker:
                 out.append(TopElement(tag, vr, pos, end))
             if self.index is not None:
                 self.index.append(IndexEntry(tag, vr, pos, start, end, depth, length == UNDEFINED))
+            if tag in self.collect and length != UNDEFINED:
+                self.collected.append((tag, bytes(buf[start:end])))
             pos = end
         if undefined_item:
             raise ScanError(f"{where} has no item delimiter (truncated)")
@@ -450,6 +465,7 @@ class _Walker:
         # Explicit VR file: the UN value holds implicit VR little endian items.
         sub = _Walker(self.buf, True, True, False)
         sub.index = self.index
+        sub.collect, sub.collected = self.collect, self.collected
         try:
             return sub._items(start, end, depth, False)
         finally:

@@ -4,7 +4,8 @@ The emitter should never produce a bad output; this is the last line of
 defence if it does (a bug, or an input the scanner let through that should
 not have been). The output is re-scanned with the same strict rules as the
 inputs (:mod:`privguard.dicom.scan`) and its data set (pixel data excluded) is
-searched, byte for byte, for the input's identifying values: PatientName,
+searched, byte for byte, for the input's identifying values (values of 8
+characters or more in the pixel data too): PatientName,
 PatientID, AccessionNumber, OtherPatientIDs and the input's own instance
 UIDs (every top-level UI value outside the DICOM root), each of at least 4
 characters. A value a profile deliberately keeps (a site override keeping the
@@ -35,6 +36,8 @@ IDENTIFYING = {
     0x00120063: "DeidentificationMethod",
 }
 _DICOM_ROOT = b"1.2.840.10008."
+#: Identifying values at least this long are also searched for in the pixel data.
+PIXEL_SEARCH_MIN = 8
 _NUMERIC = frozenset(b"0123456789.-+ ")
 #: Values privguard itself writes as dummies: never searched for.
 _DUMMIES = frozenset({b"ANONYMIZED", b"ANONYMOUS", b"REMOVED"})
@@ -75,10 +78,18 @@ def _raw_value(ds: Dataset, tag: int) -> bytes | None:
         return None
 
 
-def identifying_values(ds: Dataset, *, keep: Iterable[int] = (), keep_uids: bool = False) -> Forbidden:
+def identifying_values(
+    ds: Dataset,
+    *,
+    keep: Iterable[int] = (),
+    keep_uids: bool = False,
+    nested: Iterable[tuple[int, bytes]] = (),
+) -> Forbidden:
     """Collect the identifying values of a data set before it is de-identified.
 
-    ``keep`` lists tags a profile deliberately keeps; ``keep_uids`` skips UIDs.
+    ``keep`` lists tags a profile deliberately keeps; ``keep_uids`` skips UIDs;
+    ``nested`` adds raw values of identifying attributes found at any depth by
+    the scanner (:attr:`privguard.dicom.scan.Scan.collected`).
     """
     kept = set(keep)
     values: list[tuple[bytes, str]] = []
@@ -88,6 +99,9 @@ def identifying_values(ds: Dataset, *, keep: Iterable[int] = (), keep_uids: bool
         raw = _raw_value(ds, tag)
         if raw:
             values.extend((v, keyword) for v in _components(raw))
+    for tag, raw in nested:
+        if tag not in kept and tag in IDENTIFYING:
+            values.extend((v, IDENTIFYING[tag]) for v in _components(raw))
     if not keep_uids:
         for tag, elem in ds._dict.items():
             if getattr(elem, "VR", None) != "UI" or int(tag) in kept or int(tag) >> 16 == 0x0002:
@@ -97,7 +111,7 @@ def identifying_values(ds: Dataset, *, keep: Iterable[int] = (), keep_uids: bool
                 values.extend(
                     (v, "an instance UID") for v in _components(raw) if not v.startswith(_DICOM_ROOT)
                 )
-    return Forbidden(tuple(values))
+    return Forbidden(tuple(dict.fromkeys(values)))
 
 
 def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
@@ -111,6 +125,12 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
     body = sc.data
     px = sc.pixel
     header = bytes(body) if px is None else bytes(body[: px.start]) + b"\x00" + bytes(body[px.end :])
+    pixels = b"" if px is None else bytes(body[px.start : px.end])
     for value, keyword in forbidden.values:
         if header.find(value) >= 0:
             raise OutputError(f"the output still holds the input's {keyword}; nothing written")
+        # Pixel data is copied as decided by the pixel stage, but an identifier spelled out
+        # in its bytes (text spliced into the image data) is refused too. Only values long
+        # enough not to occur there by chance are searched for.
+        if len(value) >= PIXEL_SEARCH_MIN and pixels.find(value) >= 0:
+            raise OutputError(f"the output's pixel data holds the input's {keyword} as text; nothing written")

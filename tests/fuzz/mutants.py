@@ -511,10 +511,61 @@ def op_splice(rng: random.Random, p: Planted, b: bytes) -> bytes:
     return b[:at] + chunk + b[at:] if rng.random() < 0.5 else b[:at] + chunk + b[at + n :]
 
 
+def op_into_pixels(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Copy an identifying element's bytes (a marker) over the start of the pixel data value."""
+    px = p.scan.pixel
+    e = _pick(rng, p, lambda x: x.tag in (0x00100010, 0x00100020, 0x00080050))
+    if px is None or e is None:
+        return op_splice(rng, p, b)
+    m = p.scan.meta_end
+    chunk = b[m + e.start : m + e.end]
+    at = m + px.start + 12 + rng.randrange(0, max(1, min(64, px.end - px.start - 12 - len(chunk))))
+    if at + len(chunk) > m + px.end:
+        return b
+    return b[:at] + chunk + b[at + len(chunk) :]
+
+
+def op_charset(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Another Specific Character Set: a valid one, a misspelt one, or code extensions."""
+    value = rng.choice((b"ISO_IR 192", b"ISO_IR 100", b"ISO-IR 100", b"ISO 2022 IR 87", b"\\ISO 2022 IR 149",
+                        b"GB18030 ", b"XYZ_IR 1", b"ISO_IR 13\\ISO_IR 87 "))  # fmt: skip
+    value = value + b" " * (len(value) & 1)
+    e = _top_named(p, 0x00080005)
+    new = _element(p, 0x00080005, b"CS", value)
+    return _replace(p, b, e, new) if e is not None else _insert_top(p, b, 0x00080005, new)
+
+
+def op_known_un(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """An identifying attribute written as UN (explicit files): decoded by its dictionary VR."""
+    if p.scan.implicit:
+        return op_length(rng, p, b)
+    e = _pick(rng, p, lambda x: x.tag in (0x00100010, 0x00100020, 0x00080050, 0x00101001, 0x00081070))
+    if e is None:
+        return b
+    m = p.scan.meta_end
+    return _replace(p, b, e, _element(p, e.tag, b"UN", b[m + e.value_start : m + e.end]))
+
+
+def op_nested_duplicate(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Inside an item: a duplicated element, or an element moved out of order."""
+    e = _pick(rng, p, lambda x: x.depth > 0 and x.end - x.start < 200)
+    if e is None:
+        return op_duplicate(rng, p, b)
+    m = p.scan.meta_end
+    chunk = b[m + e.start : m + e.end]
+    if rng.random() < 0.5:
+        return b[: m + e.end] + chunk + b[m + e.end :]  # parent lengths now short by len(chunk)
+    # Keep parent lengths: overwrite the element with a copy of itself under a smaller tag.
+    new = bytearray(chunk)
+    struct.pack_into(_e(p) + "H", new, 2, max(0, (e.tag & 0xFFFF) - 1))
+    return b[: m + e.start] + bytes(new) + b[m + e.end :]
+
+
 OPS: tuple[Op, ...] = (
     op_flip, op_byteset, op_truncate, op_zero_tail, op_length, op_vr, op_duplicate, op_swap, op_move,
     op_seq_length, op_wrong_vr_table, op_un_sequence, op_deep, op_meta_in_dataset, op_item_outside,
     op_after_pixels, op_private, op_bad_ts, op_no_meta, op_no_preamble, op_deflate, op_splice,
+    op_into_pixels, op_charset, op_known_un, op_nested_duplicate,
 )  # fmt: skip
 
 
