@@ -102,66 +102,91 @@ def _same_file_bytes(fd_a: int, fd_b: int) -> bool:
         off += len(a)
 
 
-def place(
-    staging_root: Path, out_fd: int, rel: str, pending_dirs: set[tuple[str, ...]] | None = None
-) -> None:
-    """Move the finished file ``staging_root/rel`` to ``rel`` under the output, durably.
+class Placer:
+    """Moves a chunk's finished files from staging into the output, then makes them durable together.
 
-    The file is hard-linked into place (an existing output is never replaced:
-    identical bytes are accepted, different bytes are a duplicate SOP
-    instance), then the file and its folder (and the parent of every folder
-    created for it) are ``fsync``'d, and the staged name is removed. With
-    ``pending_dirs`` the folders are added there instead, for one
-    :func:`sync_dirs` per chunk; the file itself is always synced here.
+    :meth:`place` hard-links each file into place (an existing output is never
+    replaced: identical bytes are accepted, different bytes are a duplicate SOP
+    instance) and removes the staged name; :meth:`sync` then ``fsync``'s every
+    placed file, its folder and the parent of every folder created for it.
+    Syncing after all links means one journal commit for the chunk on
+    journalling file systems, not one per file. Nothing placed may be reported
+    done before :meth:`sync` returned.
     """
-    parts = tuple(rel.split("/"))
-    src = staging_root / rel
-    if not os.path.lexists(src) and output_exists(out_fd, rel):
-        return  # an identical copy earlier in the same chunk (checked when staged) was placed
-    with dir_fd(out_fd, parts[:-1], create=True) as (target_fd, created_parents):
+
+    def __init__(self, staging_root: Path, out_fd: int) -> None:
+        self.staging_root = staging_root
+        self.out_fd = out_fd
+        self._files: list[int] = []
+        self._dirs: set[tuple[str, ...]] = set()
+
+    def place(self, rel: str) -> None:
+        parts = tuple(rel.split("/"))
+        src = self.staging_root / rel
+        if not os.path.lexists(src) and output_exists(self.out_fd, rel):
+            return  # an identical copy earlier in the same chunk (checked when staged) was placed
+        with dir_fd(self.out_fd, parts[:-1], create=True) as (target_fd, created_parents):
+            try:
+                os.link(src, parts[-1], dst_dir_fd=target_fd, follow_symlinks=False)
+                linked = True
+            except FileExistsError:
+                linked = False
+            try:
+                final = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=target_fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise SymlinkInOutput(
+                        "the output path is a symbolic link; privguard never follows links under --out"
+                    ) from None
+                raise
+            try:
+                if not linked:
+                    src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    try:
+                        same = stat.S_ISREG(os.fstat(final).st_mode) and _same_file_bytes(src_fd, final)
+                    finally:
+                        os.close(src_fd)
+                    if not same:
+                        raise OutputError(
+                            "duplicate SOP Instance UID: another input with different content already "
+                            "produced this output; scrub duplicates into a separate folder"
+                        )
+            except BaseException:
+                os.close(final)
+                raise
+            # An identical file left by an interrupted run is synced too.
+            self._files.append(final)
+            self._dirs.add(parts[:-1])
+            self._dirs.update(p for _, p in created_parents)
+        src.unlink()
+
+    def sync(self) -> None:
+        """``fsync`` every placed file, then each folder once (deepest first)."""
         try:
-            os.link(src, parts[-1], dst_dir_fd=target_fd, follow_symlinks=False)
-            linked = True
-        except FileExistsError:
-            linked = False
-        try:
-            final = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=target_fd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SymlinkInOutput(
-                    "the output path is a symbolic link; privguard never follows links under --out"
-                ) from None
-            raise
-        try:
-            if not linked:
-                src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    same = stat.S_ISREG(os.fstat(final).st_mode) and _same_file_bytes(src_fd, final)
-                finally:
-                    os.close(src_fd)
-                if not same:
-                    raise OutputError(
-                        "duplicate SOP Instance UID: another input with different content already produced "
-                        "this output; scrub duplicates into a separate folder"
-                    )
-            os.fsync(final)  # an identical file left by an interrupted run is made durable too
-        finally:
-            os.close(final)
-        if pending_dirs is None:
-            os.fsync(target_fd)
-            for fd, _ in created_parents:
+            for fd in self._files:
                 os.fsync(fd)
-        else:
-            pending_dirs.add(parts[:-1])
-            pending_dirs.update(p for _, p in created_parents)
-    src.unlink()
+            for parts in sorted(self._dirs, key=len, reverse=True):
+                with dir_fd(self.out_fd, parts) as (fd, _):
+                    os.fsync(fd)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for fd in self._files:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._files.clear()
+        self._dirs.clear()
 
 
-def sync_dirs(out_fd: int, dirs: set[tuple[str, ...]]) -> None:
-    """``fsync`` each folder (path parts below the output), deepest first, each once."""
-    for parts in sorted(dirs, key=len, reverse=True):
-        with dir_fd(out_fd, parts) as (fd, _):
-            os.fsync(fd)
+def place(staging_root: Path, out_fd: int, rel: str) -> None:
+    """Place one staged file and make it durable (see :class:`Placer`)."""
+    placer = Placer(staging_root, out_fd)
+    try:
+        placer.place(rel)
+        placer.sync()
+    finally:
+        placer.close()
 
 
 def output_exists(out_fd: int, rel: str) -> bool:

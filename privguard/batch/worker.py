@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from privguard.batch.config import ScrubConfig
-from privguard.batch.fsio import SymlinkInOutput, open_root, place, sync_dirs
+from privguard.batch.fsio import Placer, open_root
 from privguard.batch.journal import JOURNAL_DIR
 from privguard.batch.limits import inflated_size_exceeds, limit_address_space, memory_reason
 from privguard.cores import usable_cores
@@ -116,7 +116,7 @@ class WorkerState:
                 if got_res is not None and got_res.status == "failed" and got_res.reason == _MEMORY:
                     results[i] = self._files([paths[i]])[0]
         final: list[FileResult] = []
-        dirs: set[tuple[str, ...]] = set()
+        placer = Placer(self.staging, self._out()) if not cfg.dry_run else None
         for p, maybe in zip(paths, results, strict=True):
             res = (
                 maybe if maybe is not None else FileResult(input=str(p), status="failed", reason="no result")
@@ -124,11 +124,12 @@ class WorkerState:
             if res.status == "failed" and res.reason == _MEMORY:
                 res = res.model_copy(update={"reason": memory_reason(cfg.max_file_memory)})
             elif res.status == "ok" and res.output and not cfg.dry_run:
-                res = self._place(res, dirs)
+                assert placer is not None
+                res = self._place(res, placer)
             final.append(res)
-        if dirs:
+        if placer is not None:
             try:
-                sync_dirs(self._out(), dirs)  # before the driver journals any of them
+                placer.sync()  # before the driver journals any of them
             except (OSError, PrivguardError) as exc:
                 reason = f"the output folder cannot be synced ({type(exc).__name__})"
                 final = [
@@ -153,12 +154,10 @@ class WorkerState:
             reason = f"unexpected error ({type(exc).__name__})"
             return [FileResult(input=str(paths[0]), status="failed", reason=reason)]
 
-    def _place(self, res: FileResult, dirs: set[tuple[str, ...]]) -> FileResult:
+    def _place(self, res: FileResult, placer: Placer) -> FileResult:
         assert res.output is not None
         try:
-            place(self.staging, self._out(), res.output, dirs)
-        except SymlinkInOutput as exc:
-            return res.model_copy(update={"status": "failed", "reason": str(exc), "output": None})
+            placer.place(res.output)
         except PrivguardError as exc:
             return res.model_copy(update={"status": "failed", "reason": str(exc), "output": None})
         except OSError as exc:
