@@ -96,7 +96,7 @@ _PN = re.compile(r"(?<![\w^])[^\W\d_][^\W\d_'’\-]*(?:\^[^\W\d_'’\-]*)+(?![\w
 _NAME_GAP = re.compile(r"[ \t]{1,3}|[ \t]?[,.][ \t]{0,2}|\.?[ \t]*-[ \t]*|\^")
 _TITLE_GAP = re.compile(r"\.?[ \t]*[:#\-]?[ \t]*|\.?[ \t]+")
 #: Titles spelled like modality codes (MR, DR) or PA/NP: in capitals, only before a dictionary name.
-_MODALITY_TITLES = frozenset({"MR", "DR", "MS", "PA", "NP", "CR", "US", "RF"})
+_MODALITY_TITLES = frozenset({"MR", "DR", "MS", "PA", "NP", "CR", "US", "RF", "SR"})
 _ORG_WORDS = frozenset(
     ["inc", "ltd", "llc", "gmbh", "corp", "co", "ag", "sa", "plc", "company", "corporation", "group"]
 )
@@ -368,7 +368,10 @@ def find_names(text: str) -> list[tuple[int, int]]:
         return []
     lex = lexicon()
     spans: list[tuple[int, int]] = [
-        m.span() for m in _PN.finditer(text) if re.search(r"\^[^\W\d_]", m.group())
+        m.span()
+        for m in _PN.finditer(text)
+        if re.search(r"\^[^\W\d_]", m.group())
+        and not all(fold(p) in vocab.CLINICAL for p in m.group().split("^") if p)  # abdomen^liver
     ]
     toks = _tokens(text)
     n = len(toks)
@@ -384,10 +387,16 @@ def find_names(text: str) -> list[tuple[int, int]]:
         while k < n and taken < accept:
             if taken and not j.joined(k - 1):
                 break
-            if toks[k].fold in PARTICLES and k + 1 < n and j.joined(k) and j.shaped(k + 1):
-                name[k] = True
-                k += 1
-                continue
+            if toks[k].shape == "lower" and toks[k].fold in PARTICLES:
+                m = k
+                while m < n and toks[m].shape == "lower" and toks[m].fold in PARTICLES and j.joined(m):
+                    m += 1
+                if m < n and j.shaped(m) and j.after_title(m, True):
+                    for q in range(k, m):
+                        name[q] = True
+                    k = m
+                    continue
+                break
             if not j.after_title(k, loose):
                 break
             name[k] = True
@@ -455,11 +464,20 @@ def find_names(text: str) -> list[tuple[int, int]]:
             grow = False
             if j.initial(i):
                 grow = True
-            elif t.fold in PARTICLES and left:
+            elif t.shape == "lower" and t.fold in PARTICLES:
+                # Sara van Nus, Willem de Swart, Maria de la Cruz: particles and the surname after them
                 k = i + 1
-                while k < n and toks[k].fold in PARTICLES and j.joined(k - 1):
+                while k < n and toks[k].shape == "lower" and toks[k].fold in PARTICLES and j.joined(k - 1):
                     k += 1
-                grow = k < n and name[k] and j.joined(k - 1)
+                if (
+                    left
+                    and k < n
+                    and j.joined(k - 1)
+                    and (name[k] or (j.shaped(k) and j.after_title(k, True)))
+                ):
+                    for q in range(i, k + 1):
+                        name[q] = True
+                    changed = True
             elif (
                 j.shaped(i)
                 and not j.clinical(i)

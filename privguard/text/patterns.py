@@ -43,7 +43,7 @@ _PHONE_SHAPES = re.compile(
       | \(\d{3}\)\s?\d{3}[\s.\-]?\d{4}                                          # (617) 253-3435
       | \d{3}[.\-]\d{3}[.\-]\d{4}                                               # 617-253-3435
       | \d{3}\s\d{3}\s\d{4}                                                     # 617 253 3435
-      | 1[\s.\-]\d{3}[\s.\-]\d{3}[\s.\-]\d{4}                                   # 1-800-555-0100
+      | (?:1|001)[\s.\-]\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]\d{4}                     # 1-800-555-0100, 001-...
       | 0\d(?:[\s.\-]\d{2}){4}                                                  # 06 12 34 56 78
       | 0\d{2,4}[\s/\-]\d{3,4}[\s\-]?\d{2,5}                                    # 030 1234 5678, 0171/1234567
     )
@@ -62,17 +62,59 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?![\w-])")
 _URL = re.compile(
     r"\b(?:https?|ftp|dicomweb|wado)://[^\s<>\"']+|\bwww\.[\w-]+(?:\.[\w-]+)+[^\s<>\"']*", re.IGNORECASE
 )
-_IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", re.IGNORECASE)
+_IPV4 = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]|-\d)"
+)
+#: Full or ``::``-compressed IPv6; three groups (``07:41:13``) are a time, not an address.
+_IPV6 = re.compile(
+    r"(?<![\w:])(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}(?::[0-9a-f]{1,4}){1,6}"
+    r"|(?:[0-9a-f]{1,4}:){1,7}:|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})(?![\w:])",
+    re.IGNORECASE,
+)
 
 _W = r"[^\W\d_][\w'’.\-]*"
 _STREET = "|".join(sorted((re.escape(w) for w in vocab.STREET_WORDS), key=len, reverse=True))
 _UNIT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|fl|floor|flat|room|rm|bldg|\#)\.?\s*\#?\s*[\w\-]{1,6})?"
+_UNIT_ANYCASE = (
+    r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|flat|room|rm|bldg|\#)\.?\s*\#?\s*[\w\-]{1,6})?"
+)
 _ADDRESS = re.compile(
     rf"""(?<![\w.])\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}})?,?\s+(?:[NSEW]\.?\s+|north\s+|south\s+|east\s+|west\s+)?
-        (?:{_W}\s+){{0,3}}(?:{_STREET})(?![\w])\.?{_UNIT}""",
+        (?P<words>(?:{_W}\s+){{1,3}})(?:{_STREET})(?![\w])\.?{_UNIT}""",
     re.VERBOSE | re.IGNORECASE,
 )
+_STREET_CAP = "|".join(
+    sorted((w.capitalize() for w in vocab.STREET_WORDS_CAPITALISED), key=len, reverse=True)
+)
+_CAP_WORD = r"[A-Z][\w'’.\-]*"
+_ADDRESS_CAPITALISED = re.compile(
+    rf"""(?<![\w.])\d{{1,6}}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?P<words>(?:{_CAP_WORD}\s+){{1,3}})(?:{_STREET_CAP})
+        (?![\w])\.?{_UNIT_ANYCASE}""",
+    re.VERBOSE,
+)
+_MILITARY = re.compile(
+    r"\b(?:(?:PSC|CMR|Unit)\s+\d{3,5},?\s+Box\s+\d{3,5}|(?:USNS|USNV|USS|USCGC)\s+[A-Z][a-z]+"
+    r"|(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})\b"
+)
+
+
+def _addresses(text: str) -> list[Span]:
+    out = []
+    for rx in (_ADDRESS, _ADDRESS_CAPITALISED):
+        for m in rx.finditer(text):
+            words = re.findall(r"[^\W\d_]+", m.group("words").lower())
+            street = (
+                text[m.end("words") :].split(None, 1)[0].strip(".,").lower()
+                if m.end("words") < len(text)
+                else ""
+            )
+            medical = street in vocab.STREET_WORDS_CLINICAL or rx is _ADDRESS
+            if medical and any(w in vocab.CLINICAL for w in words):
+                continue  # "3 Small Bowel Loop", "2 Bone Spur", "5 mm Iliac Crest": anatomy, not a street
+            out.append((m.start(), m.end(), "LOCATION"))
+    return out
+
+
 _ADDRESS_CONTINENTAL = re.compile(
     r"(?<!\w)[^\W\d_][\w\-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|laan|straat|gatan|vej|veien|utca)"
     r"\s+\d{1,5}[a-z]?\b"
@@ -183,10 +225,14 @@ def _groups(rx: re.Pattern[str], text: str, entity: str, group: int = 0) -> list
     ]
 
 
+_EXTENSION = re.compile(r"\s*(?:ext\.?|x|extension)\s*\d{1,6}$", re.IGNORECASE)
+
+
 def _phones(text: str) -> list[Span]:
     out = []
     for m in _PHONE_SHAPES.finditer(text):
-        if 7 <= sum(c.isdigit() for c in m.group()) <= 16:
+        number = _EXTENSION.sub("", m.group())
+        if 7 <= sum(c.isdigit() for c in number) <= 16:
             out.append((m.start(), m.end(), "PHONE_NUMBER"))
     for m in _PHONE_KEYWORD.finditer(text):
         if sum(c.isdigit() for c in m.group(1)) >= 4:
@@ -199,9 +245,25 @@ _SENTENCE_END = re.compile(r"\d+\.\s")
 _YEAR = re.compile(r"\d{4}|'\d{2}")
 
 
+_NUMERIC_DATE = re.compile(r"(\d{1,4})[-/.](\d{1,2})[-/.](\d{1,4})")
+
+
+def _plausible_date(s: str) -> bool:
+    """A numeric date needs a month and a day in range in some order (``5.00.02`` is a version)."""
+    m = _NUMERIC_DATE.fullmatch(s.strip())
+    if not m:
+        return True
+    a, b, c = (int(x) for x in m.groups())
+    if len(m.group(1)) == 4:  # y-m-d
+        return 1 <= b <= 12 and 1 <= c <= 31
+    return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
+
+
 def _dates(text: str) -> list[Span]:
     out = []
     for m in _DATES.finditer(text):
+        if not _plausible_date(m.group()):
+            continue
         # "2 may show", "may 2 lesions": the verb, not the month (no year, lower case)
         if _MODAL_MAY.search(m.group()) and not _YEAR.search(m.group()):
             continue
@@ -239,7 +301,8 @@ def find_patterns(text: str, english: frozenset[str] = frozenset()) -> list[Span
     finders: list[Callable[[], list[Span]]] = [
         lambda: _groups(_IPV4, text, "IP_ADDRESS"),
         lambda: _phones(text),
-        lambda: _groups(_ADDRESS, text, "LOCATION"),
+        lambda: _addresses(text),
+        lambda: _groups(_MILITARY, text, "LOCATION"),
         lambda: _groups(_ADDRESS_CONTINENTAL, text, "LOCATION"),
         lambda: _groups(_PO_BOX, text, "LOCATION"),
         lambda: _groups(_US_ZIP, text, "LOCATION"),

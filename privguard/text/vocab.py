@@ -73,7 +73,9 @@ CLINICAL = _words(
     discovery revolution signa premier architect pioneer explorer excite hdxt vct apex frontier
     logiq voluson vivid epiq affiniti acuson sequoia juniper redwood aplio xario senographe
     pristina selenia dimensions affirm mammomat inspiration revelation amulet innovality
-    ysio luminos axiom artis zee allura azurion optima innova
+    ysio luminos axiom artis zee allura azurion optima innova versa synergy infinity truebeam
+    halcyon ethos unity clinac trilogy novalis cyberknife tomotherapy intevo ingenuity lunar prodigy
+    horizon discovery nicu picu sicu micu ccu pacu pacs ris his emr ehr
     january february march april may june july august september october november december
     jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
     saturday sunday mon tue wed thu fri sat sun today yesterday tomorrow am pm
@@ -88,7 +90,7 @@ CLINICAL = _words(
 #: another eponym (``Hill-Sachs``) they are clinical terms, not people.
 EPONYMS = _words(
     """
-    hodgkin parkinson alzheimer crohn wilms barrett baker colles smith ewing graves hashimoto
+    morton hodgkin parkinson alzheimer crohn wilms barrett baker colles smith ewing graves hashimoto
     bankart hill sachs salter harris wilson paget cushing addison bell down meckel hirschsprung
     kawasaki takayasu brodie osgood schlatter legg calve perthes charcot marie tooth creutzfeldt
     jakob budd chiari dandy walker arnold klippel feil lisfranc maisonneuve monteggia galeazzi
@@ -110,6 +112,7 @@ EPONYM_CONTEXT = _words(
     space pouch foramen area aphasia encephalopathy ligament ulcer malformation anomaly aneurysm
     arteritis apophysitis osteochondrosis dementia's disorder criteria scale stage staging
     test maneuver manoeuvre position view views method technique incision point fat pad bursa
+    neuroma neuralgia reflex phenomenon fracture-dislocation
     canal duct ducts gland glands nerve body bodies cells cell effect phenomenon law rule
     """
 )
@@ -186,7 +189,7 @@ ROLE_LABELS = _words(
 #: Keywords after which a code-like token is an identifier (see docs/deidentification.md).
 ID_KEYWORDS = _words(
     """
-    ref reference refno ref# ref. no no. nr nr. num number # id ident identifier mrn mr# mr pid
+    ref reference refno ref# ref. no no. nr nr. num number # id ident identifier mrn mr# pid
     acc accession accno acc# order ord order# requisition req req# case case# encounter enc visit
     admission adm account acct episode specimen sample lab barcode ticket claim policy member
     insurance subscriber protocol proto study trial subject participant record chart file
@@ -211,6 +214,35 @@ STREET_WORDS = _words(
     street st st. avenue ave ave. av road rd rd. boulevard blvd blvd. lane ln ln. drive
     court crt place pl pl. terrace terr way parkway pkwy circle cir highway hwy route rte
     square sq trail trl crescent cres close grove gardens mews row alley plaza broadway
+    """
+)
+#: More street types (the USPS suffixes faker's addresses use: ``Johnson Track``, ``Michael
+#: Manor``): only capitalised, after capitalised non-clinical words (``2 Bone Spur`` is no address).
+STREET_WORDS_CAPITALISED = _words(
+    """
+    alley avenue branch bridge brook brooks burg burgs bypass camp canyon cape causeway center
+    centers circle circles cliff cliffs club common corner corners course court courts cove coves
+    creek crescent crest crossing crossroad curve dale dam divide drive drives estate estates
+    expressway extension extensions fall falls ferry field fields flat flats ford fords forest forge
+    forges fork forks fort freeway garden gardens gateway glen glens green greens grove groves harbor
+    harbors haven heights highway hill hills hollow inlet island islands isle junction junctions key
+    keys knoll knolls lake lakes land landing lane light lights loaf lock locks lodge loop mall manor
+    manors meadow meadows mews mill mills mission motorway mount mountain mountains neck orchard oval
+    overpass park parks parkway parkways pass passage path pike pine pines place plain plains plaza
+    point points port ports prairie radial ramp ranch rapid rapids rest ridge ridges river road roads
+    route row rue run shoal shoals shore shores skyway spring springs spur spurs square squares
+    station stravenue stream street streets summit terrace throughway trace track trafficway trail
+    tunnel turnpike underpass union unions valley valleys via viaduct view views village villages
+    ville vista walk walks wall way ways well wells
+    """
+)
+#: Street types that are also clinical words (``iliac crest``, ``thoracic inlet``, ``bone spur``,
+#: ``fracture union``, ``plain film``): after a clinical word they are no address.
+STREET_WORDS_CLINICAL = _words(
+    """
+    branch bridge crest curve divide extension extensions fall falls flat fork junction inlet key
+    light loop neck pass passage path plain point rapid rest ridge run spur spurs station stream
+    track trace union valley view views walk wall way well center centers course common cape
     """
 )
 #: Words of unit designators that continue an address ("Apt 4B").
@@ -276,6 +308,14 @@ US_STATES = frozenset(
         "PR",
         "GU",
         "VI",
+        "AS",
+        "FM",
+        "MH",
+        "MP",
+        "PW",
+        "AA",
+        "AE",
+        "AP",
     ]
 )
 US_STATE_NAMES = _words(
