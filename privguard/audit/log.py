@@ -553,7 +553,7 @@ class AuditLog:
         assert run is not None
         key = run.lookup_key
         in_sha = it.input_sha256
-        if in_sha is None and it.input is not None and it.status != "skipped":
+        if in_sha is None and it.input is not None and (it.status != "skipped" or it.output is not None):
             with contextlib.suppress(OSError):
                 in_sha = file_sha256(Path(it.input))
         out_sha = it.output_sha256

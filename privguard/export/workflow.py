@@ -279,6 +279,7 @@ def _run(
         pixels=PixelOptions(ocr=ocr, device=device),
         **({"workers": workers} if workers else {}),
     )
+    details["pseudonym_project"] = cfg.project
     results: list[FileResult] = []
 
     def collect(res: FileResult) -> None:

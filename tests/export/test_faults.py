@@ -253,3 +253,17 @@ def test_disk_full_on_a_small_tmpfs(setup: Setup) -> None:
         assert report.runs[-1].outcome in ("failed", "partial")
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_request_draft_refuses_to_overwrite_and_needs_dicom(setup: Setup) -> None:
+    draft = setup.tmp / "draft.yaml"
+    code, out = run_cli("request", "draft", "--input", str(setup.inputs[0]), "--out", str(draft))
+    assert code == 0, out
+    first = draft.read_bytes()
+    code, out = run_cli("request", "draft", "--input", str(setup.inputs[0]), "--out", str(draft))
+    assert code == 2 and "already exists" in out and draft.read_bytes() == first
+    empty = setup.tmp / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    code, out = run_cli("request", "draft", "--input", str(empty), "--out", str(setup.tmp / "d2.yaml"))
+    assert code == 2 and "no readable DICOM file" in out and not (setup.tmp / "d2.yaml").exists()
