@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -38,10 +39,10 @@ class DryRun(BaseModel):
 
 def dry_run(config: ScrubConfig, on_result: Callable[[FileResult], None] | None = None) -> DryRun:
     """Plan a scrub: per file the output it would get, per attribute the action (values never shown)."""
+    key_file = config.key if isinstance(config.key, Path) else None
     key = load_key(config.key)
-    key_file = config.key if not isinstance(config.key, type(key)) else None
     cfg = config.model_copy(update={"key": key, "profile": load_profile(config.profile), "dry_run": True})
-    check_paths(cfg, key_file)  # type: ignore[arg-type]
+    check_paths(cfg, key_file)
     deid = Deidentifier(cfg.profile, key, project=cfg.project, vault=cfg.vault, options=set(cfg.options))
     rows: Counter[tuple[str, str, str, str, str]] = Counter()
     files: list[FileResult] = []
