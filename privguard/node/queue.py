@@ -38,6 +38,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from privguard.errors import ConfigError
 from privguard.pseudonym.keys import ProjectKey
 
 _NAME = re.compile(r"^(\d{20})-([0-9a-f]{16})-([0-9a-f]{16})$")
@@ -137,6 +138,11 @@ class DurableQueue:
         self._lock = threading.Lock()
         for d in (self.root, self.incoming, self.outgoing, self.quarantine, self.work):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.name == "posix" and self.root.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"the queue folder {root} is accessible by group or others (it holds PHI); "
+                f"run: chmod 700 {root}"
+            )
         self.delivered: set[str] = set()
         self._pending: dict[str, Item] = {}  # instance token -> item, incoming or outgoing
         self._seq = 0

@@ -67,6 +67,7 @@ class Node:
         self.forwarder: Forwarder = make_forwarder(cfg.destination)
         self._todo: queue_mod.Queue[Item] = queue_mod.Queue()
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._scrubbing: dict[str, set[int]] = defaultdict(set)  # study token -> seqs not yet scrubbed
         self._refusals: dict[str, int] = defaultdict(int)
         self._stop = threading.Event()
@@ -174,9 +175,12 @@ class Node:
             pass
         self.stop()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self, replacing: bool = False) -> ProcessPoolExecutor:
+        # OCR workers hold torch, which must not be forked: spawn them. Header-only workers fork
+        # at start (before any thread runs); a replacement pool comes from a fork server, since
+        # by then the node's threads are running.
         ocr = self.cfg.ocr != "off"
-        ctx = multiprocessing.get_context("spawn" if ocr else "fork")
+        ctx = multiprocessing.get_context("spawn" if ocr else "forkserver" if replacing else "fork")
         pool = ProcessPoolExecutor(
             max_workers=self.cfg.workers,
             mp_context=ctx,
@@ -272,11 +276,11 @@ class Node:
         fut.add_done_callback(lambda f: self._done(chunk, f, retry))
 
     def _replace_pool(self) -> None:
-        with self._lock:
+        with self._pool_lock:
             old = self._pool
             if old is not None and not getattr(old, "_broken", False):
                 return
-            self._pool = self._new_pool()
+            self._pool = self._new_pool(replacing=True)
         self.log.emit("worker-pool-restarted")
 
     def _done(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:

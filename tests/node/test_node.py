@@ -428,3 +428,35 @@ def test_cli_status_and_config_errors(tmp_path: Path, key_file: Path) -> None:
             cli, ["serve", "--config", str(conf), "--port", taken, "--queue", str(tmp_path / "q2")]
         )
     assert res.exit_code == 2 and "cannot listen" in res.output and "Traceback" not in res.output
+
+
+def crashing_chunk(queue_root: str, inputs: list[str]) -> Any:
+    """Stands in for the worker task: a worker process dies on any input holding the marker."""
+    import os
+
+    from privguard.node.worker import scrub_chunk
+
+    if any(b"CRASH-THIS-WORKER" in Path(p).read_bytes() for p in inputs):
+        os._exit(3)
+    return scrub_chunk(queue_root, inputs)
+
+
+def test_a_worker_that_dies_is_replaced(
+    tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import privguard.node.service as service
+
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=4)
+    killer = pydicom.dcmread(paths[1])
+    killer.ImageComments = "CRASH-THIS-WORKER"
+    killer.save_as(paths[1])
+    monkeypatch.setattr(service, "scrub_chunk", crashing_chunk)
+    cfg = _config(tmp_path, key_file, chunk_size=4)
+    with running(cfg) as node:
+        assert send(paths, node.port or 0) == [0] * 4  # acknowledged: on disk before any worker
+        wait_for(lambda: node.status()["counts"].get("quarantined") == 1, 60, "the poisoned instance")
+        wait_for(lambda: len(_archive(cfg)) == 3, 60, "the others")
+    events = [e["event"] for e in _events(cfg)]
+    assert "worker-pool-restarted" in events
+    [q] = [e for e in _events(cfg) if e["event"] == "quarantined"]
+    assert "worker process died" in q["reason"]
