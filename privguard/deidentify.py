@@ -12,6 +12,7 @@ the batch runner keeps one per worker process.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -357,12 +358,14 @@ def _verify_file(path: Path, forbidden: Forbidden) -> None:
         return
     import mmap
 
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        view = memoryview(mm)
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            verify_output(view, forbidden)
+            verify_output(memoryview(mm), forbidden)
         finally:
-            view.release()
+            # A view may still be referenced (by a traceback): the map is then closed when collected.
+            with contextlib.suppress(BufferError):
+                mm.close()
 
 
 def _write(

@@ -24,6 +24,7 @@ Inputs are opened read-only and never modified.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -201,10 +202,15 @@ def _strict_scan(fh: BinaryIO, buf: bytes, size: int) -> Scan:
         return scan(buf, collect=collect)
     import mmap
 
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        sc = scan(mm, collect=collect)
+    mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        sc = scan(memoryview(mm), collect=collect)
         sc.data = b""  # the map closes here: keep only the index
         return sc
+    finally:
+        # A view may still be referenced (by a traceback): the map is then closed when collected.
+        with contextlib.suppress(BufferError):
+            mm.close()
 
 
 def _cross_check(sc: Scan, src: Source) -> None:

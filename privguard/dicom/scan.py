@@ -370,6 +370,8 @@ class _Walker:
                 tag = (g << 16) | el
                 hdr = 8
                 vr = ""
+                if g == 0 or g == 0xFFFF:
+                    raise ScanError(f"invalid element tag {tag_text(tag)} in {where} (trailing bytes?)")
                 if g != 0xFFFE:
                     v = _VR_BYTES.get(vrb)
                     if v is None:
