@@ -93,6 +93,13 @@ def print_summary(summary: ScrubSummary) -> None:
     if summary.retried:
         t.add_row("files retried", f"{summary.retried:,}")
     t.add_row("failed", f"[red]{summary.failed:,}[/]" if summary.failed else "0")
+    # -- burned-in text (issue 11) --
+    if summary.ocr_files:
+        why = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.ocr_reasons.items(), key=lambda kv: -kv[1]))
+        t.add_row("burned-in text checked (OCR)", escape(f"{summary.ocr_files:,} ({why})"))
+    if summary.needs_review:
+        t.add_row("pixels need review (BurnedInAnnotation YES)", f"[yellow]{summary.needs_review:,}[/]")
+    # -- end burned-in text --
     t.add_row("time", f"{summary.seconds:,.1f} s ({summary.files_per_second:,.0f} files/s)")
     t.add_row("output", escape(summary.output))
     out.print(t)

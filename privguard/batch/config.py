@@ -91,6 +91,14 @@ class ScrubSummary(BaseModel):
     ok: int = 0
     skipped: int = 0
     failed: int = 0
+    # -- burned-in text (issue 11) --
+    ocr_files: int = 0
+    """Files the burned-in text stage processed."""
+    ocr_reasons: dict[str, int] = Field(default_factory=dict)
+    """Why they were processed (the triage rule, e.g. ``modality``, ``image-type``), with counts."""
+    needs_review: int = 0
+    """Files written with Burned In Annotation YES: text the verification could not classify."""
+    # -- end burned-in text --
     not_dicom: int = 0
     resumed: int = 0
     symlinks: int = 0

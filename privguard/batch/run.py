@@ -251,6 +251,14 @@ def _run(
                 journal.add(path, res.output)
         elif res.status == "skipped":
             summary.skipped += 1
+        # -- burned-in text (issue 11): how many files went through OCR, why, and which need review
+        if res.pixels:
+            summary.ocr_files += 1
+            why = str(res.pixels.get("triage", "unknown")).split(":", 1)[0]
+            summary.ocr_reasons[why] = summary.ocr_reasons.get(why, 0) + 1
+            if res.pixels.get("verification") == "needs_review":
+                summary.needs_review += 1
+        # -- end burned-in text --
         else:
             summary.failed += 1
             if len(summary.failures) < MAX_FAILURES_KEPT:

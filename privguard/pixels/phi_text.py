@@ -217,12 +217,16 @@ class PhiDecider:
                 continue
             readings = w.readings()
             for k, r in enumerate(readings):
+                if k > 0 and r.confidence < self.allowlist.min_confidence:
+                    # an unsure other reading (another orientation, a padded crop) is often noise
+                    # shaped like a pattern; header values are still matched on it above
+                    continue
                 pk = pattern_kind(r.text)
                 if pk:
                     phi[i] = "pattern:" + pk
                     break
                 if k > 0 and r.text.strip():
-                    spans = self.classifier.find(r.text, ctx)
+                    spans = [sp for sp in self.classifier.find(r.text, ctx) if _plausible(sp.entity, r.text)]
                     if spans:
                         phi[i] = ("header:" if spans[0].source == "header" else "pattern:") + spans[
                             0
@@ -263,6 +267,14 @@ class PhiDecider:
                     phi[k] = "label-value"
         # spread PHI to the words that complete it
         self._expand(words, phi, m)
+        # an identifier in one word makes its whole phrase PHI ("Children's Hospital" of a masked
+        # "Eastbrook"): a partial mask leaves the rest readable, and the rest narrows it down.
+        # PHI labels ("DOB:") stay: they say what was there, not whose it was.
+        for group in _groups(words):
+            if any(phi[k] and phi[k] != "adjacent" for k in group):
+                for k in group:
+                    if not phi[k] and not _is_label(words[k].text):
+                        phi[k] = "phrase"
         # 5.-7. allow-list, readability, unknown text
         out = []
         phrase_kept = self._phrases([w.text for w in words], modality)
@@ -279,6 +291,13 @@ class PhiDecider:
                 out.append(Decision(True, "unknown-text"))
             else:
                 out.append(Decision(False, "non-phi"))
+        # a word masked because it could not be read makes the rest of its phrase PHI too, unless
+        # the rest is on the allow-list ("Laksput County" unreadable: its "Hospital" goes with it)
+        for group in _groups(words):
+            if any(out[k].redact for k in group):
+                for k in group:
+                    if out[k].reason == "non-phi":
+                        out[k] = Decision(True, "phrase")
         return out
 
     def _phrase(
@@ -308,6 +327,8 @@ class PhiDecider:
         for i, j, kind in m.match_runs([t for _, _, t in tokens]):
             spans.append((i, j, "header:" + kind))
         for span in self.classifier.find(text, ctx):
+            if not _plausible(span.entity, text[span.start : span.end]):
+                continue
             first = next((t for t, (s0, e0, _) in enumerate(tokens) if e0 > span.start), len(tokens) - 1)
             last = next((t for t, (s0, e0, _) in enumerate(tokens) if e0 >= span.end), len(tokens) - 1)
             prefix = "header:" if span.source == "header" else "pattern:"
@@ -350,6 +371,8 @@ class PhiDecider:
             pos += len(t) + 1
         out = []
         for span in self.classifier.find(text, ctx):
+            if not _plausible(span.entity, text[span.start : span.end]):
+                continue
             kind = ("header:" if span.source == "header" else "pattern:") + span.entity.lower()
             for i, (s, e) in enumerate(starts):
                 if s < span.end and span.start < e and e > s:
@@ -412,13 +435,29 @@ class PhiDecider:
                     break
 
 
+_WEB = re.compile(r"(?i)(https?:|www\.|://|@|\.(com|org|net|edu|gov|info|io|de|uk|fr|cn|jp|nl|ch|it|es)\b)")
+
+
+def _plausible(entity: str, text: str) -> bool:
+    """Drop a URL/domain hit on an OCR reading that has no web shape ("3.5MHz" read "3.SMHz"):
+    measurements with a dot look like domains to a URL recognizer."""
+    if entity.upper() in ("URL", "DOMAIN_NAME", "DOMAIN"):
+        return bool(_WEB.search(text))
+    return True
+
+
 def _groups(words: list[Word]) -> list[list[int]]:
     """Indices of a line's words in phrases: runs no wider apart than :data:`PHRASE_GAP` heights."""
     out: list[list[int]] = []
     for k, w in enumerate(words):
         if out:
             prev = words[out[-1][-1]]
-            if w.box.gap(prev.box)[0] <= PHRASE_GAP * max(w.box.height, prev.box.height):
+            if w.orientation and prev.orientation:
+                # a rotated line: words stacked, the text height is the boxes' width
+                near = w.box.gap(prev.box)[1] <= PHRASE_GAP * max(w.box.width, prev.box.width)
+            else:
+                near = w.box.gap(prev.box)[0] <= PHRASE_GAP * max(w.box.height, prev.box.height)
+            if near:
                 out[-1].append(k)
                 continue
         out.append([k])

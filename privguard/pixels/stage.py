@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -42,13 +43,14 @@ from privguard.pixels.mask import MaskBox, apply, fills
 from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
 from privguard.pixels.phi_text import Decision, PhiDecider
 from privguard.pixels.render import Rendering, render, rerender
-from privguard.pixels.textfind import FrameJob, Line, TextFinder, Word
+from privguard.pixels.screen import screen
+from privguard.pixels.textfind import PHRASE_GAP, FrameJob, Line, TextFinder, Word
 from privguard.pixels.triage import Triage, triage
 from privguard.pixels.verify import Residual, VerifyRequest, check
 
 if TYPE_CHECKING:
-    from privguard.pixels.types import PixelOutcome
     from privguard.dicomio import Source
+    from privguard.pixels.types import PixelOutcome
     from privguard.text.context import PhiContext
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ class _File:
     changed: set[int] = field(default_factory=set)
     rounds: int = 0
     residual_phi: bool = False
+    unresolved: bool = False
+    """Text the last verification round still found by the masks, not classifiable as non-PHI."""
     error: str | None = None
     ocr_seconds: float = 0.0
     """This file's share of the batched OCR time (by detected pixels)."""
@@ -102,6 +106,8 @@ class _File:
     """Time spent on this file alone: decoding, rendering, planning, encoding, preview."""
     region_frames: int = 0
     lines: int = 0
+    screened_out: int = 0
+    """Whole-frame passes the pixel screen dropped (no text-like strokes: CRAFT not run)."""
 
     @property
     def modality(self) -> str:
@@ -136,6 +142,9 @@ class OCRPixelStage:
         An OCR engine to use instead of the process-wide EasyOCR engine (tests, benchmarks).
     max_rounds
         Verification rounds (each may widen the masks).
+    screen
+        Run the cheap pixel screen (:mod:`privguard.pixels.screen`) before the detector and skip
+        whole frames without text-like strokes.
     """
 
     def __init__(
@@ -148,6 +157,7 @@ class OCRPixelStage:
         previews: Path | None = None,
         engine: OCREngine | None = None,
         max_rounds: int = 3,
+        screen: bool = True,
     ) -> None:
         if ocr not in ("auto", "on", "off"):
             raise ValueError(f"unknown ocr mode '{ocr}'")
@@ -157,6 +167,7 @@ class OCRPixelStage:
         self.previews = Path(previews) if previews is not None else None
         self.decider = PhiDecider(allowlist, redact)
         self.max_rounds = max(1, max_rounds)
+        self.screen = screen
         self._engine = engine
         self._finder: TextFinder | None = None
         if engine is None and ocr != "off":
@@ -214,6 +225,7 @@ class OCRPixelStage:
         if live:
             self._detect(live)
             for f in live:
+                _cine_overlays(f)
                 self._mask(f)
             self._verify([f for f in live if f.error is None])
         return [self._outcome(f) for f in files]
@@ -246,7 +258,11 @@ class OCRPixelStage:
         for f in files:
             assert f.rendering is not None and f.plan is not None
             r = f.rendering
-            first += [(f, FrameJob(frame, r.color_frame(frame), r.gray[frame])) for frame in f.plan.full]
+            for frame in f.plan.full:
+                if self.screen and not screen(r.gray[frame]).may_hold_text:
+                    f.screened_out += 1  # no glyph-like strokes: the detector cannot find text here
+                    continue
+                first.append((f, FrameJob(frame, r.color_frame(frame), r.gray[frame])))
         self._run(first)
         second: list[tuple[_File, FrameJob]] = []
         for f in files:
@@ -341,9 +357,7 @@ class OCRPixelStage:
                 g0 = f.rendering.gray[run[0].frame]
                 levels = [lv for x in run if (lv := text_level(x.word, g0)) is not None]
                 level = (max(levels) if run[0].word.bright else min(levels)) if levels else None
-                grown = extend_over_glyphs(
-                    g0, core, run[0].word.bright, [k.word.box for k in kept], level
-                )
+                grown = extend_over_glyphs(g0, core, run[0].word.bright, [k.word.box for k in kept], level)
                 if grown != core:
                     pad = max(2, round(0.1 * core.height))
                     box = box.union(grown.pad(pad, 0).clip(cols, rows))
@@ -416,14 +430,48 @@ class OCRPixelStage:
                 res = residuals.get(f.index, [])
                 if not res:
                     f.residual_phi = False
+                    f.unresolved = False
                     continue
                 f.residual_phi = any(r.readable_phi for r in res)
+                # what the last round found is masked below but never read again: no clean claim
+                f.unresolved = round_ == self.max_rounds
                 if round_ == self.max_rounds and f.residual_phi:
                     continue
+                self._phrase_of_residuals(f, res)
                 self._widen(f, res)
                 if round_ < self.max_rounds:
                     still.append(f)
             todo = still
+
+    def _phrase_of_residuals(self, f: _File, residuals: list[Residual]) -> None:
+        """PHI read in verification makes its phrase PHI: kept words on its line, a phrase gap
+        or less away (a name whose first word the main pass could not read, "RAFAEL" kept beside
+        it), become redacted and are masked with it."""
+        assert f.image is not None
+        rows, cols = f.image.info.rows, f.image.info.columns
+        new: list[MaskBox] = []
+        for r in residuals:
+            if not r.readable_phi:
+                continue
+            reach = PHRASE_GAP * max(1, r.box.height)
+            for k, x in enumerate(f.found):
+                b = x.word.box
+                if x.decision.redact or x.word.orientation or not set(x.frames) & set(r.frames):
+                    continue
+                if b.vertical_overlap(r.box) < 0.5 or b.gap(r.box)[0] > reach:
+                    continue
+                if x.decision.reason == "allow-list":
+                    continue
+                f.found[k] = _Found(x.word, Decision(True, "phrase"), x.frame, x.frames, x.line)
+                box = glyph_box(x.word).pad(max(2, round(0.1 * b.height))).clip(cols, rows)
+                dark = x.word.bright is not False
+                if len(x.frames) == f.image.info.frames:
+                    new.append(MaskBox(box, None, dark))
+                else:
+                    new += [MaskBox(box, fr, dark) for fr in x.frames]
+        if new:
+            f.masks += new
+            f.changed |= apply(f.image.frames, new, fills(f.image))
 
     def _widen(self, f: _File, residuals: list[Residual]) -> None:
         """Grow the masks over residual words: a mask on the same line is extended to cover it."""
@@ -484,7 +532,7 @@ class OCRPixelStage:
             report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
             return PixelOutcome(report=report, failed=f.error or "the pixel data could not be processed")
         info = f.image.info
-        engine = self.finder.engine
+        engine = self._finder.engine if self._finder is not None else self._engine
         self._inside_masks(f)
         redacted = [x for x in f.found if x.decision.redact]
         kept = [x for x in f.found if not x.decision.redact]
@@ -514,13 +562,20 @@ class OCRPixelStage:
                     for x in _unique(kept)
                 ],
                 "known_regions_masked": len(f.triage.regions),
-                "ocr": {"engine": engine.name, "device": engine.device, "redact": self.redact},
+                "frames_screened_out": f.screened_out,
+                "ocr": {
+                    "engine": engine.name if engine is not None else "not-run",
+                    "device": engine.device if engine is not None else "none",
+                    "redact": self.redact,
+                },
             }
         )
         if not f.found:
             verification = "no-text"
         elif f.residual_phi:
             verification = "failed"
+        elif f.unresolved:
+            verification = "needs_review"
         else:
             verification = "passed"
         report["verification"] = verification
@@ -531,12 +586,17 @@ class OCRPixelStage:
                 report=report,
                 failed=f"PHI was still readable in the pixels after {f.rounds} verification round(s)",
             )
-        out = PixelOutcome(report=report, verified=True)
+        # A file is claimed clean (Burned In Annotation NO, code 113101) only when verification
+        # passed or no text was found; text still found but not classifiable as non-PHI keeps
+        # Burned In Annotation YES and the file is reported for review (never a false NO).
+        out = PixelOutcome(report=report, verified=verification != "needs_review")
+        if verification == "needs_review":
+            out.elements["BurnedInAnnotation"] = "YES"
         if f.changed:
             enc = encode(f.image, f.image.frames, f.changed)
             out.pixel_data = enc.pixel_data
             out.transfer_syntax = enc.transfer_syntax
-            out.elements = dict(enc.elements)
+            out.elements.update(enc.elements)
             report["output"] = enc.output
             report["frames_changed"] = len(f.changed)
         else:
@@ -722,6 +782,65 @@ def extend_over_glyphs(
         else:
             x1 = max(x1, last + 1)
     return Box(x0, core.y0, x1, core.y1)
+
+
+#: Frame counters and timers of a cine ("3/10", "00:01.3", "2.40s"): short numbers that a
+#: date or time pattern would otherwise take for PHI.
+_COUNTER = re.compile(r"\d{1,3}\s*/\s*\d{1,3}|\d{1,2}[:.]\d{2}([:.]\d{1,3})?\s*s?|\d{1,3}[.,]\d{1,3}\s*s")
+
+
+def changes_in_place(gray: np.ndarray, word: Word, frame: int) -> bool:
+    """True when the word's letters change partly in some frame (another number drawn in the same
+    place: a counter, a timer), rather than staying (static text) or vanishing (transient text)."""
+    b, m = word.box, word.mask
+    if m is None or word.bright is None or gray.shape[0] < 2 or m.shape != (b.height, b.width) or m.sum() < 6:
+        return False
+    stack = gray[:, b.y0 : b.y1, b.x0 : b.x1].astype(np.int16)
+    ref = stack[frame]
+    level = int(np.percentile(ref[m], 75 if word.bright else 25))
+    background = int(np.median(ref[~m])) if (~m).any() else 0
+    contrast = abs(level - background)
+    if contrast < 30:
+        return False
+    letters = m & (np.abs(ref - level) <= 0.25 * contrast)
+    if letters.sum() < 6:
+        return False
+    gone = np.abs(stack[:, letters] - level) > 0.5 * contrast  # (frames, letter pixels)
+    share = gone.mean(axis=1)
+    return bool(((share >= 0.08) & (share <= 0.85)).any())
+
+
+def _digits(text: str) -> str:
+    """A reading with the usual OCR letter-for-digit confusions folded (for counter shapes only)."""
+    t = text.strip()
+    unit = t[-1:] in ("s", "S")  # a timer's unit, not a 5
+    core = t[:-1] if unit else t
+    return core.translate(str.maketrans("OoQDIlSZB", "000011528")) + ("s" if unit else "")
+
+
+def _cine_overlays(f: _File) -> None:
+    """Counters and timers that change from frame to frame are not PHI (issue: a "3/10" in every
+    frame of a loop was masked as a date). Only words flagged by a date / time / number *pattern*
+    alone are reconsidered, never a header match; the word must look like a counter or timer and
+    its letters must change in place between frames."""
+    if f.rendering is None or f.rendering.gray.shape[0] < 2:
+        return
+    gray = f.rendering.gray
+
+    def counter_shaped(x: _Found) -> bool:
+        texts = [_digits(r.text) for r in x.word.readings() if r.text.strip()]
+        return any(_COUNTER.fullmatch(t) and sum(c.isdigit() for c in t) <= 6 for t in texts)
+
+    shaped = [x.word.box for x in f.found if counter_shaped(x)]
+    for k, x in enumerate(f.found):
+        reason = x.decision.reason
+        if not x.decision.redact or not (reason.startswith("pattern:") or reason == "unreadable"):
+            continue
+        # a counter misread in one frame ("@0,@Os") sits where it was read as one in another
+        if not counter_shaped(x) and not any(x.word.box.iou(b) >= 0.5 for b in shaped):
+            continue
+        if changes_in_place(gray, x.word, x.frame):
+            f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
 
 
 def _runs(found: list[_Found]) -> list[list[_Found]]:

@@ -154,6 +154,9 @@ class TextFinder:
     small_text
         Candidates whose height would fall below this many pixels in the downscaled pass are
         also detected at full resolution.
+    upside_down
+        Also read every wide segment turned by 180 degrees (text burned in upside down); that
+        reading is one more alternative for the PHI decision, never the word's main reading.
     """
 
     def __init__(
@@ -163,11 +166,13 @@ class TextFinder:
         large_side: int = 1100,
         detect_side: int = 768,
         small_text: int = 12,
+        upside_down: bool = True,
     ) -> None:
         self.engine = engine
         self.large_side = large_side
         self.detect_side = detect_side
         self.small_text = small_text
+        self.upside_down = upside_down
         self.stats = FinderStats()
 
     # -- planning -------------------------------------------------------------------------
@@ -247,17 +252,20 @@ class TextFinder:
         rows, cols = job.gray.shape
         refined: list[Box] = []
         for b in _dedupe(boxes):
-            refined.append(_settle(b, refine(job.gray, b, score), cols, rows))
+            refined.append(_settle(b, refine_any(job.gray, b, score), cols, rows))
         # Boxes of one word or line that touch once refined (CRAFT cuts dates at their dots and can
         # stop short of a word's last letters) become one segment, refined once more.
         segs = []
         too_tall = max(48, int(MAX_TEXT_HEIGHT * min(rows, cols)))
-        for b in _join_line(refined):
-            if b.height > too_tall:
+        for b in _join_vertical(_join_line(refined)):
+            # a vertical line's text height is its width
+            text_h = b.width if is_vertical(b) else b.height
+            if text_h > too_tall:
                 continue  # anatomy the detector took for a letter; burned-in text is never this tall
-            if b.height < 4 or (b.height < MIN_TEXT_HEIGHT and b.width > 12 * b.height):
+            across, along = (b.width, b.height) if is_vertical(b) else (b.height, b.width)
+            if across < 4 or (across < MIN_TEXT_HEIGHT and along > 12 * across):
                 continue  # an edge or a line; text this small cannot be read, by OCR or by people
-            g = refine(job.gray, b, score)
+            g = refine_any(job.gray, b, score)
             segs.append(_Segment(_settle(b, g, cols, rows), g))
         return segs
 
@@ -275,6 +283,9 @@ class TextFinder:
                     where.append((j, k, 90))
                     crops.append(np.ascontiguousarray(np.rot90(crop, -1)))
                     where.append((j, k, 270))
+                if self.upside_down and s.box.width > 1.5 * s.box.height:
+                    crops.append(np.ascontiguousarray(np.rot90(crop, 2)))
+                    where.append((j, k, 180))
         self.stats.crops_read += len(crops)
         readings = self.engine.recognize(crops) if crops else []
         for (j, k, angle), reading in zip(where, readings, strict=True):
@@ -287,6 +298,15 @@ class TextFinder:
         for si, s in enumerate(segs):
             upright = s.readings.get(0, Reading("", 0.0))
             best_angle, best = 0, upright
+            if is_vertical(s.box):
+                # a vertical line: the better rotated reading, unless the upright one is clearly better
+                turned = [(a, r) for a, r in s.readings.items() if a in (90, 270) and r.text.strip()]
+                if turned:
+                    t_angle, t_best = max(turned, key=lambda ar: ar[1].confidence)
+                    if t_best.confidence + ROTATION_MARGIN >= upright.confidence:
+                        best_angle, best = t_angle, t_best
+            # (a 180-degree reading only joins the alternatives: on upright text it is often read
+            # confidently as something else, and every reading is kept for the PHI decision)
             for angle in (90, 270):
                 r = s.readings.get(angle)
                 if r is not None and r.text.strip() and r.confidence > best.confidence + ROTATION_MARGIN:
@@ -352,6 +372,68 @@ class TextFinder:
         pending.append((line, list(run), box))
 
 
+#: A box this many times taller than wide is a vertical line of text (read at 90 / 270 degrees).
+VERTICAL = 2.0
+
+
+def is_vertical(box: Box) -> bool:
+    """A box much taller than wide: a line of text rotated by 90 or 270 degrees (or one glyph)."""
+    return box.height >= VERTICAL * max(1, box.width)
+
+
+def _t(box: Box) -> Box:
+    """The box in transposed coordinates (x and y swapped)."""
+    return Box(box.y0, box.x0, box.y1, box.x1)
+
+
+def refine_any(gray: np.ndarray, box: Box, score: np.ndarray | None) -> Glyphs | None:
+    """:func:`refine` for upright boxes; for vertical ones, refined on the transposed frame (so the
+    search runs along the rotated line) and turned back."""
+    if not is_vertical(box):
+        return refine(gray, box, score)
+    sc = np.ascontiguousarray(score.T) if score is not None else None
+    g = refine(np.ascontiguousarray(gray.T), _t(box), sc)
+    if g is None:
+        return None
+    return Glyphs(
+        _t(g.box),
+        tuple(sorted((_t(c) for c in g.components), key=lambda b: (b.y0, b.x0))),
+        g.bright,
+        g.band,
+        np.ascontiguousarray(g.mask.T),
+    )
+
+
+def _join_vertical(boxes: list[Box]) -> list[Box]:
+    """Merge vertical boxes of one rotated line that touch or nearly touch (CRAFT cuts a vertical
+    line where its letters are widest apart), until stable."""
+    out = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                u = a.union(b)
+                if not is_vertical(u) or a.width > 1.5 * a.height or b.width > 1.5 * b.height:
+                    continue  # only pieces of a rotated line (never a word of an upright one)
+                gx, gy = a.gap(b)
+                shared = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+                if (
+                    gx == 0
+                    and gy <= max(1, max(a.width, b.width) // 2)  # a dot or a letter gap, turned
+                    and shared >= 0.5 * min(a.width, b.width)
+                    and 0.5 <= a.width / max(1, b.width) <= 2
+                ):
+                    out[i] = a.union(b)
+                    del out[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return out
+
+
 def _not_text(seg: _Segment, reading: Reading) -> bool:
     """A long detection with at most one glyph blob and no reading: an edge (a lung apex, a
     collimator border) the detector took for text. Single characters are about as wide as tall,
@@ -369,10 +451,16 @@ def _settle(box: Box, glyphs: Glyphs | None, cols: int, rows: int) -> Box:
     less the margin CRAFT puts around text.
     """
     if glyphs is None:
-        return box.pad(max(1, box.height // 10)).clip(cols, rows)
+        return box.pad(max(1, min(box.height, box.width) // 10)).clip(cols, rows)
+    if is_vertical(box):
+        return _t(
+            _settle(
+                _t(box), Glyphs(_t(glyphs.box), (), glyphs.bright, glyphs.band, glyphs.mask.T), rows, cols
+            )
+        )
     g = glyphs.box
     x0, x1 = min(g.x0, box.x0), max(g.x1, box.x1)
-    if g.width >= 0.8 * box.width:
+    if g.width >= 0.8 * box.width and g.height >= 0.5 * box.height:
         return Box(x0, g.y0, x1, g.y1)
     # glyphs found over part of the box only: their rows, or the detector's without its margin
     margin = int(0.12 * box.height)
@@ -484,6 +572,18 @@ def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> l
         a = segs[i].box
         for j in range(i + 1, len(segs)):
             b = segs[j].box
+            if is_vertical(a) and is_vertical(b):
+                # a rotated line: the same columns, stacked
+                ratio = a.width / max(1, b.width)
+                gx, gy = a.gap(b)
+                shared = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+                if (
+                    shared >= 0.5 * min(a.width, b.width)
+                    and 0.5 <= ratio <= 2.0
+                    and gy <= 2.5 * max(a.width, b.width)
+                ):
+                    parent[find(i)] = find(j)
+                continue
             ratio = a.height / max(1, b.height)
             gx, _ = a.gap(b)
             if a.vertical_overlap(b) >= 0.5 and 0.5 <= ratio <= 2.0 and gx <= 2.5 * max(a.height, b.height):
@@ -493,7 +593,13 @@ def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> l
         groups.setdefault(find(i), []).append(i)
     out = []
     for members in groups.values():
-        members.sort(key=lambda k: segs[k].box.x0)
+        if len(members) > 1 and all(is_vertical(segs[k].box) for k in members):
+            # reading order of a rotated line: top to bottom when read at 90 degrees, else bottom up
+            turned = [w.orientation for k in members for w in words[k]]
+            up = turned.count(270) > turned.count(90)
+            members.sort(key=lambda k: -segs[k].box.y1 if up else segs[k].box.y0)
+        else:
+            members.sort(key=lambda k: segs[k].box.x0)
         ws = [w for k in members for w in words[k]]
         if not ws:
             continue

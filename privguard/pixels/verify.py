@@ -19,6 +19,7 @@ import numpy as np
 
 from privguard.pixels.boxes import Box, merge_boxes
 from privguard.pixels.phi_text import PhiDecider
+from privguard.pixels.screen import glyph_components
 from privguard.pixels.textfind import FrameJob, TextFinder, Word
 from privguard.text.context import PhiContext
 
@@ -56,6 +57,9 @@ class VerifyRequest:
 
 
 def neighbourhood(box: Box, cols: int, rows: int) -> Box:
+    if box.height >= 2 * box.width:  # a rotated line: its text height is its width
+        h = max(box.width, 8)
+        return box.pad(h + 2, int(1.5 * h) + 4).clip(cols, rows)
     h = max(box.height, 8)
     return box.pad(int(1.5 * h) + 4, h + 2).clip(cols, rows)
 
@@ -85,6 +89,8 @@ def check(
         seen: dict[bytes, int] = {}
         for frame, boxes in sorted(req.masks.items()):
             regions = merge_boxes([neighbourhood(b, cols, rows) for b in boxes], gap=2)
+            if not any(_strokes(req.gray[frame], r, boxes, req.kept) for r in regions):
+                continue  # nothing glyph-like left by the masks: nothing the detector could read
             digest = hashlib.sha1(usedforsecurity=False)
             for r in regions:
                 digest.update(np.ascontiguousarray(req.gray[frame, r.y0 : r.y1, r.x0 : r.x1]).tobytes())
@@ -99,7 +105,7 @@ def check(
                 if req.rgb is not None
                 else np.repeat(req.gray[frame][:, :, np.newaxis], 3, axis=2)
             )
-            height = min(b.height for b in boxes)
+            height = min(min(b.height, b.width) for b in boxes)
             jobs.append(
                 FrameJob(
                     frame, np.ascontiguousarray(rgb), req.gray[frame], regions=regions, text_height=height
@@ -120,7 +126,10 @@ def check(
             for word, dec in zip(line.words, decs, strict=True):
                 if _covered(word.box, masks) or _blank(req.gray[frames[0]], word):
                     continue
-                if not dec.redact and not _fragment(word, masks):
+                # a word PHI only as part of a phrase: its PHI word is masked already, or is a
+                # residual itself (the stage then masks the rest of its phrase)
+                redact = dec.redact and dec.reason != "phrase"
+                if not redact and not _fragment(word, masks):
                     continue
                 # Text away from the masks was read (and decided) in the main pass already;
                 # what matters here is text at the masks' edges: fragments the masks missed.
@@ -133,6 +142,20 @@ def check(
                     continue  # unreadable texture spanning lines is not a fragment of masked text
                 out[key].append(Residual(list(frames), word.box, readable, word.bright))
     return out
+
+
+def _strokes(gray: np.ndarray, region: Box, masks: list[Box], kept: list[Box]) -> bool:
+    """True when the region holds a glyph-like stroke (:mod:`privguard.pixels.screen`) that is
+    not wholly inside a mask or a word kept as non-PHI: a letter or a fragment of one the masks
+    left readable. A single component is enough here (a lone "1" left of a masked ".03.2008")."""
+    crop = np.ascontiguousarray(gray[region.y0 : region.y1, region.x0 : region.x1])
+    if crop.size == 0:
+        return False
+    for x, y, w, h in glyph_components(crop):
+        b = Box(int(x), int(y), int(x + w), int(y + h)).shift(region.x0, region.y0)
+        if not any(m.pad(1).contains(b) for m in masks) and not any(k.pad(1).contains(b) for k in kept):
+            return True
+    return False
 
 
 def _fragment(word: Word, masks: list[Box]) -> bool:

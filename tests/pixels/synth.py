@@ -503,8 +503,18 @@ def build(
     drawn = [(it, _alpha(it.text, f, x, y, rows, cols)) for it, f, x, y in expanded]
     if not no_text:
         drawn += _extras(
-            drawn, ident, modality, rows, cols, frames, rng, text_height, vertical, big_institution,
-            counters, side_panel,
+            drawn,
+            ident,
+            modality,
+            rows,
+            cols,
+            frames,
+            rng,
+            text_height,
+            vertical,
+            big_institution,
+            counters,
+            side_panel,
         )
     for it, a in drawn:
         ys, xs = np.nonzero(a > 0.02)
@@ -620,7 +630,9 @@ def _extras(
             if w > cols - 8:
                 return None
             x = rng.randint(4, max(4, cols - w - 4))
-            y = rng.choice([rng.randint(4, max(4, rows // 5)), rng.randint(max(4, rows - rows // 5 - th), rows - th - 4)])
+            y = rng.choice(
+                [rng.randint(4, max(4, rows // 5)), rng.randint(max(4, rows - rows // 5 - th), rows - th - 4)]
+            )
             return _alpha(text, f, x, y, rows, cols)
 
         place(Item(text, True, "institution", "exact", "InstitutionName"), banner)
@@ -640,7 +652,9 @@ def _extras(
         f = random_font(rng, rng.randint(max(10, text_height[0]), max(12, text_height[1])))
         tw, th = _text_size(it.text, f, rows, cols)
 
-        def side(it: Item = it, f: Font = f, tw: int = tw, th: int = th, angle: int = angle) -> np.ndarray | None:
+        def side(
+            it: Item = it, f: Font = f, tw: int = tw, th: int = th, angle: int = angle
+        ) -> np.ndarray | None:
             if tw + 24 > rows:
                 return None
             x = rng.choice([3, cols - th - 16])
@@ -656,7 +670,7 @@ def _extras(
         widths = [_text_size(t, f, rows, cols)[0] for t in texts]
         x = cols - max(widths) - 6 if rng.random() < 0.7 else 4
         y = rows // 4
-        for t, w in zip(texts, widths, strict=True):
+        for t in texts:
             a = _alpha(t, f, x, y, rows, cols)
             if _free(drawn + out, a, 3):
                 out.append((Item(t, False, "panel"), a))

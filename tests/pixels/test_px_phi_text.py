@@ -78,7 +78,18 @@ def test_labels_and_their_values(decider: PhiDecider, ctx: PhiContext) -> None:
     assert decide(decider, ctx, line("DOB:", "06.16.1976")) == [False, True]
     # an unknown name after a label is masked; what follows the value is not
     assert decide(decider, ctx, line("Name:", "Jane", "Roe")) == [False, True, True]
-    assert decide(decider, ctx, line("DOB:", "06.16.1976", "CHEST")) == [False, True, False]
+    # an identifier makes its whole phrase PHI (issue 11); a word a phrase gap away is not in it
+    assert decide(decider, ctx, line("DOB:", "06.16.1976", "CHEST")) == [False, True, True]
+    assert decide(decider, ctx, line("DOB:", "06.16.1976", "CHEST", gap=40)) == [False, True, False]
+
+
+def test_whole_phrase_is_phi(decider: PhiDecider, ctx: PhiContext) -> None:
+    # an institution line whose distinctive word alone matches the header: every word is masked
+    assert decide(decider, ctx, line("Benedict", "Children's", "Imaging", "Wing")) == [True] * 4
+    # unreadable first word of a phrase takes its confident, unlisted neighbours with it
+    assert decide(decider, ctx, line(("Xqzv", 0.2), "Hospital")) == [True, True]
+    # but not allow-listed ones
+    assert decide(decider, ctx, line(("Xqzv", 0.2), "PORTABLE")) == [True, False]
 
 
 def test_partial_masks_are_leaks(decider: PhiDecider, ctx: PhiContext) -> None:

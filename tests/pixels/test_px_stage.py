@@ -27,8 +27,10 @@ from privguard.text.context import PhiContext
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> synth.Case:
     out = tmp_path_factory.mktemp("stage")
+    # (the fake engine reads verification crops by their size, so the layout matters: seed 17 is a
+    # layout where no crop around a mask happens to have a PHI box's size)
     return synth.build(
-        "ct", out, modality="CT", rows=256, cols=320, seed=11, encoding="rle", phi_items=3, nonphi_items=2
+        "ct", out, modality="CT", rows=256, cols=320, seed=17, encoding="rle", phi_items=3, nonphi_items=2
     )
 
 
@@ -99,6 +101,33 @@ def test_verification_fails_closed_when_phi_stays_readable(case: synth.Case) -> 
     assert out.pixel_data is None and not out.verified
     assert out.report["verification"] == "failed"
     assert case.identity.family not in out.failed
+
+
+def test_unverifiable_text_keeps_burned_in_annotation_yes(case: synth.Case) -> None:
+    # the last verification round still finds text by a mask that it cannot classify (read with
+    # confidence 0.1): the masks are applied and written, but the file is not claimed clean
+    # (never a false NO). One round, so that round is the last.
+    engine = FakeEngine(texts(case), residual="#~%", frame_shape=(case.rows, case.columns))
+    stage = OCRPixelStage(ocr="on", allowlist=load_allowlist(), engine=_LowResidual(engine), max_rounds=1)
+    out = run(stage, case.path)
+    assert out.failed is None
+    assert out.report["verification"] == "needs_review"
+    assert not out.verified
+    assert out.elements.get("BurnedInAnnotation") == "YES"
+    assert out.pixel_data is not None  # the PHI masks are still applied
+
+
+class _LowResidual(FakeEngine):
+    """The fake engine, reading its residual with a confidence too low to classify it."""
+
+    def __init__(self, inner: FakeEngine) -> None:
+        self.__dict__.update(inner.__dict__)
+
+    def recognize(self, crops):  # type: ignore[no-untyped-def]
+        out = super().recognize(crops)
+        from privguard.pixels.ocr import Reading
+
+        return [Reading(r.text, 0.1) if r.text == self.residual else r for r in out]
 
 
 def test_no_text_means_nothing_changes(tmp_path: Path) -> None:
