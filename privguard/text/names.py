@@ -97,6 +97,39 @@ _NAME_GAP = re.compile(r"[ \t]{1,3}|[ \t]?[,.][ \t]{0,2}|\.?[ \t]*-[ \t]*|\^")
 _TITLE_GAP = re.compile(r"\.?[ \t]*[:#\-]?[ \t]*|\.?[ \t]+")
 #: Titles spelled like modality codes (MR, DR) or PA/NP: in capitals, only before a dictionary name.
 _MODALITY_TITLES = frozenset({"MR", "DR", "MS", "PA", "NP", "CR", "US", "RF", "SR"})
+#: Credentials after a name; the name words before them are names.
+_CREDENTIALS = frozenset(
+    [
+        "MD",
+        "DO",
+        "PHD",
+        "RN",
+        "RT",
+        "RTR",
+        "RDMS",
+        "RVT",
+        "RDCS",
+        "CNMT",
+        "ARRT",
+        "NP",
+        "PA-C",
+        "MBBS",
+        "FRCR",
+        "FRCPC",
+        "DNP",
+        "CRNA",
+        "LPN",
+        "DDS",
+        "DMD",
+        "MPH",
+        "FACR",
+    ]
+)
+_CREDENTIAL_RX = re.compile(
+    r",?[ \t]{1,2}(?:M\.D\.|D\.O\.|Ph\.D\.|PhD|R\.N\.|RT\([A-Z]{1,3}\)|"
+    + "|".join(sorted(_CREDENTIALS, key=len, reverse=True))
+    + r")(?![\w.(])(?:\.(?!\w))?"
+)
 _ORG_WORDS = frozenset(
     ["inc", "ltd", "llc", "gmbh", "corp", "co", "ag", "sa", "plc", "company", "corporation", "group"]
 )
@@ -232,6 +265,8 @@ class _Judge:
         """
         t = self.toks[i]
         if self.clinical(i) or self.function(i) or t.fold in vocab.TITLES:
+            return False
+        if t.raw.replace(".", "").upper() in _CREDENTIALS and t.shape == "upper":
             return False
         if self.initial(i):
             return True
@@ -449,6 +484,36 @@ def find_names(text: str) -> list[tuple[int, int]]:
         ):
             name[i] = True
 
+    # dotted initials before a capitalised dictionary name: "J. Q. Smith", "K. Hughes"
+    for i in range(n - 1):
+        if not (j.initial(i) and text[toks[i].end : toks[i].end + 1] == "."):
+            continue
+        k = i + 1
+        while k < n and j.initial(k) and text[toks[k].end : toks[k].end + 1] == "." and j.joined(k - 1):
+            k += 1
+        if (
+            k < n
+            and j.joined(k - 1)
+            and j.shaped(k)
+            and j.dictionary(k)
+            and not j.clinical(k)
+            and not j.function(k)
+        ):
+            for q in range(i, k + 1):
+                name[q] = True
+
+    # credentials after a name: "Smith MD", "Jane Doe, RN", "J. Doe, M.D."
+    ends = {t.end: i for i, t in enumerate(toks)}
+    for cred in _CREDENTIAL_RX.finditer(text):
+        before = ends.get(cred.start())
+        taken = 0
+        while before is not None and taken < 3 and j.after_title(before, True) and not j.organisation(before):
+            name[before] = True
+            taken += 1
+            if before == 0 or not j.joined(before - 1):
+                break
+            before -= 1
+
     # grow: unknown capitalised words, initials and particles next to a name
     changed = True
     while changed:
@@ -462,6 +527,8 @@ def find_names(text: str) -> list[tuple[int, int]]:
                 continue
             t = toks[i]
             grow = False
+            if t.raw in _CREDENTIALS or _CREDENTIAL_RX.match(text, t.start - 1 if t.start else 0):
+                continue  # "SMITH, JOHN MD", "J. Doe, M.D.": the credential stays
             if j.initial(i):
                 grow = True
             elif t.shape == "lower" and t.fold in PARTICLES:

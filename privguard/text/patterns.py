@@ -98,6 +98,78 @@ _MILITARY = re.compile(
 )
 
 
+_ORG_WORD = r"(?:[A-Z][\w'’\-]*\.?|St\.?|of|and|&|the|de|la)"
+_INSTITUTION = re.compile(
+    rf"(?<![\w])(?:{_ORG_WORD},?\s+){{1,6}}(?:Hospitals?|Medical\s+Cent(?:er|re)|Health\s+Cent(?:er|re)|Clinic|Infirmary"
+    r"|Health\s+System|Healthcare|Health\s+Care|Cancer\s+Cent(?:er|re)|Imaging\s+Cent(?:er|re)|Radiology\s+Associates"
+    r"|Medical\s+Group|Surgery\s+Cent(?:er|re)|Klinikum|Krankenhaus|Hôpital|Hopital|Clinique|Ospedale|Policlinico)\b"
+    r"|(?<![\w])(?:University|Hôpital|Hopital|Ospedale|Clinique|Hospital|Klinikum)\s+(?:of\s+|de\s+|du\s+|des\s+|di\s+)?"
+    r"(?:[A-Z][\w'’\-]*\s*){1,3}"
+)
+_GENERIC_ORG = frozenset(
+    [
+        "st",
+        "st.",
+        "saint",
+        "of",
+        "and",
+        "&",
+        "the",
+        "de",
+        "la",
+        "university",
+        "general",
+        "community",
+        "regional",
+        "memorial",
+        "county",
+        "city",
+        "medical",
+        "health",
+        "children's",
+        "childrens",
+        "women's",
+        "womens",
+        "veterans",
+        "teaching",
+        "district",
+        "national",
+        "state",
+        "central",
+        "north",
+        "south",
+        "east",
+        "west",
+        "new",
+        "upper",
+        "lower",
+        "main",
+        "outside",
+        "other",
+        "local",
+        "referring",
+    ]
+)
+
+
+def _institutions(text: str) -> list[Span]:
+    out = []
+    for m in _INSTITUTION.finditer(text):
+        words = re.findall(r"[^\W\d_][\w'’\-]*", m.group())
+        specific = [
+            w
+            for w in words
+            if w.lower() not in _GENERIC_ORG
+            and w.lower() not in vocab.CLINICAL
+            and w.lower() not in vocab.FUNCTION
+            and w.lower()
+            not in ("hospital", "hospitals", "center", "centre", "clinic", "infirmary", "system")
+        ]
+        if specific:
+            out.append((m.start(), m.end(), "LOCATION"))
+    return out
+
+
 def _addresses(text: str) -> list[Span]:
     out = []
     for rx in (_ADDRESS, _ADDRESS_CAPITALISED):
@@ -296,6 +368,15 @@ def find_patterns(text: str, english: frozenset[str] = frozenset()) -> list[Span
     if text.count(":") >= 2:
         out += _groups(_IPV6, text, "IP_ADDRESS")
     out += _keyword_codes(text, english)
+    if (
+        "Hosp" in text
+        or "Cent" in text
+        or "Clini" in text
+        or "Univ" in text
+        or "Health" in text
+        or "Klin" in text
+    ):
+        out += _institutions(text)
     if not _DIGIT.search(text):
         return out
     finders: list[Callable[[], list[Span]]] = [
