@@ -119,11 +119,15 @@ def export(
     project: str | None = None,
     ocr: str = "auto",
     device: str = "auto",
+    executor: str = "processes",
     now: dt.datetime | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     review: bool = True,
 ) -> ExportResult:
     """Run an approved export; see the module docstring for the steps.
+
+    ``executor`` is the batch executor (``processes``, ``inline``, ``ray``); the
+    other options are those of ``privguard export``.
 
     Raises
     ------
@@ -156,7 +160,8 @@ def export(
             return _run(
                 audit, stage, details, request_path, approval, public_key, pkey, key_file, inputs, out,
                 consents=consents, workers=workers, resume=resume, signing_key=signing_key, vault=vault,
-                project=project, ocr=ocr, device=device, now=now, on_result=on_result, review=review,
+                project=project, ocr=ocr, device=device, executor=executor, now=now, on_result=on_result,
+                review=review,
             )  # fmt: skip
         except PrivguardError as exc:
             if audit.run_id is not None:
@@ -196,6 +201,7 @@ def _run(
     project: str | None,
     ocr: str,
     device: str,
+    executor: str,
     now: dt.datetime | None,
     on_result: Callable[[FileResult], None] | None,
     review: bool,
@@ -277,6 +283,7 @@ def _run(
         vault=Path(vault) if vault is not None else None,
         resume=resume,
         pixels=PixelOptions(ocr=ocr, device=device),
+        executor=executor,
         **({"workers": workers} if workers else {}),
     )
     details["pseudonym_project"] = cfg.project
