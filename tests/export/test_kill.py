@@ -93,5 +93,5 @@ def test_killed_exports_resume_byte_identical(tmp_path: Path, key: ProjectKey) -
     report = verify(log, heads=tuple(tmp_path / f"killed-{i}" / "AUDIT-HEAD.json" for i in range(5)))
     assert report.ok, report.problem
     interrupted = [r for r in report.runs if r.end is None]
-    assert len(interrupted) == kills
+    assert 0 < len(interrupted) <= kills  # a kill during start-up leaves no run record at all
     assert all(r.outcome == "success" for r in report.runs if r.end is not None)
