@@ -33,6 +33,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -211,11 +212,20 @@ class DurableQueue:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def put(self, data: bytes, study_uid: str, sop_uid: str, forward_again: bool) -> tuple[Item | None, str]:
+    def put(
+        self,
+        data: bytes,
+        study_uid: str,
+        sop_uid: str,
+        forward_again: bool,
+        on_new: Callable[[Item], None] | None = None,
+    ) -> tuple[Item | None, str]:
         """Store a received instance durably. Returns the item and ``"queued"``, or None and why not.
 
         ``"duplicate"``: the same instance is already queued; ``"delivered"``: it was
-        forwarded before (and ``forward_again`` is off).
+        forwarded before (and ``forward_again`` is off). ``on_new`` is called with the new item
+        as soon as its sequence number is taken (under the queue's lock), before it is written,
+        so that no later instance of its study can overtake it.
         """
         study = self.token("study", study_uid)
         inst = self.token("instance", sop_uid)
@@ -227,6 +237,8 @@ class DurableQueue:
             self._seq += 1
             item = Item(self._seq, study, inst)
             self._pending[inst] = item
+            if on_new is not None:
+                on_new(item)
         try:
             write_durable(self.incoming / f"{item.name}.dcm", data)
         except BaseException:

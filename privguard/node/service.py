@@ -214,9 +214,17 @@ class Node:
             self.log.emit("filtered", reason=verdict.reason, calling_ae=calling_ae)
             self.audit.file_records([{"status": "filtered", "reason": verdict.reason}])
             return SUCCESS
+        taken: list[Item] = []
+
+        def on_new(it: Item) -> None:
+            taken.append(it)
+            self._track(it)
+
         try:
-            item, why = self.queue.put(raw, study, sop, self.cfg.forward_again)
+            item, why = self.queue.put(raw, study, sop, self.cfg.forward_again, on_new)
         except OSError as exc:
+            for it in taken:
+                self._untrack(it)
             self.stats.add("store_errors")
             self.stats.error("receive", f"cannot store the instance ({exc.strerror or type(exc).__name__})")
             self.log.emit("store-error", reason=exc.strerror or type(exc).__name__, calling_ae=calling_ae)
@@ -225,7 +233,6 @@ class Node:
             self.stats.add(f"skipped:{why}")
             self.log.emit("skipped", reason=why, calling_ae=calling_ae)
             return SUCCESS
-        self._track(item)
         self._todo.put(item)
         self.log.emit("received", item=item.name, calling_ae=calling_ae, bytes=len(raw))
         return SUCCESS
