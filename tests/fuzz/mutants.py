@@ -24,6 +24,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import pydicom
+from conftest import dciodvfy_errors
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -31,6 +32,7 @@ from privguard.dicom.scan import LONG_VRS, IndexEntry, Scan, ScanError, scan
 from privguard.models import FileResult
 
 HAVE_DCMDUMP = shutil.which("dcmdump") is not None
+HAVE_DCIODVFY = shutil.which("dciodvfy") is not None
 
 #: Seeds: small files covering every encoding pydicom ships (explicit/implicit/big endian,
 #: deflated, encapsulated, no meta, SR, RT, character sets, multi-frame, waveforms).
@@ -621,8 +623,12 @@ def pydicom_problem(path: Path) -> str | None:
     return None
 
 
-def violations(m: Mutant, result: FileResult, out_dir: Path) -> list[str]:
-    """What is wrong with privguard's handling of one mutant (empty: the invariant holds)."""
+def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | None = None) -> list[str]:
+    """What is wrong with privguard's handling of one mutant (empty: the invariant holds).
+
+    With ``input_path`` (the mutant on disk) and dciodvfy installed, the output must not have
+    validator errors the input did not have.
+    """
     problems: list[str] = []
     text = (result.reason or "") + (result.output or "") + " ".join(result.warnings)
     for mk in m.markers:
@@ -644,12 +650,17 @@ def violations(m: Mutant, result: FileResult, out_dir: Path) -> list[str]:
     for mk in m.markers:
         if mk in data:
             problems.append(f"marker {mk.decode()[-3:]} in the output")
+    deflated = False
     try:
-        scan(data, require_part10=True)
+        deflated = scan(data, require_part10=True).deflated
     except ScanError as exc:
         problems.append(f"privguard's scanner refuses the output: {exc}")
     for check in (pydicom_problem, dcmdump_problems):
         problem = check(out)
         if problem:
             problems.append(problem)
+    if HAVE_DCIODVFY and input_path is not None and not deflated:  # dciodvfy cannot inflate
+        new = dciodvfy_errors(out) - dciodvfy_errors(input_path)
+        if new:
+            problems.append(f"dciodvfy: new errors {sorted(new)[:3]}")
     return problems

@@ -36,7 +36,7 @@ def _run(deid: Deidentifier, ms: list[Mutant], root: Path) -> tuple[collections.
         res = deid.file(src, d / "out")
         statuses[res.status] += 1
         assert src.read_bytes() == m.data  # the input is never modified
-        for v in violations(m, res, d / "out"):
+        for v in violations(m, res, d / "out", src):
             problems.append(f"mutant {i} ({m.seed_file}, {'+'.join(m.ops)}): {v}")
     return statuses, problems
 
