@@ -251,6 +251,10 @@ def _run(
                 journal.add(path, res.output)
         elif res.status == "skipped":
             summary.skipped += 1
+        else:
+            summary.failed += 1
+            if len(summary.failures) < MAX_FAILURES_KEPT:
+                summary.failures.append(res)
         # -- burned-in text (issue 11): how many files went through OCR, why, and which need review
         if res.pixels:
             summary.ocr_files += 1
@@ -259,10 +263,6 @@ def _run(
             if res.pixels.get("verification") == "needs_review":
                 summary.needs_review += 1
         # -- end burned-in text --
-        else:
-            summary.failed += 1
-            if len(summary.failures) < MAX_FAILURES_KEPT:
-                summary.failures.append(res)
         if report is not None:
             report.write(res.model_dump_json(exclude_none=True) + "\n")
         for sink in sinks:
