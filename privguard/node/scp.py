@@ -24,17 +24,36 @@ Receiver = Callable[[bytes, str, str], int]
 """(encoded Part 10 bytes, calling AE title, SOP Instance UID from the request) -> status."""
 
 
-def build_ae(listen: Listen) -> Any:
-    """An AE that supports Verification and all storage SOP classes with every transfer syntax."""
-    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
+#: Transfer syntaxes whose pixels the burned-in text stage cannot read: video (pydicom has no
+#: decoder) and JPIP (the pixels are not in the dataset). Refused when the stage is on, so that a
+#: sender such as Orthanc transcodes to a syntax the node can check instead.
+NO_PIXEL_ACCESS = (
+    "1.2.840.10008.1.2.4.10",
+    "1.2.840.10008.1.2.4.11",
+    "1.2.840.10008.1.2.4.94",
+    "1.2.840.10008.1.2.4.95",
+)
+
+
+def transfer_syntaxes(pixels: bool) -> list[str]:
+    """What the node accepts: every syntax pynetdicom knows, less those the pixel stage cannot read."""
+    from pynetdicom import ALL_TRANSFER_SYNTAXES
+
+    return [ts for ts in ALL_TRANSFER_SYNTAXES if not (pixels and ts.startswith(NO_PIXEL_ACCESS))]
+
+
+def build_ae(listen: Listen, pixels: bool = False) -> Any:
+    """An AE that supports Verification and all storage SOP classes (see :func:`transfer_syntaxes`)."""
+    from pynetdicom import AE, AllStoragePresentationContexts
     from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
     logging.getLogger("pynetdicom").setLevel(logging.ERROR)  # its debug output can quote identifiers
     ae = AE(ae_title=listen.ae_title)
     ae.add_supported_context(Verification)
+    syntaxes = transfer_syntaxes(pixels)
     for cx in AllStoragePresentationContexts:
         if cx.abstract_syntax is not None:
-            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            ae.add_supported_context(cx.abstract_syntax, syntaxes)
     ae.require_calling_aet = list(listen.allowed_callers)
     ae.maximum_associations = listen.max_associations
     ae.maximum_pdu_size = listen.max_pdu
@@ -44,7 +63,7 @@ def build_ae(listen: Listen) -> Any:
     return ae
 
 
-def start_scp(listen: Listen, receive: Receiver) -> tuple[Any, Any]:
+def start_scp(listen: Listen, receive: Receiver, pixels: bool = False) -> tuple[Any, Any]:
     """Start listening (non-blocking); return the AE and its server (``server.shutdown()`` stops it)."""
     from pynetdicom import evt
 
@@ -66,7 +85,7 @@ def start_scp(listen: Listen, receive: Receiver) -> tuple[Any, Any]:
         sop = str(event.request.AffectedSOPInstanceUID or "")
         return receive(raw, calling, sop)
 
-    ae = build_ae(listen)
+    ae = build_ae(listen, pixels)
     server = ae.start_server(
         (listen.host, listen.port),
         block=False,

@@ -117,7 +117,7 @@ class Node:
             self.status_port = int(self._http.server_address[1])
             (cfg.queue / "status.port").write_text(f"{self.status_port}\n")
         try:
-            self._ae, self._server = start_scp(cfg.listen, self.receive)
+            self._ae, self._server = start_scp(cfg.listen, self.receive, pixels=cfg.ocr != "off")
         except OSError as exc:
             self.stop()
             raise ConfigError(

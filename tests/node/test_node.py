@@ -460,3 +460,15 @@ def test_a_worker_that_dies_is_replaced(
     assert "worker-pool-restarted" in events
     [q] = [e for e in _events(cfg) if e["event"] == "quarantined"]
     assert "worker process died" in q["reason"]
+
+
+def test_video_and_jpip_syntaxes_are_refused_when_the_pixel_stage_is_on() -> None:
+    from pydicom.uid import MPEG4HP41, ExplicitVRLittleEndian, JPEGBaseline8Bit
+
+    from privguard.node.scp import transfer_syntaxes
+
+    jpip_referenced = "1.2.840.10008.1.2.4.94"
+    on, off = transfer_syntaxes(pixels=True), transfer_syntaxes(pixels=False)
+    assert MPEG4HP41 in off and jpip_referenced in off
+    assert MPEG4HP41 not in on and jpip_referenced not in on
+    assert {ExplicitVRLittleEndian, JPEGBaseline8Bit} <= set(on)
