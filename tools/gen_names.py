@@ -8,7 +8,7 @@ list as packaged by ``english-words`` (public domain), and writes
 ``privguard/text/_data/names.json.gz``:
 
 * ``first`` / ``last``: Latin-script given names and surnames, folded to lower
-  case without accents (``josé`` -> ``jose``);
+  case without accents (``josé`` -> ``jose``), plus :data:`SUPPLEMENT_FIRST`;
 * ``ambiguous``: those name words that Webster's lists as ordinary lower-case
   words but not as proper nouns (``rose``, ``brown``, ``hand``): never a name on
   their own (the cleaner adds common words that are also given names, such as
@@ -150,6 +150,26 @@ def collect() -> dict[str, set[str]]:
     return out
 
 
+#: Given names faker's Latin-script lists lack: romanized Chinese (pinyin), Japanese and Korean
+#: given names, and West African given names (hand-written, common names only; words of three
+#: letters or fewer that are chemical symbols or abbreviations are left out).
+SUPPLEMENT_FIRST = """
+wei mei ming hong jing jun lei jie fang ying hui xin hao ling yan ping qiang yong gang tao bin
+chao feng hua jian kai lan lian liang lin long qing rong rui shan sheng shu tian ting wen xia
+xiang xiao xue yang yao yifan yue yun zhen zhi zhong zhiwei xiaoming xiaodong xiaoli xiaoyan
+jianhua jianguo haiyan lihua guoqiang yuxuan zihan zixuan haoran yichen yutong jiayi xinyi
+keiko yuki yoko akiko naoko kazuko tomoko yumiko hiroko michiko haruka yui aoi hina sakura rin
+hiroshi takashi kenji makoto satoshi yuto haruto sota riku daiki kaito ren takumi shota
+kazuki ryota yusuke daisuke kenta naoki hideo akira osamu
+minjun seoyeon jiwoo jihoon seojun hayoon doyoon jiho eunji minji jiyeon hyunwoo jungwoo
+sungmin youngho jaehyun dongwook
+oluwaseun oluwadamilare olumide oluwatobi adebayo adewale ayodele babatunde chukwuemeka chidi
+chinonso chiamaka ngozi nnamdi obinna ikechukwu emeka ifeoma uchenna kelechi folake funmilayo
+yetunde temitope kehinde taiwo olamide tolulope kwabena kwaku kofi kojo kwadwo akosua abena
+adwoa efua yaw ama esi fiifi nana afia
+"""
+
+
 def english_words() -> tuple[set[str], set[str]]:
     """Webster's lower-case words, and those of them it does not also list as a proper noun."""
     from english_words import get_english_words_set
@@ -162,6 +182,7 @@ def english_words() -> tuple[set[str], set[str]]:
 
 def main() -> int:
     names = collect()
+    names["first"] |= set(SUPPLEMENT_FIRST.split())
     english, common_only = english_words()
     latin = names["first"] | names["last"]
     data: dict[str, Any] = {

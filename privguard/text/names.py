@@ -128,7 +128,7 @@ _CREDENTIALS = frozenset(
 _CREDENTIAL_RX = re.compile(
     r",?[ \t]{1,2}(?:M\.D\.|D\.O\.|Ph\.D\.|PhD|R\.N\.|RT\([A-Z]{1,3}\)|"
     + "|".join(sorted(_CREDENTIALS, key=len, reverse=True))
-    + r")(?![\w.(])(?:\.(?!\w))?"
+    + r")(?![\w(])(?:\.(?!\w))?"
 )
 _ORG_WORDS = frozenset(
     ["inc", "ltd", "llc", "gmbh", "corp", "co", "ag", "sa", "plc", "company", "corporation", "group"]
@@ -222,12 +222,25 @@ class _Judge:
             return True  # Hill-Sachs, X-Ray
         if f in vocab.EPONYMS or f.removesuffix("'s") in vocab.EPONYMS:
             # Colles fracture, Hodgkin's lymphoma, Salter Harris type II: the term follows
-            for j in (i + 1, i + 2):
-                if j < len(self.toks) and self.toks[j].fold in vocab.EPONYM_CONTEXT:
-                    return True
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(self.toks) and self.toks[j].fold in vocab.EPONYMS and self.toks[j].fold != f:
-                    return True
+            nxt = i + 1 < len(self.toks) and self.joined(i)
+            if nxt and self.toks[i + 1].fold in vocab.EPONYM_CONTEXT:
+                return True
+            if (
+                nxt
+                and i + 2 < len(self.toks)
+                and self.joined(i + 1)
+                and self.toks[i + 2].fold in vocab.EPONYM_CONTEXT
+            ):
+                return True
+            if nxt and self.toks[i + 1].fold in vocab.EPONYMS and self.toks[i + 1].fold != f:
+                return True
+            if (
+                i > 0
+                and self.joined(i - 1)
+                and self.toks[i - 1].fold in vocab.EPONYMS
+                and self.toks[i - 1].fold != f
+            ):
+                return True
         return False
 
     def function(self, i: int) -> bool:
@@ -238,11 +251,11 @@ class _Judge:
         return f in self.lex.first or f in self.lex.last or _parts_in(f, self.lex) or _korean_given(f)
 
     def strong(self, i: int) -> bool:
-        """A dictionary name that is not also an everyday word."""
+        """A dictionary name that is not also an everyday word (diacritics make it one: Müller)."""
         f = self.toks[i].fold
         return (
             self.dictionary(i)
-            and f not in self.lex.ambiguous
+            and (f not in self.lex.ambiguous or not self.toks[i].raw.isascii())
             and f not in vocab.COMMON
             and not self.clinical(i)
             and not self.function(i)
@@ -433,6 +446,16 @@ def find_names(text: str) -> list[tuple[int, int]]:
                     continue
                 break
             if not j.after_title(k, loose):
+                prev = toks[k - 1] if taken else None
+                unknown = toks[k].fold not in lex.english and not j.clinical(k) and not j.function(k)
+                known = j.dictionary(k) and toks[k].fold not in vocab.COMMON
+                if (
+                    prev is not None
+                    and prev.shape == "lower"
+                    and toks[k].shape == "lower"
+                    and (unknown or known)
+                ):
+                    name[k] = True  # "seen by maria xyloquist": an unknown word after a lower-case name
                 break
             name[k] = True
             taken += 1
@@ -480,7 +503,10 @@ def find_names(text: str) -> list[tuple[int, int]]:
         if (
             j.strong(i)
             and (t.shape != "upper" or len(t.raw) >= 4)
-            and ((t.fold in lex.first and len(t.raw) >= 3) or (len(t.raw) >= 4 and t.fold not in lex.english))
+            and (
+                (t.fold in lex.first and len(t.raw) >= 3)
+                or (len(t.raw) >= 4 and (t.fold not in lex.english or not t.raw.isascii()))
+            )
         ):
             name[i] = True
 
@@ -495,7 +521,7 @@ def find_names(text: str) -> list[tuple[int, int]]:
             k < n
             and j.joined(k - 1)
             and j.shaped(k)
-            and j.dictionary(k)
+            and (j.dictionary(k) or toks[k].fold not in lex.english)
             and not j.clinical(k)
             and not j.function(k)
         ):

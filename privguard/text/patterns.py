@@ -86,7 +86,7 @@ _ADDRESS = re.compile(
 _STREET_CAP = "|".join(
     sorted((w.capitalize() for w in vocab.STREET_WORDS_CAPITALISED), key=len, reverse=True)
 )
-_CAP_WORD = r"[A-Z][\w'’.\-]*"
+_CAP_WORD = r"(?:[A-Z][\w'’\-]*|(?:St|Mt|Ft)\.)"
 _ADDRESS_CAPITALISED = re.compile(
     rf"""(?<![\w.])\d{{1,6}}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?P<words>(?:{_CAP_WORD}\s+){{1,3}})(?:{_STREET_CAP})
         (?![\w])\.?{_UNIT_ANYCASE}""",
@@ -238,7 +238,7 @@ _DATES = re.compile(
 _AGE = re.compile(
     r"""(?<![\w.])(?:
         (?:age[sd]?|aged|âge|alter|edad)\s*[:=]?\s*(\d{2,3})(?!\d)(?:\s*(?:y|yrs?|years?|yo|y/o|j|ans|años|a)\b\.?)?
-      | (\d{2,3})\s*[-\s]?(?:y\.?o\.?|y/o|yrs?|years?|year[-\s]old|yr[-\s]old|yo|jährig|jahre|ans|años)\b
+      | (\d{2,3})\s*[-\s]?(?:years?[-\s]old|yrs?[-\s]old|y\.?o\.?|y/o|yrs?|years?|yo|jährig|jahre|ans|años)\b
       | 0?(\d{2,3})Y\b
     )""",
     re.VERBOSE | re.IGNORECASE,

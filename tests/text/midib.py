@@ -78,8 +78,22 @@ NAMES: list[tuple[str, str]] = [
 ]
 #: Names with no dictionary entry: found only through context (titles, ``by``).
 RARE_SURNAMES = ["Xyloquist", "Brackenthorpe", "Quennevaux", "Zwirblewicz", "Ottavanelli", "Drummelsby"]
-TITLED = ["Dr. {g} {f}", "Dr {f}", "tech {g} {f}", "by {g} {f}", "per {f}, {g}", "RN {g} {f}", "Prof. {f}"]
-BARE = ["{g} {f}", "{F}, {G}", "{F}^{G}", "{G} {F}", "{g}", "{f}, {g}"]
+TITLED = [
+    "Dr. {g} {f}",
+    "Dr {f}",
+    "tech {g} {f}",
+    "by {g} {f}",
+    "per {f}, {g}",
+    "RN {g} {f}",
+    "Prof. {f}",
+    "{g} {f} MD",
+    "{f}, {g}, RN",
+    "Referring: {F}, {G} MD",
+    "seen by {lg} {lf}",
+    "{gi}. {f}",
+    "Sonographer: {g}",
+]
+BARE = ["{g} {f}", "{F}, {G}", "{F}^{G}", "{G} {F}", "{g}", "{f}, {g}", "{g} {f} called", "Pt {g} {f}"]
 #: Clinical phrases that must survive (words that are also names included).
 CLINICAL = [
     "CT CHEST W CONTRAST",
@@ -109,8 +123,17 @@ CLINICAL = [
     "Grace period",
     "CTPA",
 ]
-PHONES_INVALID = ["+1 555 248 3435", "(555) 010-4477", "555-301-9822", "+44 20 0000 1111", "06 00 11 22 33"]
-PHONES_VALID = ["+1 617 253 3435", "617-555-0199", "+49 30 1234567", "(212) 639-2000"]
+PHONES_INVALID = [
+    "+1 555 248 3435",
+    "(555) 010-4477",
+    "555-301-9822",
+    "+44 20 0000 1111",
+    "06 00 11 22 33",
+    "001-507-843-9150x00806",
+    "(874)289-0682x883",
+    "351.839.6937",
+]
+PHONES_VALID = ["+1 617 253 3435", "617-555-0199", "+49 30 1234567", "(212) 639-2000", "+1-412-438-8675"]
 CODES = [
     "Ref UXQTYG",
     "order RQ48213",
@@ -187,11 +210,16 @@ def _name_text(rng: random.Random, used: set[str]) -> tuple[str, tuple[str, ...]
     else:
         form = rng.choice(TITLED + BARE)
     casing = rng.random()
-    text = form.format(g=g, f=f, G=g.upper(), F=f.upper())
+    fields = {"g": g, "f": f, "G": g.upper(), "F": f.upper(), "lg": g.lower(), "lf": f.lower(), "gi": g[0]}
+    text = form.format(**fields)
     if casing < 0.2 and "{g}" in form:
-        text = form.format(g=g.upper(), f=f.upper(), G=g.upper(), F=f.upper())
+        text = form.format(**{**fields, "g": g.upper(), "f": f.upper()})
+    has_given = any(k in form for k in ("{g}", "{G}", "{lg}"))
+    has_family = any(k in form for k in ("{f}", "{F}", "{lf}"))
     parts = [
-        w for w in re.split(r"[\s,^]+", (g if "{g}" in form or "{G}" in form else "") + " " + f) if len(w) > 1
+        w
+        for w in re.split(r"[\s,^]+", (g if has_given else "") + " " + (f if has_family else ""))
+        if len(w) > 1
     ]
     if form in ("{g}",):
         parts = [g]

@@ -11,7 +11,8 @@ from privguard.text.classifier import PhiClassifier
 from privguard.text.names import find_cjk_names, find_names, lexicon
 
 #: No header context: everything below is found without the file's own values.
-CLEAN = PhiClassifier()
+#: Configured like :func:`default_classifier` (what the engine and the pixel stage use).
+CLEAN = PhiClassifier(use_presidio=False)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,16 @@ CLEAN = PhiClassifier()
         ("MR Gonzalez reviewed", "MR [NAME] reviewed"),
         ("Siemens Vida 3T TOMASZ NOWAK", "Siemens Vida 3T [NAME]"),
         ("lesion Johansson, Ingrid", "lesion [NAME]"),
+        ("Read by Smith MD", "Read by [NAME] MD"),
+        ("J. Doe, M.D.", "[NAME], M.D."),
+        ("Referring: SMITH, JOHN MD", "Referring: [NAME] MD"),
+        ("J. Q. Smith", "[NAME]"),
+        ("MRI BRAIN Sara van Nus", "MRI BRAIN [NAME]"),
+        ("Dr. van den Nuwenhuysen", "Dr. [NAME]"),
+        ("John Lê called", "[NAME] called"),
+        ("CT for Müller", "CT for [NAME]"),
+        ("tech Siobhan Murphy. Parkinson disease", "tech [NAME]. Parkinson disease"),
+        ("seen by fatima khan", "seen by [NAME]"),
     ],
 )
 def test_names_without_header(text: str, expected: str) -> None:
@@ -63,6 +74,13 @@ def test_names_without_header(text: str, expected: str) -> None:
         ("Acc A7X9KQ2", "Acc [ID]"),
         ("case 2019-4432", "case [ID]"),
         ("protocol P2024X7", "protocol [ID]"),
+        ("CT CHEST 001-274-391-1862x5276", "CT CHEST [PHONE]"),
+        ("0763 Johnson Track Suite 435, Melaniehaven, NC 36268", "[PLACE], [PLACE]"),
+        ("PSC 7523, Box 0695, APO AA 03954", "[PLACE], [PLACE]"),
+        ("East Juan, PW 76297", "[PLACE]"),
+        ("Atkinson, Wells and Young Community Hospital", "[PLACE]"),
+        ("Prior at St. Mary's Hospital, see report", "Prior at [PLACE], see report"),
+        ("HEAD CT - 93-year-old", "HEAD CT - [AGE]"),
     ],
 )
 def test_patterns(text: str, expected: str) -> None:
@@ -106,6 +124,23 @@ FALSE_POSITIVES = [
     "follow-up by phone",
     "per protocol",
     "Contrast: Omnipaque 350",
+    "Morton neuroma",
+    "NICU",
+    "Elekta Versa HD",
+    "abdomen^liver",
+    "Demonstration of SR Features",
+    "syngo MR 2004V",
+    "5.00.02",
+    "build 07:41:13",
+    "outside hospital",
+    "Transferred from Community Hospital",
+    "Emergency Department",
+    "3 Small Bowel Loop",
+    "2 Bone Spur",
+    "L. Hip pain",
+    "CT de la tête",
+    "HEAD CT, MD aware",
+    "DO NOT MOVE",
     "胸部CT 平扫",
     "左肺上叶结节",
     "조영제 주입 후",
@@ -158,11 +193,17 @@ def test_charset_file_names_are_found_in_free_text() -> None:
 
 
 def test_counts_per_label_never_values() -> None:
-    c = PhiClassifier()
+    c = PhiClassifier(use_presidio=False)
     r = c.redact("tech Maria Lopez, call 555-301-9822, Ref UXQTYG")
     assert r.counts == {"[NAME]": 1, "[PHONE]": 1, "[ID]": 1}
     assert c.counts() == {"[NAME]": 1, "[PHONE]": 1, "[ID]": 1}
     assert "Maria" not in repr(c.counts())
+
+
+def test_default_classifier_is_configured_like_the_tests() -> None:
+    from privguard.text.classifier import default_classifier
+
+    assert default_classifier()._use_presidio is False and default_classifier()._use_lexicon is True
 
 
 def test_lexicon_is_compact_and_loads_once() -> None:
