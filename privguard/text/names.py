@@ -556,7 +556,19 @@ def find_names(text: str) -> list[tuple[int, int]]:
             if t.raw in _CREDENTIALS or _CREDENTIAL_RX.match(text, t.start - 1 if t.start else 0):
                 continue  # "SMITH, JOHN MD", "J. Doe, M.D.": the credential stays
             if j.initial(i):
-                grow = True
+                # "KEVIN R KNEE": a letter before a clinical word is laterality, not an initial
+                grow = not (i + 1 < n and j.joined(i) and j.clinical(i + 1))
+            elif (
+                left
+                and i >= 2
+                and j.initial(i - 1)
+                and name[i - 2]
+                and not j.initial(i - 2)
+                and j.shaped(i)
+                and not j.clinical(i)
+                and not j.function(i)
+            ):
+                grow = True  # John Q Example: a capitalised word after a name and an initial is the surname
             elif t.shape == "lower" and t.fold in PARTICLES:
                 # Sara van Nus, Willem de Swart, Maria de la Cruz: particles and the surname after them
                 k = i + 1
