@@ -120,3 +120,26 @@ def test_outputs_are_synced_before_the_journal_names_them(
             assert str((out / what).parent) in synced, "journal line before its folder was synced"
             assert pending <= 2, "journal not synced at the end of a chunk"
     assert events[-1] == ("fsync", journal)
+
+
+def test_the_profile_hash_is_the_same_in_every_process() -> None:
+    """A resume runs in a new process: the run binding may not depend on the hash seed."""
+    import subprocess
+    import sys
+
+    code = (
+        "from privguard.batch.run import profile_sha256\n"
+        "from privguard.header.profile import load_profile\n"
+        "print(profile_sha256(load_profile('research')))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        for seed in ("1", "2", "3", "4")
+    ]
+    hashes = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert len(hashes) == 1 and len(next(iter(hashes))) == 64
