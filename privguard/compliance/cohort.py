@@ -193,7 +193,7 @@ SYNTAX: dict[str, tuple[str, str]] = {
 }
 
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 
 
 def _values(
@@ -271,6 +271,7 @@ def _values(
                         raise info.fail(line + k, "empty line")
                     else:
                         rows.append(_checked_fields(info, line + k, header, row_text) + pad)
+            del text, block
             yield line, list(map(get, rows))
             line += lines
         info.sha256 = digest.hexdigest()
