@@ -54,6 +54,15 @@ def render(decision: Decision, console: Console) -> None:
     if decision.consent_snapshot:
         head.add_row("Consent snapshot", Text(decision.consent_snapshot))
     head.add_row("Evaluated at", Text(decision.evaluated_at.isoformat()))
+    for src in decision.sources:
+        head.add_row(
+            f"Source {src.id}",
+            Text(
+                f"{src.outcome.upper()} ({', '.join(src.policies)}; {src.included} of {src.requested} "
+                "patients)",
+                style=_STYLE[src.outcome],
+            ),
+        )
     console.print(head)
 
     if decision.findings:

@@ -3,13 +3,21 @@
 Order of work (each step is small and PHI-free):
 
 1. validate inputs and load the de-identification profile the request names;
-2. compute request facts (request, profile, policy tables, evaluation time);
-3. per patient: compute patient facts and apply patient-scope rules; a rule
-   that fires excludes the patient (by id, with the rule ids);
+   a multi-site request (``sources``) is checked once per site, then combined
+   (the worst outcome; every finding names its site);
+2. compute request facts (request, profile compiled into residual
+   identifiers, policy tables, evaluation time);
+3. per patient (listed inline or streamed from tables, see cohort.py):
+   compute patient facts and apply patient-scope rules, once per distinct
+   combination of facts; a rule that fires excludes the patient (by id, with
+   the rule ids);
 4. compute dataset facts over the patients left and apply request-scope rules;
+   a deny or review rule that applied and held is a ``pass`` finding (the
+   reasons the officer signs);
 5. add the engine's own findings (regimes not named or not checked, HIPAA
-   pathway missing, nobody left to export) and derive the outcome: any
-   ``deny`` finding denies, else any ``review`` finding needs review, else allow.
+   pathway missing, nobody left to export, an all-or-nothing export with
+   exclusions) and derive the outcome: any ``deny`` finding denies, else any
+   ``review`` finding needs review, else allow.
 """
 
 from __future__ import annotations

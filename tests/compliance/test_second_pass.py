@@ -426,3 +426,17 @@ def test_cohort_example_runs_from_its_tables() -> None:
     }
     assert d.patient_table_sha256 == hashlib.sha256((folder / "patients.csv").read_bytes()).hexdigest()
     assert "retention.end = 2029-02-15" in _finding(d, "PIPL-RETENTION").details
+
+
+def test_cli_shows_each_source(tmp_path: Path) -> None:
+    request, consents = example("gdpr")
+    two_sources("art9_condition")(request, consents)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(request, sort_keys=False), encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(consents, sort_keys=False), encoding="utf-8")
+    args = ["check", str(tmp_path / "r.yaml"), "--consents", str(tmp_path / "c.yaml"), "--at", "2026-03-01"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 3
+    assert "Source musterstadt" in result.output and "Source vienna" in result.output
+    assert "[source vienna]" in result.output
+    doc = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
+    assert {s["id"]: s["outcome"] for s in doc["sources"]} == {"musterstadt": "allow", "vienna": "deny"}
