@@ -248,7 +248,13 @@ class _Judge:
 
     def dictionary(self, i: int) -> bool:
         f = self.toks[i].fold
-        return f in self.lex.first or f in self.lex.last or _parts_in(f, self.lex) or _korean_given(f)
+        return (
+            f in self.lex.first
+            or f in self.lex.last
+            or _parts_in(f, self.lex)
+            or _korean_given(f)
+            or bool(_ARABIC_PREFIXED.fullmatch(self.toks[i].raw))
+        )
 
     def strong(self, i: int) -> bool:
         """A dictionary name that is not also an everyday word (diacritics make it one: Müller)."""
@@ -401,9 +407,15 @@ def _korean_given(f: str) -> bool:
     return len(parts) == 2 and all(p in _KO_SYLLABLES for p in parts)
 
 
+#: Arabic surnames with an article or kinship prefix: Al-Farsi, El-Sayed, Abu-Bakr, Abdel-Rahman.
+_ARABIC_PREFIXED = re.compile(
+    r"(?:[Aa]l|[Ee]l|Abu|Abd|Abdel|Bin|Ben|Ibn)-[A-Z][a-z]{2,}|(?:AL|EL|ABU|ABD|ABDEL|BIN|BEN|IBN)-[A-Z]{3,}"
+)
+
+
 def _parts_in(f: str, lex: Lexicon) -> bool:
-    parts = f.replace("'", "-").split("-")
-    return len(parts) > 1 and all((p in lex.first or p in lex.last) for p in parts if len(p) > 1)
+    parts = [p for p in f.replace("'", "-").split("-") if len(p) > 1 and p not in PARTICLES]
+    return len(parts) >= 1 and "-" in f and all((p in lex.first or p in lex.last) for p in parts)
 
 
 def _title_word(t: _Tok) -> bool:
@@ -468,6 +480,8 @@ def find_names(text: str) -> list[tuple[int, int]]:
         if t.raw in _MODALITY_TITLES:  # MR ENTEROGRAPHY, DR PORTABLE: a dictionary name only
             if j.shaped(i + 1) and j.strong(i + 1) and _TITLE_GAP.fullmatch(gap):
                 follow(i + 1, 3)
+        elif t.raw.upper() in _CREDENTIALS and "." in gap:
+            continue  # "Doe, Kwame, RN. Will repeat": a credential ending a sentence
         elif _title_word(t) and _TITLE_GAP.fullmatch(gap):
             follow(i + 1, 3, loose=t.fold.rstrip(".") in vocab.HONORIFICS)
         elif (
