@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from privguard_cli.common import deid_options
+from privguard_cli.common import SizeParam, deid_options
 from privguard_cli.errors import handle_errors
 
 
@@ -16,6 +16,13 @@ from privguard_cli.errors import handle_errors
 @deid_options
 @click.option("--all", "show_all", is_flag=True, help="Also list attributes that are kept unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@click.option(
+    "--max-file-memory",
+    type=SizeParam(),
+    default="2G",
+    show_default=True,
+    help="Refuse a deflated file that inflates past half of this (a deflate bomb).",
+)
 @handle_errors
 def inspect(
     file: Path,
@@ -26,13 +33,22 @@ def inspect(
     vault: Path | None,
     show_all: bool,
     as_json: bool,
+    max_file_memory: int,
 ) -> None:
     """Show, per attribute, what de-identifying FILE would do (nothing is written).
 
     Values are never shown: only tags, keywords, actions and the rule behind each.
     """
     from privguard.batch import load_key
+    from privguard.batch.limits import inflated_size_exceeds
     from privguard.deidentify import inspect_file
+    from privguard.errors import InputError
+
+    if inflated_size_exceeds(file, max_file_memory // 2):
+        raise InputError(
+            f"{file}: the deflated data set inflates to more than half of --max-file-memory "
+            "(a deflate bomb?); raise it to inspect this file"
+        )
     from privguard_cli.render import print_record
 
     rel, record = inspect_file(

@@ -197,6 +197,17 @@ def test_keys_and_inspect_errors(tmp_path: Path, key_file: Path) -> None:
         _clean_failure(result, result.exit_code)
 
 
+def test_inspect_refuses_a_deflate_bomb(tmp_path: Path, key_file: Path) -> None:
+    from test_batch_faults import _deflate_bomb
+
+    bomb = tmp_path / "bomb.dcm"
+    _deflate_bomb(bomb, 100 << 20)
+    line = _clean_failure(
+        _run(["inspect", str(bomb), "--key-file", str(key_file), "--max-file-memory", "64M"]), 1
+    )
+    assert "deflate bomb" in line
+
+
 def test_rich_markup_in_paths_is_printed_literally(
     tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
