@@ -62,6 +62,8 @@ def _inject(monkeypatch: pytest.MonkeyPatch, marker: str, action: str) -> None:
             elif action == "hog":
                 hog = bytearray(4 << 30)  # far over the ceiling: MemoryError under RLIMIT_AS
                 del hog
+            elif action == "nap":
+                time.sleep(0.05 * len(paths))  # every worker stays busy (and holds a chunk ahead)
             elif action == "grow":
                 held = b"x" * (512 << 20)  # resident, not just reserved
                 time.sleep(30)
@@ -72,12 +74,13 @@ def _inject(monkeypatch: pytest.MonkeyPatch, marker: str, action: str) -> None:
 
 
 def test_a_killed_worker_fails_nothing_and_every_input_is_reported_once(
-    tmp_path: Path, key: ProjectKey
+    tmp_path: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inp = tmp_path / "in"
     paths = _inputs(inp)
     clean = scrub(_cfg([inp], tmp_path / "clean", key, workers=2, chunk_size=3))
     assert clean.ok == len(paths)
+    _inject(monkeypatch, ".dcm", "nap")  # slow every file a little: a worker is killed mid-chunk
 
     killed: list[int] = []
 
@@ -96,7 +99,7 @@ def test_a_killed_worker_fails_nothing_and_every_input_is_reported_once(
     assert killed, "no worker was killed"
     lines = _report(report)
     assert sorted(str(x["input"]) for x in lines) == sorted(str(p) for p in paths)  # each exactly once
-    assert summary.worker_deaths == 1
+    assert summary.worker_deaths == 1 and summary.retried >= 1  # it died holding a chunk
     # Retried in a fresh worker: nothing failed, and the output equals a clean run's.
     assert summary.failed == 0 and summary.ok == len(paths)
     assert tree_bytes(out) == tree_bytes(tmp_path / "clean")
