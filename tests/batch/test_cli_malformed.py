@@ -261,3 +261,11 @@ def test_free_form_consent_fields_are_size_bounded(tmp_path: Path) -> None:
                 load_consents(consents)
         else:
             load_consents(consents)
+
+
+def test_debug_shows_the_real_exception(tmp_path: Path) -> None:
+    target = str(tmp_path / "missing" / "k.key")
+    plain = _run(["keys", "new", "--out", target])
+    _clean_failure(plain, 2)
+    debug = _run(["--debug", "keys", "new", "--out", target])
+    assert isinstance(debug.exception, FileNotFoundError)  # raised, for the traceback
