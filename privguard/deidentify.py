@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import os
 import re
@@ -318,9 +319,18 @@ def write_atomic(
     fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
     tmp = Path(tmp_name)
     try:
+        in_memory = src.size <= WHOLE_FILE_LIMIT
         with os.fdopen(fd, "wb") as out:
-            _write(src, st, out, pixel, encoded)
-        _verify_file(tmp, forbidden or Forbidden(()))
+            if in_memory:  # verified before a byte reaches the disk
+                buf = io.BytesIO()
+                _write(src, st, buf, pixel, encoded)
+                data = buf.getvalue()
+                verify_output(data, forbidden or Forbidden(()))
+                out.write(data)
+            else:
+                _write(src, st, out, pixel, encoded)
+        if not in_memory:
+            _verify_file(tmp, forbidden or Forbidden(()))
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)

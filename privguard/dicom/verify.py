@@ -4,8 +4,8 @@ The emitter should never produce a bad output; this is the last line of
 defence if it does (a bug, or an input the scanner let through that should
 not have been). The output is re-scanned with the same strict rules as the
 inputs (:mod:`privguard.dicom.scan`) and its data set (pixel data excluded) is
-searched, byte for byte, for the input's identifying values (values of 8
-characters or more in the pixel data too): PatientName,
+searched, byte for byte, for the input's identifying values (names and
+identifiers of 8 characters or more in the pixel data too): PatientName,
 PatientID, AccessionNumber, OtherPatientIDs and the input's own instance
 UIDs (every top-level UI value outside the DICOM root), each of at least 4
 characters. A value a profile deliberately keeps (a site override keeping the
@@ -36,7 +36,8 @@ IDENTIFYING = {
     0x00120063: "DeidentificationMethod",
 }
 _DICOM_ROOT = b"1.2.840.10008."
-#: Identifying values at least this long are also searched for in the pixel data.
+UID_KEYWORD = "an instance UID"
+#: Identifying values at least this long (UIDs excepted) are also searched for in the pixel data.
 PIXEL_SEARCH_MIN = 8
 _NUMERIC = frozenset(b"0123456789.-+ ")
 #: Values privguard itself writes as dummies: never searched for.
@@ -109,7 +110,7 @@ def identifying_values(
             raw = _raw_value(ds, int(tag))
             if raw:
                 values.extend(
-                    (v, "an instance UID") for v in _components(raw) if not v.startswith(_DICOM_ROOT)
+                    (v, UID_KEYWORD) for v in _components(raw) if not v.startswith(_DICOM_ROOT)
                 )
     return Forbidden(tuple(dict.fromkeys(values)))
 
@@ -122,15 +123,24 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
         raise OutputError(f"the output does not parse cleanly ({exc}); nothing written") from None
     if sc.mismatched:
         raise OutputError("the output is not encoded as its transfer syntax says; nothing written")
-    body = sc.data
+    if isinstance(sc.data, bytes):
+        hay, base = sc.data, 0  # the inflated data set of a deflated file
+    elif isinstance(data, bytes):
+        hay, base = data, sc.meta_end  # search the file's own bytes in place: no copies
+    else:
+        hay, base = bytes(sc.data), 0  # a mapped large file
+    end = base + len(sc.data)
     px = sc.pixel
-    header = bytes(body) if px is None else bytes(body[: px.start]) + b"\x00" + bytes(body[px.end :])
-    pixels = b"" if px is None else bytes(body[px.start : px.end])
+    px_start, px_end = (base + px.start, base + px.end) if px is not None else (end, end)
     for value, keyword in forbidden.values:
-        if header.find(value) >= 0:
+        if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:
             raise OutputError(f"the output still holds the input's {keyword}; nothing written")
-        # Pixel data is copied as decided by the pixel stage, but an identifier spelled out
-        # in its bytes (text spliced into the image data) is refused too. Only values long
-        # enough not to occur there by chance are searched for.
-        if len(value) >= PIXEL_SEARCH_MIN and pixels.find(value) >= 0:
+        # Pixel data is copied as decided by the pixel stage, but a name or an identifier
+        # spelled out in its bytes (text spliced into the image data) is refused too. Only
+        # values long enough not to occur there by chance are searched for, UIDs excepted.
+        if (
+            len(value) >= PIXEL_SEARCH_MIN
+            and keyword != UID_KEYWORD
+            and hay.find(value, px_start, px_end) >= 0
+        ):
             raise OutputError(f"the output's pixel data holds the input's {keyword} as text; nothing written")
