@@ -186,8 +186,15 @@ class PhiContext:
             t = int(tag)
             if t & 0x10000:  # private: handled by removal, not a source of terms
                 continue
-            if t not in sources and _stored_vr(ds, t) not in ("SQ", None):
+            vr = _stored_vr(ds, t)
+            if t not in sources and vr not in ("SQ", None):
                 continue  # neither a source nor a sequence: leave it unconverted (raw)
+            if vr is not None and vr != "SQ":
+                fast = _ascii_value(ds, t, vr)
+                if fast is not None:  # plain ASCII text read straight from the raw bytes
+                    if fast:
+                        self.add_value(sources[t], vr, fast)
+                    continue
             try:
                 elem = ds[tag]
             except Exception:  # unreadable element: the header stage reports it
@@ -268,6 +275,27 @@ class PhiContext:
                 if len(w) >= 4 and w.lower() not in GENERIC_WORDS and not w.isdigit():
                     out.add(w)
         return out
+
+
+#: Text VRs whose raw ASCII bytes are the value (backslash separates values, except in the long texts).
+_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UT"})
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT"})
+
+
+def _ascii_value(ds: Dataset, tag: int, vr: str) -> list[str] | None:
+    """The values of a still-raw ASCII text element, without pydicom's conversion; None otherwise."""
+    if vr not in _TEXT_VRS:
+        return None
+    raw = ds.get_item(tag)
+    value = getattr(raw, "value", None)
+    if type(raw).__name__ != "RawDataElement" or not isinstance(value, bytes) or not value.isascii():
+        return None
+    if b"\x1b" in value:  # ISO 2022 escape sequences: the character set decides, so pydicom does
+        return None
+    text = value.decode("ascii").rstrip(" \x00")
+    if not text:
+        return []
+    return [text] if vr in _SINGLE_VALUED else text.split("\\")
 
 
 def _stored_vr(ds: Dataset, tag: int) -> str | None:
