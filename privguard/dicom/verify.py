@@ -8,7 +8,8 @@ searched, byte for byte, for the input's identifying values (names and
 identifiers of 8 characters or more in the pixel data too): PatientName,
 PatientID, AccessionNumber, OtherPatientIDs and the input's own instance
 UIDs (every top-level UI value outside the DICOM root), each of at least 4
-characters. A value a profile deliberately keeps (a site override keeping the
+characters; for names, each name part (family, given, ...) of at least 4
+characters too. A value a profile deliberately keeps (a site override keeping the
 PatientID, the Retain UIDs option) is not searched for. Purely numeric
 values shorter than 8 characters are not searched for either: they occur by
 chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
@@ -35,6 +36,7 @@ IDENTIFYING = {
     0x00101060: "PatientMotherBirthName",
     0x00120063: "DeidentificationMethod",
 }
+_NAMES = frozenset({0x00100010, 0x00101001, 0x00101005, 0x00101060})
 _DICOM_ROOT = b"1.2.840.10008."
 UID_KEYWORD = "an instance UID"
 #: Identifying values at least this long (UIDs excepted) are also searched for in the pixel data.
@@ -51,9 +53,15 @@ class Forbidden:
     values: tuple[tuple[bytes, str], ...]
 
 
-def _components(raw: bytes) -> list[bytes]:
-    out = []
+def _components(raw: bytes, name: bool = False) -> list[bytes]:
+    """The searchable parts of a value: each of its values and, for a person name, each name part."""
+    parts = []
     for v in raw.split(b"\\"):
+        parts.append(v)
+        if name:
+            parts.extend(p for group in v.split(b"=") for p in group.split(b"^"))
+    out = []
+    for v in parts:
         v = v.strip(b"\x00 ")
         if len(v) < 4 or v in _DUMMIES:
             continue
@@ -99,10 +107,10 @@ def identifying_values(
             continue
         raw = _raw_value(ds, tag)
         if raw:
-            values.extend((v, keyword) for v in _components(raw))
+            values.extend((v, keyword) for v in _components(raw, tag in _NAMES))
     for tag, raw in nested:
         if tag not in kept and tag in IDENTIFYING:
-            values.extend((v, IDENTIFYING[tag]) for v in _components(raw))
+            values.extend((v, IDENTIFYING[tag]) for v in _components(raw, tag in _NAMES))
     if not keep_uids:
         for tag, elem in ds._dict.items():
             if getattr(elem, "VR", None) != "UI" or int(tag) in kept or int(tag) >> 16 == 0x0002:
