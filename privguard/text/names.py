@@ -173,12 +173,11 @@ class _Tok:
 
 
 def _shape(w: str) -> str:
-    letters = [c for c in w if c.isalpha()]
-    if all(c.isupper() for c in letters):
+    if w.isupper():
         return "upper"
-    if all(c.islower() for c in letters):
+    if w.islower():
         return "lower"
-    if letters[0].isupper():
+    if w[0].isupper():
         return "title"
     return "mixed"
 

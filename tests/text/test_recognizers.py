@@ -153,6 +153,15 @@ def test_clinical_text_is_kept(text: str) -> None:
     assert CLEAN.redact(text).text == text
 
 
+def test_clinical_phrase_list_is_kept() -> None:
+    """About 290 real-world descriptors, comments and device names (clinical_phrases.txt): none changes."""
+    lines = (Path(__file__).parent / "clinical_phrases.txt").read_text(encoding="utf-8").splitlines()
+    phrases = [t for t in lines if t and not t.startswith("#")]
+    assert len(phrases) > 250
+    changed = [t for t in phrases if CLEAN.redact(t).text != t]
+    assert not changed, changed
+
+
 def test_cjk_names_without_header() -> None:
     assert CLEAN.redact("胸部CT 王小東 复查").text == "胸部CT [NAME] 复查"
     assert CLEAN.redact("患者王小东复查").text == "患者[NAME]复查"
