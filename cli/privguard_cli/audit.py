@@ -171,6 +171,34 @@ def export_(log: Path | None, fmt: str, run_id: str | None, out: Path | None) ->
         out.write_bytes(data)
 
 
+@audit.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--log", type=click.Path(dir_okay=False, path_type=Path), help=LOG_HELP)
+@click.option(
+    "--key-file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Project key."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def find(files: tuple[Path, ...], log: Path | None, key_file: Path, as_json: bool) -> None:
+    """At the sender: find the records of local FILES (by keyed path or content hash; needs the key)."""
+    from dataclasses import asdict
+
+    from privguard.audit.lookup import find as run_find
+    from privguard.pseudonym.keys import ProjectKey
+
+    matches = run_find(_log_path(log), ProjectKey.load(key_file), list(files))
+    if as_json:
+        click.echo(json.dumps([asdict(m) for m in matches], indent=2))
+        return
+    for m in matches:
+        click.echo(f"{m.file}: record {m.seq}, run {m.run}, {m.status}, output {m.output or '-'} (by {m.by})")
+    if not matches:
+        click.echo("no records of these files", err=True)
+        sys.exit(1)
+
+
 @audit.command(name="verify-delivery")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(

@@ -102,3 +102,22 @@ def test_cli_default_log_location_follows_xdg_state_home(
     assert r.exit_code == 0 and "OK: 1 records" in r.output
     monkeypatch.setenv("PRIVGUARD_AUDIT_LOG", str(tmp_path / "env.jsonl"))
     assert default_log_path() == tmp_path / "env.jsonl"
+
+
+def test_the_sender_finds_a_files_records_with_the_key(tmp_path: Path, key: ProjectKey) -> None:
+    from privguard.audit.lookup import find
+
+    from .support import SECRET_PATH_PART
+
+    log, runs = make_log(tmp_path, key, None)
+    src = tmp_path / SECRET_PATH_PART / f"{SECRET_PATH_PART}_1_2.dcm"
+    matches = find(log, key, [src])
+    assert [(m.run, m.output, m.by) for m in matches] == [(runs[1], "P1/S/R/2.dcm", "path+content")]
+    moved = tmp_path / "moved.dcm"
+    moved.write_bytes(src.read_bytes())
+    assert [m.by for m in find(log, key, [moved])] == ["content"]
+    assert find(log, ProjectKey.generate(), [src]) == []  # without the key: nothing
+    key_file = tmp_path / "k.key"
+    key.save(key_file)
+    r = CliRunner().invoke(cli, ["audit", "find", str(src), "--log", str(log), "--key-file", str(key_file)])
+    assert r.exit_code == 0 and "P1/S/R/2.dcm" in r.output
