@@ -174,6 +174,14 @@ def scrub(
     if dry_run:
         print_dry_run(cfg, as_json=as_json)
         return
+    # -- burned-in text (issue 11): warn up front when OCR will run on CPU for many files --
+    if ocr != "off":
+        from privguard.pixels.advice import cpu_ocr_warning
+
+        advice = cpu_ocr_warning([Path(p) for p in inputs], device, workers)
+        if advice:
+            click.echo(f"warning: {advice}", err=True)
+    # -- end burned-in text --
     quiet = as_json or not sys.stderr.isatty()
     # audit (issue 10): the run, each file, MANIFEST.sha256 and OUT/AUDIT-HEAD.json
     from privguard.audit import audited_scrub

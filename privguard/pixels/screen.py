@@ -42,15 +42,16 @@ class ScreenResult:
     glyphs: int
 
 
-def _kernel(gray: np.ndarray) -> np.ndarray:
-    side = min(gray.shape[:2])
-    k = int(np.clip(side // 48, 3, 11)) | 1
-    return cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+def kernel_size(rows: int, cols: int) -> int:
+    """The top-hat element's side for a frame of this size (odd, 3 to 11 pixels)."""
+    return int(np.clip(min(rows, cols) // 48, 3, 11)) | 1
 
 
-def glyph_components(gray: np.ndarray) -> np.ndarray:
-    """Glyph-like components of an 8-bit frame: rows of (x, y, width, height)."""
-    k = _kernel(gray)
+def glyph_components(gray: np.ndarray, ksize: int | None = None) -> np.ndarray:
+    """Glyph-like components of an 8-bit frame (or of a crop of one: then pass the frame's
+    ``ksize``, so thick strokes are not lost to a small crop's element): rows of (x, y, w, h)."""
+    side = ksize if ksize is not None else kernel_size(*gray.shape[:2])
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     found = []
     for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
         hat = cv2.morphologyEx(gray, op, k)
@@ -61,7 +62,12 @@ def glyph_components(gray: np.ndarray) -> np.ndarray:
         if n <= 1:
             continue
         st = stats[1:]
-        w, h, area = st[:, 2], st[:, 3], st[:, 4]
+        x, y, w, h, area = st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4]
+        rows, cols = gray.shape[:2]
+        # a strip along the frame's edge (the body's outline cut by the border), not a word
+        along_edge = (((y == 0) | (y + h >= rows)) & (w >= 2 * h)) | (
+            ((x == 0) | (x + w >= cols)) & (h >= 2 * w)
+        )
         along = np.maximum(w, h)
         across = np.minimum(w, h)
         fill = area / np.maximum(1, w * h)
@@ -72,6 +78,7 @@ def glyph_components(gray: np.ndarray) -> np.ndarray:
             & (along <= 14 * np.maximum(across, MIN_GLYPH))
             & (fill >= 0.08)
             & (fill <= 0.95)
+            & ~along_edge
         )
         found.append(st[ok, :4])
     if not found:

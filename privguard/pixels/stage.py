@@ -168,6 +168,7 @@ class OCRPixelStage:
         self.decider = PhiDecider(allowlist, redact)
         self.max_rounds = max(1, max_rounds)
         self.screen = screen
+        self._triaged: dict[tuple[int, str], Triage] = {}
         self._engine = engine
         self._finder: TextFinder | None = None
         if engine is None and ocr != "off":
@@ -181,10 +182,19 @@ class OCRPixelStage:
         return self.ocr != "off" and self.triage(src).wanted
 
     def triage(self, src: Source) -> Triage:
-        """The triage decision for a parsed source (header only)."""
+        """The triage decision for a parsed source (header only); remembered from ``wants`` until
+        the file is processed (the deid catalogue has over a hundred rules to match)."""
+        key = (id(src), str(src.path))
+        got = self._triaged.get(key)
+        if got is not None:
+            return got
         pixel = src.pixel
         has = (pixel is not None and pixel.tag == 0x7FE00010) or (pixel is None and "PixelData" in src.ds)
-        return triage(src.ds, has_pixels=has, ocr=self.ocr)
+        got = triage(src.ds, has_pixels=has, ocr=self.ocr)
+        if len(self._triaged) > 4096:
+            self._triaged.clear()
+        self._triaged[key] = got
+        return got
 
     def close(self) -> None:
         if self._finder is not None:
@@ -219,6 +229,8 @@ class OCRPixelStage:
         files = [
             _File(i, src, ctx, self.triage(src), time.perf_counter()) for i, (src, ctx) in enumerate(items)
         ]
+        for src, _ctx in items:
+            self._triaged.pop((id(src), str(src.path)), None)
         for f in files:
             self._load(f)
         live = [f for f in files if f.error is None]

@@ -35,6 +35,7 @@ from privguard.pixels.boxes import Box, bounding
 from privguard.pixels.candidates import candidate_regions, text_candidates
 from privguard.pixels.glyphs import Glyphs, refine, split_words
 from privguard.pixels.ocr import Detection, OCREngine, Reading
+from privguard.pixels.screen import glyph_components, kernel_size
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,10 @@ class TextFinder:
             if across < 4 or (across < MIN_TEXT_HEIGHT and along > 12 * across):
                 continue  # an edge or a line; text this small cannot be read, by OCR or by people
             g = refine_any(job.gray, b, score)
-            segs.append(_Segment(_settle(b, g, cols, rows), g))
+            seg = _Segment(_settle(b, g, cols, rows), g)
+            if job.regions is not None and not _has_strokes(job.gray, seg.box):
+                continue  # a region pass (cine strip, verification) on a moving edge: no strokes
+            segs.append(seg)
         return segs
 
     def _read_segments(self, jobs: Sequence[FrameJob], segments: list[list[_Segment]]) -> None:
@@ -432,6 +436,14 @@ def _join_vertical(boxes: list[Box]) -> list[Box]:
             if changed:
                 break
     return out
+
+
+def _has_strokes(gray: np.ndarray, box: Box) -> bool:
+    """True when the box holds at least one glyph-like stroke (:mod:`privguard.pixels.screen`)."""
+    rows, cols = gray.shape[:2]
+    r = box.pad(2).clip(cols, rows)
+    crop = np.ascontiguousarray(gray[r.y0 : r.y1, r.x0 : r.x1])
+    return crop.size > 0 and len(glyph_components(crop, kernel_size(rows, cols))) > 0
 
 
 def _not_text(seg: _Segment, reading: Reading) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from privguard.pixels.boxes import Box, merge_boxes
 from privguard.pixels.phi_text import PhiDecider
-from privguard.pixels.screen import glyph_components
+from privguard.pixels.screen import glyph_components, kernel_size
 from privguard.pixels.textfind import FrameJob, TextFinder, Word
 from privguard.text.context import PhiContext
 
@@ -151,7 +151,7 @@ def _strokes(gray: np.ndarray, region: Box, masks: list[Box], kept: list[Box]) -
     crop = np.ascontiguousarray(gray[region.y0 : region.y1, region.x0 : region.x1])
     if crop.size == 0:
         return False
-    for x, y, w, h in glyph_components(crop):
+    for x, y, w, h in glyph_components(crop, kernel_size(*gray.shape[:2])):
         b = Box(int(x), int(y), int(x + w), int(y + h)).shift(region.x0, region.y0)
         if not any(m.pad(1).contains(b) for m in masks) and not any(k.pad(1).contains(b) for k in kept):
             return True
