@@ -242,6 +242,14 @@ class _Judge:
                 return True
         return False
 
+    def eponymic(self, i: int) -> bool:
+        """Token i stands right before a disease, sign or fracture word: an eponym (``Jordan curve``)."""
+        return (
+            i + 1 < len(self.toks)
+            and self.gap(i) in (" ", "'s ", "’s ")
+            and self.toks[i + 1].fold in vocab.EPONYM_DISEASE
+        )
+
     def function(self, i: int) -> bool:
         return self.toks[i].fold in vocab.FUNCTION
 
@@ -508,13 +516,15 @@ def find_names(text: str) -> list[tuple[int, int]]:
             and j.dictionary(k)
             and (j.strong(i) or j.strong(k))
         ):
-            for m in range(i, k + 1):
-                name[m] = True
+            if not j.eponymic(k):  # Austin Flint murmur: a sign named after people
+                for m in range(i, k + 1):
+                    name[m] = True
             continue
         # one name alone: given names of 3+ letters, surnames of 4+ letters not in English
         t = toks[i]
         if (
             j.strong(i)
+            and not j.eponymic(i)
             and (t.shape != "upper" or len(t.raw) >= 4)
             and (
                 (t.fold in lex.first and len(t.raw) >= 3)

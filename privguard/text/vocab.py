@@ -117,6 +117,15 @@ EPONYM_CONTEXT = _words(
     """
 )
 
+#: Words after which a capitalised name is an eponym, not a person (pair and single-name rules only).
+EPONYM_DISEASE = _words(
+    """
+    disease syndrome murmur sign fracture lesion palsy lymphoma sarcoma tumor tumour cyst neuroma
+    thyroiditis deformity malformation aneurysm ulcer classification criteria score curve reflex
+    phenomenon triad arteritis encephalopathy dementia anomaly procedure operation maneuver manoeuvre
+    """
+)
+
 #: Function words and everyday nouns of clinical notes: never a name, even after a title.
 FUNCTION = _words(
     """

@@ -125,6 +125,8 @@ FALSE_POSITIVES = [
     "per protocol",
     "Contrast: Omnipaque 350",
     "Morton neuroma",
+    "Austin Flint murmur",
+    "Jordan curve",
     "NICU",
     "Elekta Versa HD",
     "abdomen^liver",
