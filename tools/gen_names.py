@@ -172,7 +172,7 @@ adwoa efua yaw ama esi fiifi nana afia
 
 def english_words() -> tuple[set[str], set[str]]:
     """Webster's lower-case words, and those of them it does not also list as a proper noun."""
-    from english_words import get_english_words_set
+    from english_words import get_english_words_set  # type: ignore[import-untyped]
 
     words = get_english_words_set(["web2"], lower=False, alpha=True)
     lower = {w for w in words if w.islower() and len(w) >= 2}

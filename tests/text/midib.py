@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -423,7 +424,11 @@ class Score:
         return "\n".join(lines)
 
 
-def score(cases: list[Case], outputs: list[Dataset]) -> Score:
+def _da(v: str) -> dt.date:
+    return dt.date(int(v[:4]), int(v[4:6]), int(v[6:8]))
+
+
+def score(cases: Seq[Case], outputs: Seq[Dataset]) -> Score:
     """Score de-identified ``outputs`` (same order as ``cases``)."""
     sc = Score()
     study_uids: dict[str, set[str]] = {}
@@ -451,7 +456,7 @@ def score(cases: list[Case], outputs: list[Dataset]) -> Score:
         study_uids.setdefault(case.study, set()).add(str(out.StudyInstanceUID))
         sc.check("StudyDate shifted", bool(out.get("StudyDate")) and out.StudyDate != src.StudyDate)
         if out.get("StudyDate") and out.get("ContentDate"):
-            d = lambda v: dt.date(int(v[:4]), int(v[4:6]), int(v[6:8]))  # noqa: E731
+            d = _da
             sc.check(
                 "date interval kept",
                 d(out.ContentDate) - d(out.StudyDate) == d(src.ContentDate) - d(src.StudyDate),
