@@ -438,7 +438,7 @@ def find_names(text: str) -> list[tuple[int, int]]:
         m.span()
         for m in _PN.finditer(text)
         if re.search(r"\^[^\W\d_]", m.group())
-        and not all(fold(p) in vocab.CLINICAL for p in m.group().split("^") if p)  # abdomen^liver
+        and not any(fold(p) in vocab.CLINICAL for p in m.group().split("^") if p)  # abdomen^liver, SPINE^LSPINE
     ]
     toks = _tokens(text)
     n = len(toks)
