@@ -99,6 +99,10 @@ class Deidentifier:
         self.pseudonymizer = pseudonymizer
         self.plan = compile_plan(prof)
         self.engine = HeaderEngine(self.plan, pseudonymizer, TextStage())
+        #: Tags the profile keeps on purpose: the verifier does not search for their values.
+        self._kept = frozenset(
+            t for t, rule in self.plan.rules.items() if rule.code == "K" or rule.source == "override"
+        )
         self.pixel_stage: PixelStage | None = None
         if pixels is not None and pixels.ocr != "off" and prof.pixels.ocr != "off":
             try:
@@ -241,9 +245,8 @@ class Deidentifier:
 
     def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
-        kept = {t for t, rule in self.plan.rules.items() if rule.code == "K" or rule.source == "override"}
         nested = src.scan.collected if src.scan is not None else ()
-        return identifying_values(src.ds, keep=kept, keep_uids=self.engine.retain_uids, nested=nested)
+        return identifying_values(src.ds, keep=self._kept, keep_uids=self.engine.retain_uids, nested=nested)
 
     def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:
         ds = src.ds
