@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -42,7 +42,9 @@ from privguard.models import DeidRecord, FileResult
 from privguard.pixels.types import PixelOptions, PixelOutcome, PixelStage
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
-from privguard.text.context import PhiContext
+
+if TYPE_CHECKING:
+    from privguard.text.context import PhiContext
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +202,8 @@ class Deidentifier:
         self, loaded: list[tuple[int, Source]], results: list[FileResult | None]
     ) -> dict[int, tuple[PixelOutcome, PhiContext]]:
         assert self.pixel_stage is not None
+        from privguard.text.context import PhiContext  # the text layer loads when a file needs it
+
         todo: list[tuple[int, Source, PhiContext]] = []
         for i, src in loaded:
             try:
@@ -267,6 +271,8 @@ class TextStage:
         self._classifier: Any = None
 
     def context(self, ds: Dataset) -> PhiContext:
+        from privguard.text.context import PhiContext
+
         return PhiContext.from_dataset(ds)
 
     def redact(self, text: str, context: Any) -> Any:

@@ -115,3 +115,18 @@ def test_no_cycles_between_layers() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_header_path_imports_no_heavy_stage() -> None:
+    """``--ocr off`` start-up: no classifier, OCR, torch or Ray is loaded until a file needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, privguard.deidentify, privguard.dicomio, privguard.dicom.verify\n"
+        "heavy = ('presidio', 'spacy', 'torch', 'ray', 'easyocr', 'cv2',\n"
+        "         'privguard.text', 'privguard.pixels.stage')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
