@@ -425,3 +425,18 @@ def test_text_in_items_of_an_option_kept_sequence_goes_through_the_classifier(ke
     meaning = out.EthnicGroupCodeSequence[0].CodeMeaning
     assert "Example" not in meaning and "[NAME]" in meaning
     assert out.EthnicGroupCodeSequence[0].CodeValue == "121008"
+
+
+def test_a_kept_value_not_valid_for_its_vr_becomes_a_dummy(key: ProjectKey) -> None:
+    """Text under a tag whose VR cannot hold it (a name in an age or a code string) is not kept."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is given
+        ds = _ct(PatientAge="Doe^Jane", BodyPartExamined="SMITH^JOHN")
+    out = _run(ds, key, options={Option.RETAIN_PATIENT_CHARACTERISTICS})
+    assert out.PatientAge == dummy_value("AS")
+    assert out.BodyPartExamined == dummy_value("CS")
+    characteristics = {Option.RETAIN_PATIENT_CHARACTERISTICS}
+    kept = _run(_ct(PatientAge="045Y", BodyPartExamined="L-SPINE"), key, options=characteristics)
+    assert kept.PatientAge == "045Y" and kept.BodyPartExamined == "L-SPINE"

@@ -28,6 +28,7 @@ Action codes follow PS3.15 Table E.1-1a:
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -99,6 +100,17 @@ _DUMMY: dict[str, Any] = {
     "AT": 0,
 }
 _STANDARD_UID_ROOT = "1.2.840.10008."
+#: Characters a kept value of these VRs may hold (PS3.5 Table 6.2-1, with the separators legacy
+#: files use); multiple values are separated by a backslash. A kept value with others is a dummy.
+_VALUE_PATTERNS = {
+    "AS": re.compile(rb"(\d{3}[DWMY])?(\\\d{3}[DWMY])*"),
+    "DA": re.compile(rb"[0-9.\-/ \\]*"),
+    "TM": re.compile(rb"[0-9.:\- \\]*"),
+    "DT": re.compile(rb"[0-9.+\- \\]*"),
+    "DS": re.compile(rb"[0-9+\-Ee. \\]*"),
+    "IS": re.compile(rb"[0-9+\- \\]*"),
+    "CS": re.compile(rb"[A-Za-z0-9_ \-./,()+\\]*"),
+}
 #: The attributes privguard writes to record the de-identification (PS3.15 E.1.1).
 METHOD_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 _NO_VALIDATION = pydicom_config.IGNORE
@@ -475,6 +487,9 @@ class HeaderEngine:
                 # that the table does not list (CodeMeaning, say) goes through the classifier.
                 inner = "text-clean" if mode is None and self.clean_items else mode
                 self._recurse(ds, t, kwpath, st, inner, prefix)
+            elif not self._valid_kept(ds, t, vr):
+                self._invalid(ds, t, vr, st, prefix)
+                return
             elif t == 0x00101010 and self.plan.profile.age_cap is not None:
                 self._cap_age(ds, t, st)
             st.note(prefix, t, keyword, vr, "K", reason)
@@ -628,7 +643,33 @@ class HeaderEngine:
             self._set(ds, t, vr, dummy_value(vr), st)
             st.note(prefix, t, None, vr, "D", "name-in-item")
             return
+        if not self._valid_kept(ds, t, vr):
+            self._invalid(ds, t, vr, st, prefix)
+            return
         st.counts["K"] += 1
+
+    def _valid_kept(self, ds: Dataset, t: int, vr: str) -> bool:
+        """Whether a value about to be kept uses only its VR's characters (PS3.5 6.2).
+
+        A value that does not (a name in an age, a date or a code string: text that
+        ended up under another tag) cannot be what its attribute claims to be.
+        """
+        pattern = _VALUE_PATTERNS.get(vr)
+        if pattern is None:
+            return True
+        value = getattr(_elements(ds).get(t), "value", None)
+        if isinstance(value, str):
+            value = value.encode("utf-8", "replace")
+        elif isinstance(value, MultiValue | list) and all(isinstance(v, str) for v in value):
+            value = "\\".join(value).encode("utf-8", "replace")
+        if not isinstance(value, bytes):
+            return True  # nothing textual to check
+        return pattern.fullmatch(value.rstrip(b"\x00 ")) is not None
+
+    def _invalid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> None:
+        self._set(ds, t, vr, dummy_value(vr), st)
+        st.note(prefix, t, None, vr, "D", "value-invalid-for-vr")
+        st.warn("a value not valid for its VR was replaced by a dummy value")
 
     def _curve(self, ds: Dataset, t: int, st: FileState, mode: str | None, prefix: str) -> None:
         rule = self.plan.curve
