@@ -11,7 +11,12 @@ for workers that die (:class:`Tasks`):
   ``worker died (signal N)``; the batch goes on;
 * a chunk that runs past its time limit (``--file-timeout`` per file) has its
   worker killed and is split the same way; a single file past the limit is
-  reported failed.
+  reported failed;
+* a worker whose resident memory grows past its ceiling
+  (:class:`~privguard.batch.limits.MemoryCeiling`: its size once set up, plus
+  ``--max-file-memory``, plus room for heavy libraries it has not loaded yet)
+  is killed, checked every :data:`_WATCH_INTERVAL` seconds, and its chunk split
+  the same way; a single file past the ceiling fails with a reason naming it.
 
 :class:`ProcessExecutor` runs its own worker processes (not
 ``concurrent.futures``, whose pool breaks as a whole when one worker dies)
@@ -37,7 +42,7 @@ from typing import Any, Protocol
 
 from privguard.batch.config import ScrubConfig
 from privguard.batch.fsio import close_inherited_locks
-from privguard.batch.limits import memory_reason, resident_bytes
+from privguard.batch.limits import MemoryCeiling, memory_reason, resident_bytes
 from privguard.batch.worker import WorkerState
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey
@@ -153,7 +158,7 @@ class InlineExecutor:
         self.key = key
 
     def run(self, chunks: Iterator[list[Path]], emit: Emit) -> None:
-        state = WorkerState(self.cfg, self.key, isolated=False)
+        state = WorkerState(self.cfg, self.key)
         try:
             for chunk in chunks:
                 emit(list(zip(chunk, state.process(chunk), strict=True)))
@@ -185,11 +190,12 @@ def _worker_main(conn: Connection, cfg: ScrubConfig, key: ProjectKey, parent: in
     _die_with(parent)
     close_inherited_locks()
     try:
-        state = WorkerState(cfg, key, isolated=True)
+        state = WorkerState(cfg, key)
     except BaseException as exc:  # reported to the parent, which decides
         conn.send(("error", f"{type(exc).__name__}"))
         return
-    conn.send(("ready", os.getpid()))
+    pid = os.getpid()
+    conn.send(("ready", pid, resident_bytes(pid), state.may_load(), state.loaded()))
     try:
         while True:
             try:
@@ -198,7 +204,10 @@ def _worker_main(conn: Connection, cfg: ScrubConfig, key: ProjectKey, parent: in
                 break
             if msg is None:
                 break
-            conn.send(("done", state.process(msg)))
+            results = state.process(msg)
+            # Measured here, before the next chunk (sent ahead) starts: the driver's new baseline
+            # if this chunk loaded a heavy library.
+            conn.send(("done", results, resident_bytes(pid), state.loaded()))
     finally:
         state.close()
 
@@ -212,8 +221,8 @@ class _Slot:
     """Sent to the worker, in order; the first is the one it is working on."""
     deadline: float | None = None
     """When the first task runs out of time."""
-    baseline: int | None = None
-    """Resident memory when the worker became ready."""
+    memory: MemoryCeiling | None = None
+    """The worker's resident-memory ceiling, once it is ready."""
 
     @property
     def task(self) -> Task | None:
@@ -274,7 +283,7 @@ class ProcessExecutor:
             if tasks.done() and all(not s.tasks for s in slots):
                 return
             deadlines = [s.deadline for s in slots if s.tasks and s.deadline is not None]
-            if any(s.tasks and s.baseline is not None for s in slots):
+            if any(s.tasks and s.memory is not None for s in slots):
                 deadlines.append(time.monotonic() + _WATCH_INTERVAL)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = set(wait([s.conn for s in slots] + [s.proc.sentinel for s in slots], timeout))
@@ -298,16 +307,19 @@ class ProcessExecutor:
                     )
 
     def _over_memory(self, s: _Slot) -> bool:
-        if s.baseline is None or s.proc.pid is None:
+        if s.memory is None or s.proc.pid is None:
             return False
-        rss = resident_bytes(s.proc.pid)
-        return rss is not None and rss - s.baseline > self.cfg.max_file_memory
+        return s.memory.exceeded(resident_bytes(s.proc.pid))
 
     def _message(self, s: _Slot, msg: tuple[Any, ...], tasks: Tasks, emit: Emit) -> None:
         if msg[0] == "ready":
+            _, _pid, rss, may_load, loaded = msg
             s.ready = True
-            s.baseline = resident_bytes(msg[1])
+            s.memory = MemoryCeiling(self.cfg.max_file_memory, may_load)
+            s.memory.ready(rss, loaded)
         elif msg[0] == "done" and s.tasks:
+            if s.memory is not None:
+                s.memory.chunk_done(msg[2], msg[3])
             task = s.tasks.popleft()
             s.deadline = tasks.deadline(s.tasks[0]) if s.tasks else None
             emit(list(zip(task.paths, msg[1], strict=True)))

@@ -6,21 +6,29 @@ suggests (a deflate bomb, a header that declares huge values):
 * before a Deflated Explicit VR file is parsed, its data set is inflated in
   bounded pieces and only counted; one that inflates past half the ceiling is
   refused without ever holding the inflated bytes;
-* the worker process runs under an address-space limit (``RLIMIT_AS``) of its
-  start-up size plus the ceiling, so whatever else allocates too much fails
-  with ``MemoryError`` for that file instead of taking the machine (or the
-  worker) down (not where CUDA may run: it reserves far more address space
-  than it uses);
-* the driver watches each worker's resident memory and kills one that grows
-  past its start-up size plus the ceiling; its files are retried alone, and
+* the driver watches each worker's resident memory (:class:`MemoryCeiling`)
+  and kills one that grows past its ceiling; its files are retried alone, and
   one that does it alone fails with the same reason.
+
+The ceiling counts a file's memory, not the libraries a worker loads on
+first use: presidio (the text classifier) adds about 0.6 GB resident when a
+worker first needs it, EasyOCR and torch about 0.4-0.6 GB more. Until a
+worker has loaded one of those it may still need, its ceiling holds
+:data:`LIBRARY_ALLOWANCE` for it; after the chunk in which it loaded one, the
+baseline is re-measured (the worker reports its resident size after every
+chunk) and the allowance goes. No address-space limit (``RLIMIT_AS``) is set:
+those libraries map several GB of address space they never touch (presidio
+3.3 GB, torch 3.2 GB, EasyOCR 4 GB measured), and CUDA reserves far more, so
+a limit on it fails the imports rather than the files.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFLATED = b"1.2.840.10008.1.2.1.99"
@@ -51,24 +59,52 @@ def resident_bytes(pid: int) -> int | None:
         return None
 
 
-def limit_address_space(extra: int) -> bool:
-    """Cap this process's address space at its current size plus ``extra`` bytes (Linux only)."""
-    try:
-        import resource
+LIBRARY_ALLOWANCE = 1 << 30
+"""Resident memory allowed for each heavy library a worker may still load (measured: 0.4-0.6 GB)."""
 
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[0])
-        current = pages * os.sysconf("SC_PAGE_SIZE")
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        want = current + extra
-        if hard != resource.RLIM_INFINITY:
-            want = min(want, hard)
-        if soft != resource.RLIM_INFINITY and soft <= want:
-            return True
-        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
-        return True
-    except (ImportError, OSError, ValueError):
-        return False
+HEAVY_LIBRARIES = ("presidio_analyzer", "easyocr")
+"""Modules loaded on first use whose resident size the ceiling must not charge to a file."""
+
+
+@dataclass
+class MemoryCeiling:
+    """The resident-memory ceiling of one worker, as the driver's watchdog applies it.
+
+    ``baseline`` is the worker's resident size when it became ready, re-measured
+    after each chunk in which it loaded a heavy library it had not loaded before;
+    the ceiling is that plus ``per_file`` plus :data:`LIBRARY_ALLOWANCE` for each
+    library in ``may_load`` not loaded yet.
+    """
+
+    per_file: int
+    may_load: frozenset[str]
+    baseline: int | None = None
+    loaded: frozenset[str] = frozenset()
+
+    def ready(self, rss: int | None, loaded: frozenset[str]) -> None:
+        self.baseline = rss
+        self.loaded = loaded
+
+    def chunk_done(self, rss: int | None, loaded: frozenset[str]) -> None:
+        """The worker finished a chunk with ``rss`` resident and ``loaded`` heavy libraries."""
+        if loaded - self.loaded and rss is not None:
+            self.baseline = rss  # the libraries are now part of the worker, not of a file
+        self.loaded = self.loaded | loaded
+
+    def limit(self) -> int | None:
+        """The resident size past which the worker is killed, or None where its baseline is unknown."""
+        if self.baseline is None:
+            return None
+        return self.baseline + self.per_file + LIBRARY_ALLOWANCE * len(self.may_load - self.loaded)
+
+    def exceeded(self, rss: int | None) -> bool:
+        limit = self.limit()
+        return limit is not None and rss is not None and rss > limit
+
+
+def loaded_libraries() -> frozenset[str]:
+    """The heavy libraries this process has imported."""
+    return frozenset(name for name in HEAVY_LIBRARIES if name in sys.modules)
 
 
 def _deflated_data_offset(head: bytes) -> int | None:

@@ -7,8 +7,9 @@ files. The driver keeps the walk, the journal, the report and the summary,
 so resume and reporting behave the same. An actor that dies is replaced and
 its chunk retried file by file, as in :mod:`privguard.batch.executor`.
 Inputs and the output folder must be reachable under the same paths on every
-node (a shared file system). The memory ceiling (``RLIMIT_AS``) is not set in
-actors (Ray maps its object store into them); the inflate bound is.
+node (a shared file system). Actors get the inflate bound but no memory
+ceiling: the driver does not watch their resident memory (Ray's own memory
+monitor kills a task that takes a node's memory).
 
 The project key reaches the actors through Ray's object transfer; use Ray's
 TLS (``RAY_USE_TLS``) when the cluster spans machines.
@@ -32,7 +33,7 @@ class _Actor:
     """The actor body."""
 
     def __init__(self, cfg: ScrubConfig, key: ProjectKey) -> None:
-        self.state = WorkerState(cfg, key, isolated=False)
+        self.state = WorkerState(cfg, key)
 
     def process(self, paths: list[str]) -> list[dict[str, Any]]:
         return [r.model_dump() for r in self.state.process([Path(p) for p in paths])]

@@ -2,11 +2,12 @@
 
 :func:`setup_worker` is run once in every worker, whatever runs it (a local
 process, a Ray actor, or this process): it silences pydicom's warnings, gives
-the OCR engine its share of the cores, and (in an isolated process) sets the
-memory ceiling. :class:`WorkerState` then de-identifies chunks: each file is
+the OCR engine its share of the cores. :class:`WorkerState` then de-identifies chunks: each file is
 written into the worker's staging folder under ``OUT/.privguard/staging/``
 by :class:`~privguard.deidentify.Deidentifier`, then moved into ``OUT``
 without following links and made durable (:func:`~privguard.batch.fsio.place`).
+It also says which heavy libraries it may load on first use and which it has
+loaded, for the driver's memory ceiling (:class:`~privguard.batch.limits.MemoryCeiling`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import warnings
 from pathlib import Path
 
 from privguard.batch.config import ScrubConfig
 from privguard.batch.fsio import Placer, open_root
 from privguard.batch.journal import JOURNAL_DIR
-from privguard.batch.limits import inflated_size_exceeds, limit_address_space, memory_reason
+from privguard.batch.limits import inflated_size_exceeds, loaded_libraries, memory_reason
 from privguard.cores import usable_cores
 from privguard.deidentify import Deidentifier
 from privguard.errors import PrivguardError
@@ -43,19 +43,6 @@ def ocr_threads(cfg: ScrubConfig) -> int:
     return max(1, usable_cores() // cfg.workers)
 
 
-def _may_use_cuda(cfg: ScrubConfig) -> bool:
-    """True when the OCR stage runs and may run on a GPU."""
-    if cfg.pixels is None or cfg.pixels.ocr == "off" or cfg.pixels.device == "cpu":
-        return False
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return cfg.pixels.device == "cuda"
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # a broken CUDA set-up: do not add a limit that could break it further
-        return True
-
-
 def setup_worker(cfg: ScrubConfig) -> None:
     """What every worker does once before it builds its de-identifier."""
     # N OCR workers share the machine's cores: give each torch its share, not all of them.
@@ -64,18 +51,27 @@ def setup_worker(cfg: ScrubConfig) -> None:
 
 
 class WorkerState:
-    """A worker's de-identifier, staging folder and limits."""
+    """A worker's de-identifier and staging folder."""
 
-    def __init__(self, cfg: ScrubConfig, key: ProjectKey, *, isolated: bool) -> None:
+    def __init__(self, cfg: ScrubConfig, key: ProjectKey) -> None:
         setup_worker(cfg)
         self.cfg = cfg
         self.deid = make_deidentifier(cfg, key)
         self.staging = cfg.out / JOURNAL_DIR / STAGING / f"{socket.gethostname()}-{os.getpid()}"
         self._out_fd: int | None = None
-        # Only in a process of our own (the ceiling covers the whole process), and not where CUDA
-        # may run: it reserves far more address space than it uses. The driver's resident-memory
-        # watchdog (executor) covers those workers.
-        self.address_limit = isolated and not _may_use_cuda(cfg) and limit_address_space(cfg.max_file_memory)
+
+    def may_load(self) -> frozenset[str]:
+        """The heavy libraries this worker may load on first use (see :mod:`privguard.batch.limits`)."""
+        libs: set[str] = set()
+        if self.deid.pixel_stage is not None:  # OCR, and the classifier on what it reads
+            libs |= {"easyocr", "presidio_analyzer"}
+        if any(o.value.startswith("clean_") for o in self.deid.plan.options):  # the Clean options' classifier
+            libs.add("presidio_analyzer")
+        return frozenset(libs)
+
+    @staticmethod
+    def loaded() -> frozenset[str]:
+        return loaded_libraries()
 
     def close(self) -> None:
         self.deid.close()

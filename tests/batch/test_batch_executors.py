@@ -28,7 +28,7 @@ def test_every_worker_kind_sets_its_share_of_ocr_threads(
         inputs=[tmp_path], out=tmp_path / "out", key=key, workers=4, pixels=PixelOptions(ocr="off")
     )
     assert ocr_threads(cfg) == max(1, usable_cores() // 4)
-    for build in (lambda: WorkerState(cfg, key, isolated=False), lambda: _Actor(cfg, key).state):
+    for build in (lambda: WorkerState(cfg, key), lambda: _Actor(cfg, key).state):
         monkeypatch.delenv("PRIVGUARD_OCR_THREADS", raising=False)
         state = build()
         try:

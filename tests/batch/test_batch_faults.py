@@ -59,9 +59,10 @@ def _inject(monkeypatch: pytest.MonkeyPatch, marker: str, action: str) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             elif action == "sleep":
                 time.sleep(60)
-            elif action == "hog":
-                hog = bytearray(4 << 30)  # far over the ceiling: MemoryError under RLIMIT_AS
-                del hog
+            elif action == "rlimit":
+                import resource
+
+                (out_dir.parents[1] / "rlimit.txt").write_text(str(resource.getrlimit(resource.RLIMIT_AS)[0]))
             elif action == "nap":
                 time.sleep(0.05 * len(paths))  # every worker stays busy (and holds a chunk ahead)
             elif action == "grow":
@@ -151,39 +152,41 @@ def test_a_file_past_the_time_limit_fails_and_the_batch_goes_on(
     assert "--file-timeout" in (failure.reason or "")
 
 
-def test_a_file_over_the_memory_ceiling_fails_with_a_clear_reason(
+def test_a_file_over_the_memory_ceiling_fails_alone_with_a_clear_reason(
     tmp_path: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inp = tmp_path / "in"
-    paths = write_study(inp, series=1, per_series=3)
-    hog = paths[0].with_name("hog.dcm")
-    paths[0].rename(hog)
-    _inject(monkeypatch, "hog", "hog")
-    summary = scrub(_cfg([inp], tmp_path / "out", key, workers=1, max_file_memory=256 << 20))
-    assert summary.ok == 2 and summary.failed == 1 and summary.worker_deaths == 0
-    reason = summary.failures[0].reason or ""
-    assert summary.failures[0].input == str(hog)
-    assert "memory ceiling (256 MiB)" in reason and "--max-file-memory" in reason
-
-
-def test_the_resident_memory_watchdog_stops_a_worker_without_an_address_limit(
-    tmp_path: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where RLIMIT_AS is not set (CUDA workers), the driver kills a worker that grows past the ceiling."""
-    import privguard.batch.worker as worker_module
-
-    monkeypatch.setattr(worker_module, "limit_address_space", lambda extra: False)
+    """The driver's resident-memory watchdog kills the worker; the chunk is split and only the hog fails."""
     inp = tmp_path / "in"
     paths = write_study(inp, series=1, per_series=3)
     grow = paths[1].with_name("grow.dcm")
     paths[1].rename(grow)
     _inject(monkeypatch, "grow", "grow")
     start = time.monotonic()
-    summary = scrub(_cfg([inp], tmp_path / "out", key, workers=1, chunk_size=2, max_file_memory=256 << 20))
+    summary = scrub(_cfg([inp], tmp_path / "out", key, workers=1, chunk_size=3, max_file_memory=256 << 20))
     assert time.monotonic() - start < 25  # killed, not waited for
     assert summary.ok == 2 and summary.failed == 1
-    assert summary.failures[0].input == str(grow)
-    assert "memory ceiling (256 MiB)" in (summary.failures[0].reason or "")
+    assert summary.retried == 3  # its chunk went again, file by file
+    failure = summary.failures[0]
+    assert failure.input == str(grow)
+    reason = failure.reason or ""
+    assert "memory ceiling (256 MiB)" in reason and "--max-file-memory" in reason
+
+
+def test_workers_run_without_an_address_space_limit(
+    tmp_path: Path, key: ProjectKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RLIMIT_AS would fail lazy imports (presidio, torch and EasyOCR map GBs they never touch)."""
+    import resource
+
+    inp = tmp_path / "in"
+    paths = write_study(inp, series=1, per_series=1)
+    paths[0].rename(paths[0].with_name("rlimit.dcm"))
+    _inject(monkeypatch, "rlimit", "rlimit")
+    out = tmp_path / "out"
+    summary = scrub(_cfg([inp], out, key, workers=1, max_file_memory=64 << 20))
+    assert summary.ok == 1
+    inherited = resource.getrlimit(resource.RLIMIT_AS)[0]
+    assert int((out / ".privguard" / "rlimit.txt").read_text()) == inherited
 
 
 def _deflate_bomb(path: Path, inflated: int) -> None:
