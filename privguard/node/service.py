@@ -41,7 +41,11 @@ _TAGS = [0x00080060, 0x00100020, 0x0020000D, 0x00080018, 0x00080016]
 
 
 class Node:
-    """A running de-identifying DICOM node. Use :meth:`start` and :meth:`stop` (or :meth:`serve`)."""
+    """A running de-identifying DICOM node. Use :meth:`start` and :meth:`stop` (or :meth:`serve`).
+
+    Call :meth:`start` from a thread that outlives the node (normally the main thread): the
+    worker processes end when the thread that started them ends, or when the node process dies.
+    """
 
     def __init__(
         self, cfg: NodeConfig, audit: AuditSink | None = None, key: ProjectKey | None = None
@@ -177,10 +181,11 @@ class Node:
 
     def _new_pool(self, replacing: bool = False) -> ProcessPoolExecutor:
         # OCR workers hold torch, which must not be forked: spawn them. Header-only workers fork
-        # at start (before any thread runs); a replacement pool comes from a fork server, since
-        # by then the node's threads are running.
+        # at start (before any thread runs). A replacement pool comes from a fork server (a fresh
+        # process without torch or threads), since by then the node's threads are running, and the
+        # thread replacing the pool may end (workers die with the thread that started them).
         ocr = self.cfg.ocr != "off"
-        ctx = multiprocessing.get_context("spawn" if ocr else "forkserver" if replacing else "fork")
+        ctx = multiprocessing.get_context("forkserver" if replacing else "spawn" if ocr else "fork")
         pool = ProcessPoolExecutor(
             max_workers=self.cfg.workers,
             mp_context=ctx,
@@ -413,9 +418,9 @@ class Node:
                 )
                 if self._refusals[item.name] >= MAX_REFUSALS:
                     self._quarantine_outgoing(item, meta, d.reason or "refused")
-            self.queue.delivered_many(delivered)
+            # Audit and log first, then the ledger: a crash in between sends the batch again
+            # (and records it twice) rather than leaving a delivered instance unrecorded.
             self.audit.file_records(records)
-            self.stats.add("forwarded", len(delivered))
             for item, meta in zip(items, metas, strict=False):
                 if item in delivered:
                     self.log.emit(
@@ -424,6 +429,8 @@ class Node:
                         output=meta.get("relpath"),
                         sha256=meta.get("output_sha256"),
                     )
+            self.queue.delivered_many(delivered)
+            self.stats.add("forwarded", len(delivered))
             if len(deliveries) < len(batch):
                 self._down("the association ended before the batch was sent", delay)
                 delay = min(delay * 2, self.cfg.retry_max)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import warnings
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -50,8 +52,27 @@ def make_deidentifier(cfg: NodeConfig, key: ProjectKey) -> Deidentifier:
     )
 
 
+def die_with_parent() -> None:
+    """End this worker when the node process dies, even by SIGKILL (Linux: PR_SET_PDEATHSIG).
+
+    Without it a killed node leaves its workers waiting forever; they also must not keep the
+    node's own SIGTERM/SIGINT handlers (inherited by fork), which would make them ignore a stop.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(0)
+
+
 def init_worker(cfg: NodeConfig, key: ProjectKey) -> None:
     global _DEID
+    die_with_parent()
     os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, usable_cores() // cfg.workers)))
     warnings.simplefilter("ignore")
     _DEID = make_deidentifier(cfg, key)

@@ -154,7 +154,11 @@ def test_destination_down_then_up_in_arrival_order_per_study(tmp_path: Path, key
     with running(cfg) as node:
         node.forwarder = fwd
         assert send(interleaved, node.port) == [0] * len(interleaved)
-        wait_for(lambda: len(fwd.sent) == len(interleaved), 30, "delivery after the destination returns")
+        wait_for(
+            lambda: node.status()["counts"].get("forwarded") == len(interleaved),
+            30,
+            "delivery after the destination returns",
+        )
         assert node.status()["destination_up"] is True
     assert fwd.calls > 4
     items = [Item.parse(s) for s in fwd.sent]
@@ -199,7 +203,7 @@ def test_an_instance_the_destination_keeps_refusing_is_quarantined(tmp_path: Pat
         node.forwarder = fwd
         assert send(paths, node.port or 0) == [0, 0, 0]
         wait_for(lambda: node.status()["counts"].get("quarantined") == 1, 30, "the refused instance")
-        wait_for(lambda: len(fwd.sent) == 2, 30, "the others")
+        wait_for(lambda: node.status()["counts"].get("forwarded") == 2, 30, "the others")
         status = node.status()
     assert fwd.refusals == 5 and fwd.refused not in fwd.sent
     assert status["queue"] == {"incoming": 0, "outgoing": 0, "quarantine": 1}
@@ -217,7 +221,7 @@ def test_queue_survives_a_restart(tmp_path: Path, key_file: Path) -> None:
         wait_for(lambda: node.status()["queue"]["outgoing"] == len(paths), 30, "the scrubbed backlog")
     assert _archive(cfg) == []
     with running(cfg) as node:  # the real folder destination again
-        wait_for(lambda: len(_archive(cfg)) == len(paths), 30, "the backlog to go out")
+        wait_for(lambda: node.status()["counts"].get("forwarded") == len(paths), 30, "the backlog to go out")
         # The sender sends the study again: nothing goes twice.
         assert send(paths, node.port) == [0] * len(paths)
         wait_for(lambda: node.status()["counts"].get("skipped:delivered") == len(paths), 10, "the duplicates")
@@ -297,7 +301,7 @@ def test_failures_go_to_an_encrypted_quarantine(
     cfg = _config(tmp_path, key_file, project="q-test")
     with running(cfg) as node:
         assert send([good[0], bad, good[1]], node.port) == [0, 0, 0]
-        wait_for(lambda: node.status()["queue"]["quarantine"] == 1, 30, "the quarantine")
+        wait_for(lambda: node.status()["counts"].get("quarantined") == 1, 30, "the quarantine")
         wait_for(lambda: len(_archive(cfg)) == 2, 30, "the good instances")
         status = node.status()
     sealed = list((tmp_path / "queue" / "quarantine").glob("*.pgq"))

@@ -21,7 +21,9 @@ from .support import (
     ORTHANC,
     STORESCU,
     NodeProcess,
+    alive,
     check_deidentified,
+    child_pids,
     make_study,
     node_config,
     node_process,
@@ -66,7 +68,7 @@ def test_pacs_to_archive_deidentified_and_logged(tmp_path: Path, key_file: Path)
             blobs = archive.files()
             sops = check_deidentified(blobs, uids)
             assert len(sops) == len(paths)
-            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 10, "the log")
+            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 30, "the log")
             forwarded = _forwarded(node.events())
             assert all(n == 1 for n in forwarded.values())
             assert {Path(o).stem for o in forwarded} == sops
@@ -96,7 +98,7 @@ def test_archive_stopped_mid_transfer(tmp_path: Path, key_file: Path) -> None:
             assert len(list((Path(cfg["queue"]) / "outgoing").glob("*.dcm"))) > 0
             archive.start()
             wait_for(lambda: archive.count() == len(paths), 60, "the archive to receive the rest")
-            wait_for(lambda: sum(_forwarded(node.events()).values()) >= len(paths), 10, "the log")
+            wait_for(lambda: sum(_forwarded(node.events()).values()) >= len(paths), 30, "the log")
             time.sleep(0.5)
             assert archive.count() == len(paths)
             assert archive.new_instance_changes() == len(paths)
@@ -118,15 +120,20 @@ def test_node_killed_mid_transfer(tmp_path: Path, key_file: Path) -> None:
             try:
                 job = pacs.store_to("privguard", study, synchronous=False)
                 wait_for(lambda: archive.count() >= 3, 30, "forwarding to begin")
+                assert node.proc is not None
+                workers = child_pids(node.proc.pid)
+                assert workers
                 node.kill()  # SIGKILL
+                wait_for(lambda: not any(alive(p) for p in workers), 10, "the killed node's workers to end")
                 assert archive.count() < len(paths), "the transfer had finished before the kill"
                 node.start()
                 # The PACS's job may have failed part-way: its operator sends the study again.
                 wait_for(
-                    lambda: pacs.get(f"/jobs/{job['ID']}")["State"] in ("Success", "Failure"), 30, "the job"
+                    lambda: pacs.get(f"/jobs/{job['ID']}")["State"] in ("Success", "Failure"), 90, "the job"
                 )
                 pacs.store_to("privguard", study)
                 wait_for(lambda: archive.count() == len(paths), 60, "the archive to hold the study")
+                wait_for(lambda: len(_forwarded(node.events())) == len(paths), 30, "the log")
                 time.sleep(0.5)
                 assert archive.count() == len(paths)
                 assert archive.new_instance_changes() == len(paths)
@@ -160,7 +167,7 @@ def test_storescu_sender(tmp_path: Path, key_file: Path) -> None:
             assert done.returncode == 0, done.stderr.decode(errors="replace")[-500:]
             wait_for(lambda: archive.count() == len(paths), 30, "the archive to hold the study")
             check_deidentified(archive.files(), uids)
-            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 10, "the log")
+            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 30, "the log")
 
 
 @pytest.mark.skipif(DICOMWEB_PLUGIN is None, reason="orthanc-dicomweb is not installed")
@@ -173,4 +180,4 @@ def test_stow_rs_to_orthanc_dicomweb(tmp_path: Path, key_file: Path) -> None:
             assert send(paths, node.port) == [0] * len(paths)
             wait_for(lambda: archive.count() == len(paths), 30, "the archive to hold the study")
             check_deidentified(archive.files(), uids)
-            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 10, "the log")
+            wait_for(lambda: sum(_forwarded(node.events()).values()) == len(paths), 30, "the log")
