@@ -161,6 +161,20 @@ class NodeConfig(_Model):
     forward_again: bool = False
     """Forward an instance the node already delivered when the sender sends it again (default: skip it)."""
 
+    @field_validator("options", mode="before")
+    @classmethod
+    def _option_names(cls, v: object) -> object:
+        """Options by their PS3.15 names as the CLI takes them (clean-descriptors or clean_descriptors)."""
+        from privguard.errors import PolicyError
+        from privguard.header.profile import parse_option
+
+        if isinstance(v, list | tuple | set | frozenset):
+            try:
+                return frozenset(parse_option(x) if isinstance(x, str) else x for x in v)
+            except PolicyError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
 
 def load_config(path: str | Path) -> NodeConfig:
     """Read and validate a node configuration file (YAML or JSON)."""

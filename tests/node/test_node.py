@@ -476,3 +476,21 @@ def test_video_and_jpip_syntaxes_are_refused_when_the_pixel_stage_is_on() -> Non
     assert MPEG4HP41 in off and jpip_referenced in off
     assert MPEG4HP41 not in on and jpip_referenced not in on
     assert {ExplicitVRLittleEndian, JPEGBaseline8Bit} <= set(on)
+
+
+def test_the_documented_configuration_is_valid() -> None:
+    """The example in docs/node.md validates (so the docs cannot drift from the model)."""
+    import re
+
+    from privguard.node.config import NodeConfig
+    from privguard.policyio import parse_text, validate
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "node.md"
+    match = re.search(r"```yaml\n(.*?)```", docs.read_text(encoding="utf-8"), re.S)
+    assert match is not None
+    cfg = validate(
+        NodeConfig, parse_text(match.group(1), "yaml", "example", "docs/node.md"), "example", "docs"
+    )
+    assert cfg.destination.type == "dimse" and cfg.filters.inclusion is not None
+    assert cfg.listen.tls is not None and cfg.status is not None and cfg.status.port == 8118
+    assert {o.value for o in cfg.options} == {"clean_descriptors"}
