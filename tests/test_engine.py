@@ -427,16 +427,28 @@ def test_text_in_items_of_an_option_kept_sequence_goes_through_the_classifier(ke
     assert out.EthnicGroupCodeSequence[0].CodeValue == "121008"
 
 
-def test_a_kept_value_not_valid_for_its_vr_becomes_a_dummy(key: ProjectKey) -> None:
+def test_a_kept_value_not_valid_for_its_vr_is_refused(key: ProjectKey) -> None:
     """Text under a tag whose VR cannot hold it (a name in an age or a code string) is not kept."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is given
-        ds = _ct(PatientAge="Doe^Jane", BodyPartExamined="SMITH^JOHN")
-    out = _run(ds, key, options={Option.RETAIN_PATIENT_CHARACTERISTICS})
-    assert out.PatientAge == dummy_value("AS")
-    assert out.BodyPartExamined == dummy_value("CS")
+    from privguard.errors import ProcessingError
+
     characteristics = {Option.RETAIN_PATIENT_CHARACTERISTICS}
+    for bad in ({"PatientAge": "Doe^Jane"}, {"BodyPartExamined": "SMITH^JOHN"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is given
+            ds = _ct(**bad)
+        with pytest.raises(ProcessingError, match="does not allow"):
+            deidentify(ds, "basic", key, options=characteristics)
+        src = copy.deepcopy(ds)
+        src.file_meta = FileMetaDataset()
+        src.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        with tempfile.TemporaryDirectory() as tmp:
+            src.save_as(Path(tmp) / "in.dcm", enforce_file_format=True)
+            deid = Deidentifier("basic", key, options=characteristics)
+            res = deid.file(Path(tmp) / "in.dcm", Path(tmp) / "o")
+            assert res.status == "failed" and "does not allow" in (res.reason or "")
+            assert "Doe" not in (res.reason or "") and "SMITH" not in (res.reason or "")
+            assert not (Path(tmp) / "o").exists() or not any((Path(tmp) / "o").rglob("*.dcm"))
     kept = _run(_ct(PatientAge="045Y", BodyPartExamined="L-SPINE"), key, options=characteristics)
     assert kept.PatientAge == "045Y" and kept.BodyPartExamined == "L-SPINE"

@@ -25,6 +25,7 @@ EXPECTED_REFUSALS = {
     "empty_charset_LEI.dcm": "SOP Class UID",
     "meta_missing_tsyntax.dcm": "no transfer syntax UID",
     "nested_priv_SQ.dcm": "odd length",
+    "badVR.dcm": "NumberOfFrames holds characters its VR IS does not allow",
     "no_meta_group_length.dcm": "SOP Class UID",
     "priv_SQ.dcm": "SOP Class UID",
     "chrSQEncoding.dcm": "SOP Class UID",

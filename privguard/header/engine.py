@@ -652,7 +652,8 @@ class HeaderEngine:
         """Whether a value about to be kept uses only its VR's characters (PS3.5 6.2).
 
         A value that does not (a name in an age, a date or a code string: text that
-        ended up under another tag) cannot be what its attribute claims to be.
+        ended up under another tag) cannot be what its attribute claims to be: the
+        file is refused.
         """
         pattern = _VALUE_PATTERNS.get(vr)
         if pattern is None:
@@ -667,9 +668,11 @@ class HeaderEngine:
         return pattern.fullmatch(value.rstrip(b"\x00 ")) is not None
 
     def _invalid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> None:
-        self._set(ds, t, vr, dummy_value(vr), st)
-        st.note(prefix, t, None, vr, "D", "value-invalid-for-vr")
-        st.warn("a value not valid for its VR was replaced by a dummy value")
+        # A dummy would change the attribute's meaning (an orientation, a code) and could make
+        # the file invalid; the value is not what its attribute claims, so the file is refused.
+        raise ProcessingError(
+            f"{_keyword(t) or _tag_str(t)} holds characters its VR {vr} does not allow; it cannot be kept"
+        )
 
     def _curve(self, ds: Dataset, t: int, st: FileState, mode: str | None, prefix: str) -> None:
         rule = self.plan.curve
