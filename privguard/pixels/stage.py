@@ -144,7 +144,8 @@ class OCRPixelStage:
         Verification rounds (each may widen the masks).
     screen
         Run the cheap pixel screen (:mod:`privguard.pixels.screen`) before the detector and skip
-        whole frames without text-like strokes.
+        whole frames without text-like strokes, and verification neighbourhoods without strokes
+        left outside the masks.
     """
 
     def __init__(
@@ -205,7 +206,7 @@ class OCRPixelStage:
     def finder(self) -> TextFinder:
         if self._finder is None:
             engine = self._engine if self._engine is not None else get_engine(self.device)
-            self._finder = TextFinder(engine)
+            self._finder = TextFinder(engine, stroke_filter=self.screen)
         return self._finder
 
     def process_many(self, items: list[tuple[Source, PhiContext]]) -> list[PixelOutcome]:
@@ -434,7 +435,7 @@ class OCRPixelStage:
             if not requests:
                 return
             t0 = time.perf_counter()
-            residuals = check(self.finder, self.decider, requests)
+            residuals = check(self.finder, self.decider, requests, prescreen=self.screen)
             elapsed = time.perf_counter() - t0
             still = []
             for f in todo:

@@ -50,6 +50,8 @@ MIN_TEXT_HEIGHT = 6
 MAX_TEXT_HEIGHT = 0.12
 #: A text height (pixels) CRAFT detects comfortably; larger text in a region job is scaled to it.
 COMFORTABLE_TEXT = 24
+#: An upright reading less confident than this is also read turned (90/270, or 180 when wide).
+TURN_CHECK = 0.9
 #: Words closer than this many text heights are read together as a phrase.
 PHRASE_GAP = 1.3
 
@@ -158,6 +160,9 @@ class TextFinder:
     upside_down
         Also read every wide segment turned by 180 degrees (text burned in upside down); that
         reading is one more alternative for the PHI decision, never the word's main reading.
+    stroke_filter
+        In region jobs (cine strips, verification), drop detections that hold no glyph-like
+        stroke (:mod:`privguard.pixels.screen`): a moving edge the detector took for text.
     """
 
     def __init__(
@@ -168,12 +173,14 @@ class TextFinder:
         detect_side: int = 768,
         small_text: int = 12,
         upside_down: bool = True,
+        stroke_filter: bool = True,
     ) -> None:
         self.engine = engine
         self.large_side = large_side
         self.detect_side = detect_side
         self.small_text = small_text
         self.upside_down = upside_down
+        self.stroke_filter = stroke_filter
         self.stats = FinderStats()
 
     # -- planning -------------------------------------------------------------------------
@@ -268,31 +275,49 @@ class TextFinder:
                 continue  # an edge or a line; text this small cannot be read, by OCR or by people
             g = refine_any(job.gray, b, score)
             seg = _Segment(_settle(b, g, cols, rows), g)
-            if job.regions is not None and not _has_strokes(job.gray, seg.box):
+            if self.stroke_filter and job.regions is not None and not _has_strokes(job.gray, seg.box):
                 continue  # a region pass (cine strip, verification) on a moving edge: no strokes
             segs.append(seg)
         return segs
 
     def _read_segments(self, jobs: Sequence[FrameJob], segments: list[list[_Segment]]) -> None:
-        crops: list[np.ndarray] = []
-        where: list[tuple[int, int, int]] = []
+        """Read every segment upright (vertical lines: at 90 and 270 degrees too) in one batch,
+        then, in a second small batch, the turned readings of the segments the first one left
+        unsure: 90/270 for boxes that could hold a turned word, 180 for wide ones."""
+        first: list[tuple[int, int, int, np.ndarray]] = []
         for j, segs in enumerate(segments):
             gray = jobs[j].gray
             for k, s in enumerate(segs):
                 crop = _crop(gray, s.box)
-                crops.append(crop)
-                where.append((j, k, 0))
-                if s.box.height >= 0.8 * s.box.width:
-                    crops.append(np.ascontiguousarray(np.rot90(crop, 1)))
-                    where.append((j, k, 90))
-                    crops.append(np.ascontiguousarray(np.rot90(crop, -1)))
-                    where.append((j, k, 270))
-                if self.upside_down and s.box.width > 1.5 * s.box.height:
-                    crops.append(np.ascontiguousarray(np.rot90(crop, 2)))
-                    where.append((j, k, 180))
-        self.stats.crops_read += len(crops)
-        readings = self.engine.recognize(crops) if crops else []
-        for (j, k, angle), reading in zip(where, readings, strict=True):
+                first.append((j, k, 0, crop))
+                if is_vertical(s.box):
+                    first.append((j, k, 90, np.ascontiguousarray(np.rot90(crop, 1))))
+                    first.append((j, k, 270, np.ascontiguousarray(np.rot90(crop, -1))))
+        self._read(first, segments)
+        second: list[tuple[int, int, int, np.ndarray]] = []
+        for j, segs in enumerate(segments):
+            gray = jobs[j].gray
+            for k, s in enumerate(segs):
+                upright = s.readings.get(0, Reading("", 0.0))
+                unsure = upright.confidence < TURN_CHECK
+                turnable = s.box.height >= 0.8 * s.box.width and not is_vertical(s.box)
+                wide = self.upside_down and s.box.width > 1.5 * s.box.height
+                if not unsure or not (turnable or wide):
+                    continue
+                crop = _crop(gray, s.box)
+                if turnable:
+                    second.append((j, k, 90, np.ascontiguousarray(np.rot90(crop, 1))))
+                    second.append((j, k, 270, np.ascontiguousarray(np.rot90(crop, -1))))
+                if wide:
+                    second.append((j, k, 180, np.ascontiguousarray(np.rot90(crop, 2))))
+        self._read(second, segments)
+
+    def _read(self, work: list[tuple[int, int, int, np.ndarray]], segments: list[list[_Segment]]) -> None:
+        if not work:
+            return
+        self.stats.crops_read += len(work)
+        readings = self.engine.recognize([c for _, _, _, c in work])
+        for (j, k, angle, _), reading in zip(work, readings, strict=True):
             segments[j][k].readings[angle] = reading
 
     def _lines(self, job: FrameJob, segs: list[_Segment]) -> list[Line]:

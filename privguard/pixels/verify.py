@@ -79,9 +79,12 @@ def _touches(word: Box, masks: list[Box]) -> bool:
 
 
 def check(
-    finder: TextFinder, decider: PhiDecider, requests: list[VerifyRequest]
+    finder: TextFinder, decider: PhiDecider, requests: list[VerifyRequest], *, prescreen: bool = True
 ) -> dict[int, list[Residual]]:
-    """OCR the neighbourhood of every mask again; residual words per request key."""
+    """OCR the neighbourhood of every mask again; residual words per request key.
+
+    With ``prescreen``, a frame whose mask neighbourhoods hold no glyph-like stroke outside the
+    masks and the kept words is not sent to the detector (nothing readable is left there)."""
     jobs: list[FrameJob] = []
     owners: list[tuple[int, list[int], list[Box]]] = []
     for req in requests:
@@ -89,7 +92,7 @@ def check(
         seen: dict[bytes, int] = {}
         for frame, boxes in sorted(req.masks.items()):
             regions = merge_boxes([neighbourhood(b, cols, rows) for b in boxes], gap=2)
-            if not any(_strokes(req.gray[frame], r, boxes, req.kept) for r in regions):
+            if prescreen and not any(_strokes(req.gray[frame], r, boxes, req.kept) for r in regions):
                 continue  # nothing glyph-like left by the masks: nothing the detector could read
             digest = hashlib.sha1(usedforsecurity=False)
             for r in regions:
