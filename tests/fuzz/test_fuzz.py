@@ -74,7 +74,7 @@ def test_the_method_attributes_of_a_partly_deidentified_file_are_replaced(tmp_pa
     import pydicom
     from pydicom.data import get_testdata_file
 
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
     ds.PatientIdentityRemoved = "NO"
     ds.DeidentificationMethod = "Smith^Jane removed the names"
     src = tmp_path / "in.dcm"
