@@ -156,7 +156,11 @@ def _strokes(gray: np.ndarray, region: Box, masks: list[Box], kept: list[Box]) -
         return False
     for x, y, w, h in glyph_components(crop, kernel_size(*gray.shape[:2])):
         b = Box(int(x), int(y), int(x + w), int(y + h)).shift(region.x0, region.y0)
-        if not any(m.pad(1).contains(b) for m in masks) and not any(k.pad(1).contains(b) for k in kept):
+        if any(m.pad(1).contains(b) for m in masks) or any(k.pad(1).contains(b) for k in kept):
+            continue
+        # a residual must touch a mask (check() drops words farther than half a text height);
+        # strokes within one text height of a mask are looked at, farther ones were read before
+        if any(b.overlap(m.pad(max(3, min(m.height, m.width)))) > 0 for m in masks):
             return True
     return False
 
