@@ -250,7 +250,13 @@ class Deidentifier:
     def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
         nested = src.scan.collected if src.scan is not None else ()
-        return identifying_values(src.ds, keep=self._kept, keep_uids=self.engine.retain_uids, nested=nested)
+        return identifying_values(
+            src.ds,
+            keep=self._kept,
+            keep_uids=self.engine.retain_uids,
+            nested=nested,
+            written_methods=self.engine.method_texts(),
+        )
 
     def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:
         ds = src.ds

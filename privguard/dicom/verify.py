@@ -37,6 +37,7 @@ IDENTIFYING = {
     0x00120063: "DeidentificationMethod",
 }
 _NAMES = frozenset({0x00100010, 0x00101001, 0x00101005, 0x00101060})
+_METHOD = 0x00120063
 _DICOM_ROOT = b"1.2.840.10008."
 UID_KEYWORD = "an instance UID"
 #: Identifying values at least this long (UIDs excepted) are also searched for in the pixel data.
@@ -71,6 +72,11 @@ def _components(raw: bytes, name: bool = False) -> list[bytes]:
     return out
 
 
+def _ours(tag: int, value: bytes, ours: list[bytes]) -> bool:
+    """Whether ``value`` of ``tag`` is (part of) a DeidentificationMethod value privguard writes."""
+    return tag == _METHOD and any(value in m for m in ours)
+
+
 def _raw_value(ds: Dataset, tag: int) -> bytes | None:
     elem = ds._dict.get(tag)  # type: ignore[call-overload]
     if elem is None:
@@ -93,24 +99,32 @@ def identifying_values(
     keep: Iterable[int] = (),
     keep_uids: bool = False,
     nested: Iterable[tuple[int, bytes]] = (),
+    written_methods: Iterable[str] = (),
 ) -> Forbidden:
     """Collect the identifying values of a data set before it is de-identified.
 
     ``keep`` lists tags a profile deliberately keeps; ``keep_uids`` skips UIDs;
     ``nested`` adds raw values of identifying attributes found at any depth by
     the scanner (:attr:`privguard.dicom.scan.Scan.collected`).
+    ``written_methods`` are the DeidentificationMethod values privguard itself
+    writes: an input's method value that is part of one of them (a file that
+    privguard de-identified before) is not searched for, since the output holds
+    it by construction, not because it was copied.
     """
     kept = set(keep)
+    ours = [m.encode("utf-8") for m in written_methods]
     values: list[tuple[bytes, str]] = []
     for tag, keyword in IDENTIFYING.items():
         if tag in kept:
             continue
         raw = _raw_value(ds, tag)
         if raw:
-            values.extend((v, keyword) for v in _components(raw, tag in _NAMES))
+            values.extend((v, keyword) for v in _components(raw, tag in _NAMES) if not _ours(tag, v, ours))
     for tag, raw in nested:
         if tag not in kept and tag in IDENTIFYING:
-            values.extend((v, IDENTIFYING[tag]) for v in _components(raw, tag in _NAMES))
+            values.extend(
+                (v, IDENTIFYING[tag]) for v in _components(raw, tag in _NAMES) if not _ours(tag, v, ours)
+            )
     if not keep_uids:
         for tag, elem in ds._dict.items():
             if getattr(elem, "VR", None) != "UI" or int(tag) in kept or int(tag) >> 16 == 0x0002:

@@ -769,19 +769,23 @@ class HeaderEngine:
 
     # -- what was done --------------------------------------------------------------------
 
-    def _add_method(self, ds: Dataset, st: FileState) -> None:
-        """Record the de-identification in the dataset (PS3.15 E.1.1, PS3.3 C.7.1.1)."""
+    def method_texts(self) -> list[str]:
+        """The values of DeidentificationMethod (0012,0063) that this engine writes."""
         from privguard._version import __version__
 
+        methods = [
+            f"DICOM PS3.15 {self.plan.edition} Basic Profile",
+            f"privguard {__version__} profile {self.plan.profile.name}",
+        ]
+        return [m[:64] for m in methods]
+
+    def _add_method(self, ds: Dataset, st: FileState) -> None:
+        """Record the de-identification in the dataset (PS3.15 E.1.1, PS3.3 C.7.1.1)."""
         profile = self.plan.profile
         st.top = 0x00120062
         self._set(ds, 0x00120062, "CS", "YES", st)  # PatientIdentityRemoved
-        methods = [
-            f"DICOM PS3.15 {self.plan.edition} Basic Profile",
-            f"privguard {__version__} profile {profile.name}",
-        ]
         st.top = 0x00120063
-        self._set(ds, 0x00120063, "LO", [m[:64] for m in methods], st)  # DeidentificationMethod
+        self._set(ds, 0x00120063, "LO", self.method_texts(), st)  # DeidentificationMethod
         items = []
         for value, meaning in profile.method_codes:
             if value == CID_7050[Option.CLEAN_PIXEL_DATA.value][0]:

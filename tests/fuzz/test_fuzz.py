@@ -90,6 +90,31 @@ def test_the_method_attributes_of_a_partly_deidentified_file_are_replaced(tmp_pa
     assert any("privguard" in m for m in back.DeidentificationMethod)
 
 
+@pytest.mark.parametrize("profile", ["basic", "research"])
+def test_an_output_of_privguard_can_be_deidentified_again(tmp_path: Path, profile: str) -> None:
+    """privguard's own DeidentificationMethod in the input is not mistaken for a leak on a second pass,
+    while a name planted beside it is still refused or replaced."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    deid = Deidentifier(profile, KEY)
+    first = deid.file(Path(str(get_testdata_file("CT_small.dcm"))), tmp_path / "once")
+    assert first.status == "ok", first.reason
+    once = tmp_path / "once" / str(first.output)
+    second = deid.file(once, tmp_path / "twice")
+    assert second.status == "ok", second.reason
+    back = pydicom.dcmread(tmp_path / "twice" / str(second.output))
+    assert any("privguard" in m for m in back.DeidentificationMethod)
+
+    ds = pydicom.dcmread(once)
+    ds.DeidentificationMethod = [*ds.DeidentificationMethod, "Smithers^Janet"]
+    planted = tmp_path / "planted.dcm"
+    ds.save_as(planted)
+    third = deid.file(planted, tmp_path / "thrice")
+    if third.status == "ok":
+        assert b"Smithers" not in (tmp_path / "thrice" / str(third.output)).read_bytes()
+
+
 def _part10(body: bytes, ts: bytes = b"1.2.840.10008.1.2.1\x00") -> bytes:
     meta = struct.pack("<HH2sH", 2, 0x0010, b"UI", len(ts)) + ts
     return b"\x00" * 128 + b"DICM" + struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(meta)) + meta + body
