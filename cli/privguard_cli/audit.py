@@ -93,8 +93,10 @@ def show(log: Path | None, run_id: str | None, as_json: bool) -> None:
         click.echo(f"warning: the log is damaged at record {report.bad_position}: {report.problem}", err=True)
     console = Console(width=None if sys.stdout.isatty() else 240)
     if run_id is None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
+                "type": "run",
+                "position": r.position,
                 "run": r.run,
                 "time": r.time,
                 "command": r.command,
@@ -108,8 +110,19 @@ def show(log: Path | None, run_id: str | None, as_json: bool) -> None:
             }
             for r in report.runs
         ]
+        recoveries = [
+            {
+                "type": "recovery",
+                "position": c.position,
+                "run": None,
+                "time": c.time,
+                "after_seq": c.after_seq,
+                "removed_bytes": c.removed_bytes,
+            }
+            for c in report.recoveries
+        ]
         if as_json:
-            click.echo(json.dumps(rows, indent=2))
+            click.echo(json.dumps(sorted(rows + recoveries, key=lambda row: int(row["position"])), indent=2))
             return
         table = Table(title=f"runs in {path}")
         cols = ("run", "time", "command", "user", "operator", "profile", "files", "outcome", "head")
@@ -118,6 +131,15 @@ def show(log: Path | None, run_id: str | None, as_json: bool) -> None:
         for row in rows:
             table.add_row(*(str(row[c]) if row[c] is not None else "-" for c in cols))
         console.print(table)
+        if recoveries:
+            rec_table = Table(title="crash recoveries (torn records cut off; nothing synced was lost)")
+            for col in ("position", "time", "after_seq", "removed_bytes"):
+                rec_table.add_column(col)
+            for c in recoveries:
+                rec_table.add_row(
+                    str(c["position"]), str(c["time"]), str(c["after_seq"]), str(c["removed_bytes"])
+                )
+            console.print(rec_table)
         return
     files: list[dict[str, Any]] = [
         {k: rec.get(k) for k in ("seq", "output", "output_sha256", "status", "code", "actions", "pixels")}

@@ -13,6 +13,12 @@ the file grown re-reads the tail and chains onto it.
 after it. Beside the log, ``LOG.head`` holds the position and hash of the
 last record written (updated after each fsync), so a log truncated or deleted
 between runs is refused on the next open instead of silently restarted.
+
+A process killed (or a power loss) in the middle of an append leaves a torn
+last line. The next writer cuts it off, under the lock, only if the whole
+records before it reach and chain on from the record the head file names
+(nothing synced is lost), and then appends a chained ``recovery`` record
+saying how many bytes after which record were removed; otherwise it refuses.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import queue
 import secrets
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,6 +173,7 @@ class AuditLog:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._recovery: Record | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -177,8 +184,10 @@ class AuditLog:
         Raises
         ------
         AuditIntegrityError
-            The log was deleted or truncated since its last run, ends in a torn
-            record, or its last record does not match its head file.
+            The log was deleted or truncated since its last run, its last record
+            does not match its head file, or it ends in a torn record that
+            cannot be cut off safely (a torn record after the synced head is
+            cut off and a ``recovery`` record written instead).
         ConfigError
             The log cannot be created or opened.
         """
@@ -198,6 +207,9 @@ class AuditLog:
         try:
             with self._locked():
                 self._load_tail(check_side=True)
+                if self._recovery is not None:  # a torn tail was cut off: record it at once
+                    self._append([])
+                    self._sync_locked()
                 if self._size == 0:
                     self.log_id = "log_" + secrets.token_hex(16)
                     self._append(
@@ -232,9 +244,8 @@ class AuditLog:
             return
         first, last = _first_last_lines(self._fd, size)
         if not last.endswith(b"\n"):
-            raise AuditIntegrityError(
-                f"the audit log {self.path} ends in a partial record; run: privguard audit verify {self.path}"
-            )
+            self._recover(size, len(last), side)
+            return
         try:
             head, tail = json.loads(first), json.loads(last)
             self.log_id = str(head["log"])
@@ -264,6 +275,54 @@ class AuditLog:
                 )
         self._seq, self._hash = seq, digest
 
+    def _recover(self, size: int, torn: int, side: Mapping[str, Any] | None) -> None:
+        """Cut off a torn last line (a crash during an append) if nothing synced is lost (lock held).
+
+        Safe only when the whole records before the torn bytes reach, and chain
+        on from, the record the head file names: everything ever fsync'd (every
+        run that reported its end) is then still in the log, and the torn bytes
+        belong to a record that no run reported. Otherwise the log is refused.
+        The cut is recorded by a ``recovery`` record that the next append
+        writes first (see :meth:`_take_recovery`).
+        """
+        keep = size - torn
+        refuse = (
+            f"the audit log {self.path} ends in a partial record (torn by a crash) and cannot be recovered "
+            "safely: {why}; run: privguard audit verify " + str(self.path)
+        )
+        if side is None:
+            raise AuditIntegrityError(refuse.format(why=f"{head_path(self.path).name} is missing"))
+        if keep == 0:
+            raise AuditIntegrityError(refuse.format(why="it holds no whole record"))
+        try:
+            side_seq, side_hash, side_log = int(side["seq"]), str(side["hash"]), str(side["log"])
+        except (KeyError, TypeError, ValueError):
+            raise AuditIntegrityError(refuse.format(why=f"{head_path(self.path).name} is damaged")) from None
+        log_id, seq, digest, problem = _check_prefix(self._fd, keep, side_seq, side_hash)
+        if problem is None and log_id != side_log:
+            problem = f"{head_path(self.path).name} belongs to another log"
+        if problem is not None:
+            raise AuditIntegrityError(refuse.format(why=problem))
+        try:
+            os.ftruncate(self._fd, keep)
+        except OSError as exc:
+            raise OutputError(f"cannot write the audit log {self.path}: {exc.strerror}") from None
+        self.log_id = log_id
+        self._size, self._seq, self._hash = keep, seq, digest
+        self._recovery = {
+            "v": FORMAT_VERSION,
+            "type": "recovery",
+            "time": now_text(),
+            "reason": "torn-tail",
+            "after_seq": seq,
+            "removed_bytes": torn,
+            "synced_seq": side_seq,
+        }
+
+    def _take_recovery(self) -> list[Record]:
+        rec, self._recovery = self._recovery, None
+        return [rec] if rec is not None else []
+
     # -- appending -----------------------------------------------------------------------------
 
     def _append(self, records: list[Record], sign: Any = None) -> None:
@@ -271,6 +330,8 @@ class AuditLog:
         size = os.fstat(self._fd).st_size
         if size != self._size:  # another process appended: chain onto its last record
             self._load_tail()
+        recovery = self._take_recovery()
+        records = recovery + records
         seq, prev = self._seq, self._hash
         lines = []
         for i, rec in enumerate(records):
@@ -286,6 +347,8 @@ class AuditLog:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
+            if recovery:  # the cut is done: its record must still be written, by the next append
+                self._recovery = recovery[0]
             reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
             raise OutputError(f"cannot write the audit log {self.path}: {reason}") from None
         self._size += len(data)
@@ -643,6 +706,64 @@ def _read_side(log: Path) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("format") != SIDE_FORMAT:
         raise AuditIntegrityError(f"{side} is not a privguard audit head file")
     return doc
+
+
+def _iter_lines(fd: int, end: int) -> Iterator[bytes]:
+    """The lines (with their newlines) of the first ``end`` bytes of the file."""
+    pos, rest = 0, b""
+    while pos < end:
+        chunk = os.pread(fd, min(_CHUNK, end - pos), pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
+def _check_prefix(fd: int, end: int, side_seq: int, side_hash: str) -> tuple[str, int, str, str | None]:
+    """Check the whole records in the first ``end`` bytes against the head file's ``side_seq``/``side_hash``.
+
+    Returns the log id, the last record's seq and hash, and a problem (None
+    when those records reach record ``side_seq``, it has ``side_hash``, and
+    every record from it on is intact and chains onto the one before).
+    """
+    log_id, seq, prev = "", 0, GENESIS
+    for pos, raw in enumerate(_iter_lines(fd, end), start=1):
+        if pos < side_seq:
+            seq = pos
+            if pos == 1:
+                try:
+                    log_id = str(json.loads(raw)["log"])
+                except (ValueError, KeyError, TypeError):
+                    return log_id, seq, prev, "its first record is damaged"
+            continue
+        try:
+            rec = json.loads(raw)
+            rseq, rprev, digest = int(rec["seq"]), str(rec["prev"]), str(rec["hash"])
+            if pos == 1:
+                log_id = str(rec["log"])
+        except (ValueError, KeyError, TypeError):
+            return log_id, seq, prev, f"record {pos} is damaged"
+        if rseq != pos or record_hash(rec) != digest:
+            return log_id, seq, prev, f"record {pos} is damaged"
+        if pos == side_seq and digest != side_hash:
+            return log_id, seq, prev, f"record {pos} differs from the head file"
+        if pos > side_seq and rprev != prev:
+            return log_id, seq, prev, f"record {pos} does not chain onto record {pos - 1}"
+        seq, prev = pos, digest
+    if seq < side_seq:
+        return (
+            log_id,
+            seq,
+            prev,
+            f"the torn tail cuts into records the head file says were written (it ends at {seq}, "
+            f"the head file names {side_seq})",
+        )
+    return log_id, seq, prev, None
 
 
 def _first_last_lines(fd: int, size: int) -> tuple[bytes, bytes]:

@@ -14,7 +14,9 @@ position (1-based line number), naming it:
   ``AUDIT-HEAD.json`` says (the last records were cut off).
 
 A run without an end record is reported as interrupted (a killed run); it
-is not damage, but it is listed.
+is not damage, but it is listed. So is a ``recovery`` record (the torn last
+line of a crashed append, cut off when the log was next opened; it must
+follow the record it names), as a note.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ class RunInfo:
 
 
 @dataclass
+class Recovery:
+    """A ``recovery`` record: the torn tail of a crashed append was cut off when the log was next opened."""
+
+    position: int
+    time: str
+    after_seq: int
+    removed_bytes: int
+
+
+@dataclass
 class Report:
     """The result of :func:`verify`."""
 
@@ -68,6 +80,7 @@ class Report:
     bad_position: int | None = None
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +99,15 @@ class Report:
             "bad_position": self.bad_position,
             "problem": self.problem,
             "notes": self.notes,
+            "recoveries": [
+                {
+                    "position": c.position,
+                    "time": c.time,
+                    "after_seq": c.after_seq,
+                    "removed_bytes": c.removed_bytes,
+                }
+                for c in self.recoveries
+            ],
             "runs": [
                 {
                     "run": r.run,
@@ -159,7 +181,11 @@ def verify(
         for pos, raw in enumerate(fh, start=1):
             report.records = pos
             if not raw.endswith(b"\n"):
-                return report.fail(pos, "the last record is cut short (a partial line)")
+                return report.fail(
+                    pos,
+                    "the last record is cut short (a partial line; the next run cuts it off if nothing "
+                    "synced is lost)",
+                )
             try:
                 rec = json.loads(raw)
                 if not isinstance(rec, dict):
@@ -231,11 +257,28 @@ def verify(
                         return report.fail(pos, f"run {run_id} is unsigned (its head has no signature)")
                     open_runs.discard(run_id)
                     ends[pos] = rec
+            elif kind == "recovery":
+                after, removed = rec.get("after_seq"), rec.get("removed_bytes")
+                if (
+                    after != pos - 1
+                    or not isinstance(removed, int)
+                    or isinstance(removed, bool)
+                    or removed <= 0
+                ):
+                    return report.fail(pos, "a recovery record that does not follow the record it names")
+                report.recoveries.append(
+                    Recovery(position=pos, time=str(rec.get("time")), after_seq=after, removed_bytes=removed)
+                )
             else:
                 return report.fail(pos, f"unknown record type {kind!r}")
     report.runs = sorted(runs.values(), key=lambda r: r.position)
     if report.records == 0:
         return report.fail(1, "the log is empty")
+    for c in report.recoveries:
+        report.notes.append(
+            f"record {c.position} is a crash recovery: {c.removed_bytes} bytes of a torn record after "
+            f"record {c.after_seq} were removed (nothing that was synced)"
+        )
     for r in report.runs:
         if r.end is None:
             report.notes.append(f"run {r.run} (record {r.position}) has no end: it was interrupted")

@@ -335,11 +335,15 @@ def _run(
 
 
 def _preload_text_libraries() -> None:
-    """Import presidio here, before the workers fork.
+    """Import presidio once here, before the workers start.
 
-    A worker caps its address space once it is set up (``max_file_memory``);
-    presidio's native libraries mapped after that can fail to load, which
-    fails every file. Imported in the parent, they are inherited instead.
+    Workers no longer cap their address space: the batch memory ceiling is the
+    driver's resident-memory watchdog (:class:`privguard.batch.limits.MemoryCeiling`),
+    so a late import cannot fail. The preload is kept for speed: a forked worker
+    (no OCR) inherits the loaded module and shares its pages, instead of each
+    worker importing it (seconds of CPU, about 0.6 GB resident each), and its
+    watchdog counts it in the baseline measured when the worker is ready.
+    Spawned workers (OCR) import it themselves; for them this changes nothing.
     """
     with contextlib.suppress(ImportError):
         import presidio_analyzer  # noqa: F401
