@@ -320,6 +320,13 @@ class OCRPixelStage:
                         frames = [0]
                     else:
                         share = presence(gray, job.frame, word.box, word.bright, mask=word.mask)
+                        if dec.redact and dec.reason.startswith("header:"):
+                            # header PHI: also the frames where its letters' cores are there (text
+                            # over moving speckle can keep barely 35% of its whole glyph mask)
+                            core = letter_pixels(gray[job.frame], word)
+                            if core is not None and core is not word.mask:
+                                cores = presence(gray, job.frame, word.box, word.bright, mask=core)
+                                share = np.maximum(share, cores)
                         frames = [int(i) for i in np.flatnonzero(share >= PRESENT)] or [job.frame]
                     f.found.append(_Found(word, dec, job.frame, frames, f.lines))
 
@@ -800,6 +807,23 @@ def extend_over_glyphs(
 #: Frame counters and timers of a cine ("3/10", "00:01.3", "2.40s"): short numbers that a
 #: date or time pattern would otherwise take for PHI.
 _COUNTER = re.compile(r"\d{1,3}\s*/\s*\d{1,3}|\d{1,2}[:.]\d{2}([:.]\d{1,3})?\s*s?|\d{1,3}[.,]\d{1,3}\s*s")
+
+
+def letter_pixels(gray: np.ndarray, word: Word) -> np.ndarray | None:
+    """The word's glyph pixels drawn in the text's own colour (its letters' cores, not their
+    anti-aliased edges or grains of background the glyph mask took in): present-or-absent in
+    another frame is measured on these, so text over moving speckle does not look half gone."""
+    b, m = word.box, word.mask
+    if m is None or word.bright is None or m.shape != (b.height, b.width) or m.sum() < 6:
+        return m
+    patch = gray[b.y0 : b.y1, b.x0 : b.x1].astype(np.int16)
+    level = int(np.percentile(patch[m], 75 if word.bright else 25))
+    background = int(np.median(patch[~m])) if (~m).any() else 0
+    contrast = abs(level - background)
+    if contrast < 30:
+        return m
+    core = m & (np.abs(patch - level) <= 0.25 * contrast)
+    return core if core.sum() >= max(6, 0.2 * m.sum()) else m
 
 
 def changes_in_place(gray: np.ndarray, word: Word, frame: int) -> bool:
