@@ -8,7 +8,10 @@
   changes what is exported; it is not missing information). So is
   ``dataset.allow_patient_exclusion``: the requester's choice between an
   all-or-nothing and a partial export (default: partial, as issue 12 sets). A request that no
-  longer validates is rejected, which is not an ``allow`` either.
+  longer validates is rejected, which is not an ``allow`` either. The scrub report (``pixels``) is
+  information like any other: dropping a report that found text leaves the check without evidence on
+  burned-in text, which HIPAA-SH-PIXEL-UNVERIFIED reviews (docs/compliance.md, HIPAA Safe Harbor).
+  ``PRIVGUARD_PROPERTY_EXAMPLES`` (environment) raises ``max_examples`` for a longer search.
 * The canonical hash depends on the meaning, not on the file's form.
 * DUO: broader permissions cover at least what narrower ones cover, and
   adding a modifier never lifts a restriction.
@@ -21,10 +24,12 @@ import datetime as dt
 import functools
 import itertools
 import json
+import os
 import random
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,7 +47,9 @@ from .support import decide, drop, example
 from .test_scenarios import SCENARIOS, Scenario, _consents_for
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=int(os.environ.get("PRIVGUARD_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 _SCOPE = ("regimes.", "dataset.patients.")
@@ -132,6 +139,19 @@ def test_removing_information_never_turns_deny_into_allow(
             continue  # an ancestor was already removed
     after = _outcome(s, reduced, consents)
     assert not (before == "deny" and after == "allow"), (s.id, chosen)
+
+
+@pytest.mark.parametrize("chosen", [["pixels"], ["dataset.patients.0.age", "pixels"]])
+def test_dropping_a_scrub_report_that_found_text_is_not_an_allow(chosen: list[str]) -> None:
+    """The counterexample hypothesis found (issue 12): without the report, the ultrasound study's burned-in
+    text is unverified (HIPAA-SH-PIXEL-UNVERIFIED, review), not passed on the profile's OCR mode."""
+    s = next(x for x in SCENARIOS if x.id == "hipaa-sh-scrub-report-text-remains")
+    request, consents = example(s.base)
+    s.edit(request, consents)
+    assert _outcome(s, request, consents) == "deny"
+    for path in chosen:
+        drop(request, path)
+    assert _outcome(s, request, consents) == "needs_review"
 
 
 def test_scope_paths_are_not_removed() -> None:
