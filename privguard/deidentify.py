@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from privguard.dicom.verify import Forbidden, identifying_values, verify_output
+from privguard.dicom.verify import Copied, Forbidden, identifying_values, verify_output
 from privguard.dicomio import (
     WHOLE_FILE_LIMIT,
     Source,
@@ -338,9 +338,11 @@ def write_atomic(
         with os.fdopen(fd, "wb") as out:
             if in_memory:  # verified before a byte reaches the disk
                 buf = io.BytesIO()
-                _write(src, st, buf, pixel, encoded)
+                copies: list[tuple[int, int, int]] = []
+                _write(src, st, buf, pixel, encoded, copies)
                 data = buf.getvalue()
-                verify_output(data, forbidden or Forbidden(()))
+                copied = Copied(src.scan, src.header, copies) if src.scan is not None and copies else None
+                verify_output(data, forbidden or Forbidden(()), copied)
                 out.write(data)
             else:
                 _write(src, st, out, pixel, encoded)
@@ -394,7 +396,12 @@ def _verify_file(path: Path, forbidden: Forbidden) -> None:
 
 
 def _write(
-    src: Source, st: FileState, out: BinaryIO, pixel: PixelOutcome | None, encoded: dict[int, bytes] | None
+    src: Source,
+    st: FileState,
+    out: BinaryIO,
+    pixel: PixelOutcome | None,
+    encoded: dict[int, bytes] | None,
+    copies: list[tuple[int, int, int]] | None = None,
 ) -> None:
     ts = src.transfer_syntax
     new_pixels = pixel.pixel_data if pixel is not None else None
@@ -402,14 +409,23 @@ def _write(
         ts = pixel.transfer_syntax
     if new_pixels is None:
         if src.spliceable:
-            write_output(src, src.ds, st.dirty, out, encoded=encoded)
+            write_output(src, src.ds, st.dirty, out, encoded=encoded, copies=copies)
         else:
             write_whole(src.ds, out, ts)
         return
     uid = UID(ts)
     if src.spliceable and (uid.is_implicit_VR, uid.is_little_endian) == (src.implicit, src.little):
         element = encode_pixel_element(new_pixels, uid, int(src.ds.get("BitsAllocated", 8) or 8))
-        write_output(src, src.ds, st.dirty, out, pixel_element=element, transfer_syntax=ts, encoded=encoded)
+        write_output(
+            src,
+            src.ds,
+            st.dirty,
+            out,
+            pixel_element=element,
+            transfer_syntax=ts,
+            encoded=encoded,
+            copies=copies,
+        )
         return
     # The VR encoding changes (e.g. implicit VR input, encapsulated output): write it whole.
     ds = src.ds

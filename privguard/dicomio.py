@@ -941,6 +941,7 @@ def write_output(
     pixel_element: bytes | None = None,
     transfer_syntax: str | None = None,
     encoded: dict[int, bytes] | None = None,
+    copies: list[tuple[int, int, int]] | None = None,
 ) -> None:
     """Write the de-identified file to ``out`` (see the module docstring).
 
@@ -948,7 +949,10 @@ def write_output(
     encoded bytes (tag, VR, length and value in the output encoding);
     ``transfer_syntax`` is the output's, when the pixel stage changed it;
     ``encoded`` gives ready-made bytes for some changed elements (constant ones
-    the caller encodes once per run).
+    the caller encodes once per run); ``copies``, when given, receives
+    ``(output offset, input offset, length)`` for each range of header bytes copied
+    from the input (the verifier checks them byte for byte, see
+    :func:`privguard.dicom.verify.verify_output`).
     """
     ts = transfer_syntax or src.transfer_syntax
     implicit, little = src.implicit, src.little
@@ -978,11 +982,11 @@ def write_output(
                 run_end = span[1]
                 continue
             if run_end > run_start:
-                out.write(header[run_start:run_end])
+                _copy(out, header, run_start, run_end, copies)
             run_start, run_end = span
             continue
         if run_end > run_start:
-            out.write(header[run_start:run_end])
+            _copy(out, header, run_start, run_end, copies)
             run_start = run_end = -1
         cached = encoded.get(t) if encoded else None
         if cached is not None:
@@ -998,7 +1002,7 @@ def write_output(
         else:
             write_data_element(fp, elem, encodings)
     if run_end > run_start:
-        out.write(header[run_start:run_end])
+        _copy(out, header, run_start, run_end, copies)
     if pixel_element is not None:
         out.write(pixel_element)
     elif src.pixel is not None and src.data is not None:
@@ -1015,6 +1019,14 @@ def write_output(
                 remaining -= len(chunk)
     if src.trailing is not None and len(src.trailing):
         write_dataset(fp, src.trailing)
+
+
+def _copy(
+    out: BinaryIO, header: bytes, start: int, end: int, copies: list[tuple[int, int, int]] | None
+) -> None:
+    if copies is not None:
+        copies.append((out.tell(), start, end - start))
+    out.write(header[start:end])
 
 
 def encode_pixel_element(value: bytes, transfer_syntax: UID, bits_allocated: int) -> bytes:

@@ -110,6 +110,18 @@ class IndexEntry:
     undefined: bool
 
 
+@dataclass(frozen=True)
+class Known:
+    """Top-level elements of an output copied byte for byte from a scanned input (see :func:`scan`).
+
+    ``elements`` maps a file offset in the output to the (tag, VR, length) the input's
+    strict scan found for the identical bytes; ``transfer_syntax`` is the input's.
+    """
+
+    transfer_syntax: str
+    elements: dict[int, tuple[int, str, int]]
+
+
 @dataclass
 class Scan:
     """What the scanner found: encoding, top-level elements, pixel data."""
@@ -197,8 +209,15 @@ def scan(
     require_part10: bool = False,
     with_index: bool = False,
     collect: frozenset[int] = frozenset(),
+    known: Known | None = None,
 ) -> Scan:
     """Scan a whole file's bytes strictly. Raises :class:`ScanError` (an ``InputError``).
+
+    ``known`` (see :class:`Known`) names top-level elements of ``buf`` proven to be
+    byte-for-byte copies of elements a strict scan accepted under the same transfer
+    syntax: their tags are checked for order and repetition like any other, but their
+    values are not walked again (the walk of an element depends only on its bytes and
+    the encoding, so it would accept them again).
 
     With ``with_index``, :attr:`Scan.index` lists every element at every depth
     (in the order their values end: an element after the elements inside it).
@@ -248,6 +267,8 @@ def scan(
         raise ScanError("the data set is empty")
     sc = Scan(part10, ts, implicit, little, deflated, meta_end, data, mismatched=mismatched)
     walker = _Walker(data, implicit, little, encapsulated)
+    if known is not None and known.transfer_syntax == ts and not mismatched and not deflated:
+        walker.known = {p - meta_end: (t, v, p - meta_end + n) for p, (t, v, n) in known.elements.items()}
     if with_index:
         walker.index = sc.index = []
     walker.collect = collect
@@ -339,6 +360,8 @@ class _Walker:
         self.index: list[IndexEntry] | None = None
         self.collect: frozenset[int] = frozenset()
         self.collected: list[tuple[int, bytes]] = []
+        #: Data set offset -> (tag, VR, end) of top-level elements not walked again (see ``scan``).
+        self.known: dict[int, tuple[int, str, int]] = {}
 
     def top(self, sc: Scan) -> None:
         end = self._dataset(0, len(self.buf), 0, sc.elements)
@@ -357,7 +380,24 @@ class _Walker:
         implicit = self.implicit
         prev = -1
         where = "the data set" if out is not None else "a sequence item"
+        known = self.known if out is not None else None
         while pos < stop:
+            if known:
+                k = known.get(pos)
+                if k is not None:
+                    tag, vr, end = k
+                    if tag <= prev:
+                        if tag == prev:
+                            raise ScanError(f"element {tag_text(tag)} occurs twice in {where}")
+                        raise ScanError(f"elements out of order at {tag_text(tag)} in {where}")
+                    if end > stop:
+                        raise ScanError(f"element {tag_text(tag)} runs past the end of {where}")
+                    prev = tag
+                    self.count += 1
+                    assert out is not None
+                    out.append(TopElement(tag, vr, pos, end))
+                    pos = end
+                    continue
             if pos + 8 > stop:
                 raise ScanError(f"{where} ends inside an element header (truncated or trailing bytes)")
             if implicit:

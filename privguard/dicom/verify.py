@@ -17,12 +17,14 @@ chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from pydicom.dataset import Dataset
 
-from privguard.dicom.scan import ScanError, scan
+from privguard.dicom.scan import Known, Scan, ScanError, scan
 from privguard.errors import OutputError
 
 #: Identifying attributes searched for, tag -> keyword (the message names the keyword only).
@@ -45,6 +47,7 @@ PIXEL_SEARCH_MIN = 8
 _NUMERIC = frozenset(b"0123456789.-+ ")
 #: Values privguard itself writes as dummies: never searched for.
 _DUMMIES = frozenset({b"ANONYMIZED", b"ANONYMOUS", b"REMOVED"})
+_PARTS = re.compile(rb"[\\^= ]")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,54 @@ class Forbidden:
     """The input's identifying values (bytes as in the file) and the keyword each came from."""
 
     values: tuple[tuple[bytes, str], ...]
+
+    @cached_property
+    def pixel_needles(self) -> tuple[bytes, ...]:
+        """The fewest values whose absence from the pixel data proves every pixel-searched value absent.
+
+        The pixel data is searched for the values of :data:`PIXEL_SEARCH_MIN` characters or
+        more, UIDs excepted. A value that holds another of them as a part (a full name
+        ``FAMILY^GIVEN`` holds its name parts) cannot occur unless that part does too, so
+        only the part is searched for: one search fewer over a large pixel data per name.
+        """
+        return _minimal(v for v, k in self.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+
+
+def _minimal(values: Iterable[bytes]) -> tuple[bytes, ...]:
+    """``values`` (each once) less those holding another of them as a name part or a value.
+
+    Only the parts a value splits into (at ``^``, ``=``, ``\\`` and spaces) are looked up: a
+    set lookup per part, not a search per pair, and exact, since each part is a substring.
+    """
+    unique = dict.fromkeys(values)
+    kept = []
+    for v in unique:
+        parts = _PARTS.split(v)
+        if len(parts) > 1 and any(p != v and p in unique for p in parts):
+            continue
+        kept.append(v)
+    return tuple(kept)
+
+
+#: Pixel data shorter than this is searched value by value (deduplicating would cost more).
+_DEDUP_PIXELS = 1 << 16
+
+
+def _any_hit(hay: bytes, forbidden: Forbidden, base: int, px_start: int, px_end: int, end: int) -> bool:
+    """Whether any forbidden value occurs where :func:`verify_output` looks for it.
+
+    Exactly as strict as the value-by-value search (see :attr:`Forbidden.pixel_needles`);
+    it only answers yes or no: on a yes the caller searches value by value, in order, for
+    the message.
+    """
+    for v, _ in forbidden.values:
+        if hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
+            return True
+    if px_end - px_start >= _DEDUP_PIXELS:
+        needles: Iterable[bytes] = forbidden.pixel_needles
+    else:
+        needles = (v for v, k in forbidden.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+    return any(hay.find(v, px_start, px_end) >= 0 for v in needles)
 
 
 def _components(raw: bytes, name: bool = False) -> list[bytes]:
@@ -131,16 +182,67 @@ def identifying_values(
                 continue
             raw = _raw_value(ds, int(tag))
             if raw:
-                values.extend(
-                    (v, UID_KEYWORD) for v in _components(raw) if not v.startswith(_DICOM_ROOT)
-                )
+                values.extend((v, UID_KEYWORD) for v in _components(raw) if not v.startswith(_DICOM_ROOT))
     return Forbidden(tuple(dict.fromkeys(values)))
 
 
-def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
-    """Raise :class:`OutputError` unless ``data`` parses strictly and holds no forbidden value."""
+@dataclass(frozen=True)
+class Copied:
+    """Header bytes an output copied from its input: what the re-scan need not walk again."""
+
+    scan: Scan
+    """The input's strict scan."""
+    source: bytes
+    """The input's bytes from the start of the file (at least as far as the copied ranges)."""
+    runs: list[tuple[int, int, int]]
+    """(output offset, input offset, length) of each copied range."""
+
+
+def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
+    """The output's top-level elements that are byte-for-byte copies of elements the input scan accepted.
+
+    Each copied range is compared with the input's bytes (one memory comparison); only
+    whole input elements, as the input's scanner delimited them, inside a range that
+    matches count. Anything else (a range that does not match, one that starts or ends
+    inside an element) is simply walked again.
+    """
+    sc = copied.scan
+    if sc.deflated or sc.mismatched:
+        return None
+    base = sc.meta_end
+    starts = {base + e.start: e for e in sc.elements}
+    src, out = memoryview(copied.source), memoryview(data)
+    elements: dict[int, tuple[int, str, int]] = {}
+    for out_pos, in_pos, n in copied.runs:
+        if n <= 0 or in_pos + n > len(src) or out_pos + n > len(out):
+            continue
+        if out[out_pos : out_pos + n] != src[in_pos : in_pos + n]:
+            continue
+        q, stop = in_pos, in_pos + n
+        while q < stop:
+            e = starts.get(q)
+            if e is None or base + e.end > stop:
+                break
+            elements[out_pos + q - in_pos] = (e.tag, e.vr, e.end - e.start)
+            q = base + e.end
+    return Known(sc.transfer_syntax, elements)
+
+
+def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied | None = None) -> None:
+    """Raise :class:`OutputError` unless ``data`` parses strictly and holds no forbidden value.
+
+    ``copied`` (header ranges the writer copied from the input, see
+    :func:`privguard.dicomio.write_output`) spares the re-scan walking the inside of the
+    elements they hold again. That is exactly as strict as walking them: each range is
+    first compared byte for byte with the input, only elements the input's strict scan
+    delimited and accepted count, only under the same transfer syntax, and the scanner's
+    verdict on an element depends on nothing but its bytes and that encoding. Their tags
+    still go through the order and repetition checks of the output's data set, and the
+    search for identifying values below still covers every byte.
+    """
+    known = _known(data, copied) if copied is not None else None
     try:
-        sc = scan(data, require_part10=True)
+        sc = scan(data, require_part10=True, known=known)
     except ScanError as exc:
         raise OutputError(f"the output does not parse cleanly ({exc}); nothing written") from None
     if sc.mismatched:
@@ -154,7 +256,9 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden) -> None:
     end = base + len(sc.data)
     px = sc.pixel
     px_start, px_end = (base + px.start, base + px.end) if px is not None else (end, end)
-    for value, keyword in forbidden.values:
+    if not _any_hit(hay, forbidden, base, px_start, px_end, end):
+        return
+    for value, keyword in forbidden.values:  # a hit: find the first one, in order, for the message
         if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:
             raise OutputError(f"the output still holds the input's {keyword}; nothing written")
         # Pixel data is copied as decided by the pixel stage, but a name or an identifier
