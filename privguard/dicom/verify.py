@@ -18,9 +18,11 @@ chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 
 from pydicom.dataset import Dataset
 
@@ -198,6 +200,9 @@ class Copied:
     """(output offset, input offset, length) of each copied range."""
 
 
+_start = attrgetter("start")
+
+
 def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
     """The output's top-level elements that are byte-for-byte copies of elements the input scan accepted.
 
@@ -210,21 +215,21 @@ def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
     if sc.deflated or sc.mismatched:
         return None
     base = sc.meta_end
-    starts = {base + e.start: e for e in sc.elements}
-    src, out = memoryview(copied.source), memoryview(data)
+    top = sc.elements
+    src = copied.source
     elements: dict[int, tuple[int, str, int]] = {}
     for out_pos, in_pos, n in copied.runs:
-        if n <= 0 or in_pos + n > len(src) or out_pos + n > len(out):
+        if n <= 0 or in_pos + n > len(src) or out_pos + n > len(data):
             continue
-        if out[out_pos : out_pos + n] != src[in_pos : in_pos + n]:
+        if bytes(data[out_pos : out_pos + n]) != src[in_pos : in_pos + n]:  # bytes: memcmp
             continue
+        i = bisect_left(top, in_pos - base, key=_start)
         q, stop = in_pos, in_pos + n
-        while q < stop:
-            e = starts.get(q)
-            if e is None or base + e.end > stop:
-                break
+        while i < len(top) and base + top[i].start == q and base + top[i].end <= stop:
+            e = top[i]
             elements[out_pos + q - in_pos] = (e.tag, e.vr, e.end - e.start)
             q = base + e.end
+            i += 1
     return Known(sc.transfer_syntax, elements)
 
 
