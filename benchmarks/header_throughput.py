@@ -1126,7 +1126,7 @@ def _wall(cmd: list[str]) -> float:
 
 def cli_table(n_ct: int, n_table: int, n_enh: int, repeat: int) -> str:
     """Wall clock of each tool as a user runs it (one worker, start-up included), alternated."""
-    from privguard.deidentify import Deidentifier
+    from privguard.deidentifier import Deidentifier
     from privguard.pseudonym.keys import ProjectKey
 
     corpora = _corpora(n_ct, n_table, n_enh)

@@ -32,7 +32,7 @@ from typing import Any
 
 from benchmarks.corpus import CorpusSpec, ensure_corpus
 from privguard import ProjectKey
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.text import classifier as classifier_module
 from privguard.text.classifier import (
     _BY_CONTENT,

@@ -30,8 +30,8 @@ from privguard.errors import (
 logging.getLogger("privguard").addHandler(logging.NullHandler())
 
 _LAZY: dict[str, tuple[str, str]] = {
-    "deidentify": ("privguard.deidentify", "deidentify"),
-    "deidentify_file": ("privguard.deidentify", "deidentify_file"),
+    "deidentify": ("privguard.deidentifier", "deidentify"),
+    "deidentify_file": ("privguard.deidentifier", "deidentify_file"),
     "scrub": ("privguard.batch", "scrub"),
     "ScrubConfig": ("privguard.batch", "ScrubConfig"),
     "DeidRecord": ("privguard.models", "DeidRecord"),
@@ -82,7 +82,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # pragma: no cover
     from privguard.batch import ScrubConfig, scrub
     from privguard.compliance import check
-    from privguard.deidentify import deidentify, deidentify_file
+    from privguard.deidentifier import deidentify, deidentify_file
     from privguard.header.profile import DeidProfile, Option, load_profile
     from privguard.models import DeidRecord, FileResult
     from privguard.pseudonym.keys import ProjectKey

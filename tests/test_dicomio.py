@@ -92,9 +92,9 @@ def test_large_files_are_scanned_and_verified_through_mmap(
     """Files over the in-memory limit take the mmap path, on reading and on verifying: same output."""
     from pydicom.data import get_testdata_file
 
-    import privguard.deidentify as deid_mod
+    import privguard.deidentifier as deid_mod
     import privguard.dicomio as dicomio
-    from privguard.deidentify import Deidentifier
+    from privguard.deidentifier import Deidentifier
     from privguard.pseudonym.keys import ProjectKey
 
     key = ProjectKey.from_bytes(bytes(range(32)))

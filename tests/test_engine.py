@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from privguard.deidentify import Deidentifier, deidentify
+from privguard.deidentifier import Deidentifier, deidentify
 from privguard.header.engine import HeaderEngine, dummy_value
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile

@@ -98,7 +98,7 @@ def _layer(module: str) -> str:
 def test_the_graph_is_read() -> None:
     graph = _edges(_modules())
     assert "privguard.pseudonym.forms" in graph["privguard.pseudonym.vault"]
-    assert "privguard.dicomio" in graph["privguard.deidentify"]
+    assert "privguard.dicomio" in graph["privguard.deidentifier"]
 
 
 def test_no_module_import_cycles() -> None:
@@ -123,7 +123,7 @@ def test_the_header_path_imports_no_heavy_stage() -> None:
     import sys
 
     code = (
-        "import sys, privguard.deidentify, privguard.dicomio, privguard.dicom.verify\n"
+        "import sys, privguard.deidentifier, privguard.dicomio, privguard.dicom.verify\n"
         "heavy = ('presidio', 'spacy', 'torch', 'ray', 'easyocr', 'cv2',\n"
         "         'privguard.text', 'privguard.pixels.stage')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"

@@ -9,7 +9,7 @@ import pytest
 from conftest import dciodvfy_errors, needs_dciodvfy
 from phi_gen import find_tokens, write_planted
 
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.header.plan import compile_plan
 from privguard.header.profile import load_profile
 from privguard.pseudonym.keys import ProjectKey

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import HAVE_DCIODVFY, charset_files, dciodvfy_errors, pydicom_test_files, snapshot
 from privguard_cli.main import cli
 
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.dicomio import sniff
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey

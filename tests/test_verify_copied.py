@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import pydicom_test_files
 
-from privguard.deidentify import Deidentifier, _write
+from privguard.deidentifier import Deidentifier, _write
 from privguard.dicom.scan import scan
 from privguard.dicom.verify import Copied, Forbidden, _known, verify_output
 from privguard.dicomio import read_source

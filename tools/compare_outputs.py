@@ -40,7 +40,7 @@ def _inputs() -> list[Path]:
 
 def record(out_json: Path) -> None:
     import privguard
-    from privguard.deidentify import Deidentifier
+    from privguard.deidentifier import Deidentifier
     from privguard.pseudonym.keys import ProjectKey
 
     key = ProjectKey.from_bytes(b"k" * 32, datetime(2020, 1, 1, tzinfo=UTC))

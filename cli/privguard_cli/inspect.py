@@ -41,7 +41,7 @@ def inspect(
     """
     from privguard.batch import load_key
     from privguard.batch.limits import inflated_size_exceeds
-    from privguard.deidentify import inspect_file
+    from privguard.deidentifier import inspect_file
     from privguard.errors import InputError
 
     if inflated_size_exceeds(file, max_file_memory // 2):

@@ -147,7 +147,7 @@ def scrub(
       2  nothing was done: bad options, key, profile or paths, another run holds the lock
     """
     from privguard.batch import ScrubConfig, load_key, summary_json
-    from privguard.deidentify import PixelOptions
+    from privguard.deidentifier import PixelOptions
     from privguard_cli.render import ScrubProgress, print_dry_run, print_summary
 
     load_key(key_file)  # one clear message for a malformed key, before anything else reads it

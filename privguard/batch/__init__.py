@@ -2,7 +2,7 @@
 
 ``scrub(ScrubConfig(...))`` walks the inputs (DICOM recognised by content, not
 by name), de-identifies every file in isolated worker processes (one
-:class:`~privguard.deidentify.Deidentifier` per worker, files sent in chunks),
+:class:`~privguard.deidentifier.Deidentifier` per worker, files sent in chunks),
 and places each output under ``OUT/<patient>/<study>/<series>/<instance>.dcm``:
 names built from pseudonymous values only, never from an input path.
 

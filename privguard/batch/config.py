@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from privguard.deidentify import DEFAULT_PROJECT, PixelOptions
+from privguard.deidentifier import DEFAULT_PROJECT, PixelOptions
 from privguard.header.profile import DeidProfile, Option
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey

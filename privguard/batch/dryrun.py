@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from privguard.batch.config import ScrubConfig
 from privguard.batch.paths import check_paths, walk_inputs
 from privguard.batch.run import load_key
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.dicomio import read_source, sniff
 from privguard.errors import PrivguardError
 from privguard.header.profile import load_profile

@@ -4,7 +4,7 @@
 process, a Ray actor, or this process): it silences pydicom's warnings, gives
 the OCR engine its share of the cores. :class:`WorkerState` then de-identifies chunks: each file is
 written into the worker's staging folder under ``OUT/.privguard/staging/``
-by :class:`~privguard.deidentify.Deidentifier`, then moved into ``OUT``
+by :class:`~privguard.deidentifier.Deidentifier`, then moved into ``OUT``
 without following links and made durable (:func:`~privguard.batch.fsio.place`).
 It also says which heavy libraries it may load on first use and which it has
 loaded, for the driver's memory ceiling (:class:`~privguard.batch.limits.MemoryCeiling`).
@@ -23,7 +23,7 @@ from privguard.batch.fsio import Placer, open_root
 from privguard.batch.journal import JOURNAL_DIR
 from privguard.batch.limits import inflated_size_exceeds, loaded_libraries, memory_reason
 from privguard.cores import usable_cores
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.errors import PrivguardError
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey

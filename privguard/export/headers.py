@@ -65,7 +65,7 @@ def read_header(path: Path) -> Header | None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from privguard.deidentify import quiet_pydicom
+    from privguard.deidentifier import quiet_pydicom
     from privguard.dicomio import sniff
 
     if not sniff(path):

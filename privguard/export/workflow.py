@@ -209,7 +209,7 @@ def _run(
     from privguard.batch import ScrubConfig, iter_files
     from privguard.compliance import check, load_consents, load_request, verify_approval
     from privguard.compliance.canonical import profile_fingerprint
-    from privguard.deidentify import PixelOptions
+    from privguard.deidentifier import PixelOptions
     from privguard.export.bind import bind
     from privguard.header.profile import load_profile
 

@@ -124,7 +124,7 @@ PRESENT_ONLY_WITH: dict[int, int] = {
 
 
 class TextCleaner(Protocol):
-    """The Clean options' text classifier, registered by the caller (see ``privguard.deidentify``).
+    """The Clean options' text classifier, registered by the caller (see ``privguard.deidentifier``).
 
     The header layer does not import the text layer: the de-identifier, which
     sits above both, hands the engine an object with these two methods.

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from privguard.deidentify import DEFAULT_PROJECT
+from privguard.deidentifier import DEFAULT_PROJECT
 from privguard.header.profile import Option
 
 #: An AE title: 1-16 characters of the default character repertoire, no backslash, not all spaces.

@@ -20,7 +20,7 @@ from hashlib import sha256
 from io import BytesIO
 from typing import Any
 
-from privguard.deidentify import quiet_pydicom
+from privguard.deidentifier import quiet_pydicom
 from privguard.errors import ConfigError
 from privguard.header.profile import load_profile
 from privguard.node.config import NodeConfig

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from privguard.cores import usable_cores
-from privguard.deidentify import Deidentifier, PixelOptions
+from privguard.deidentifier import Deidentifier, PixelOptions
 from privguard.node.config import NodeConfig
 from privguard.node.queue import commit_outputs
 from privguard.pseudonym.keys import ProjectKey

@@ -1,8 +1,8 @@
 """The pixel stage's contract with the de-identifier: options, outcome, stage protocol.
 
-These types live below both :mod:`privguard.deidentify` (which runs the stage)
+These types live below both :mod:`privguard.deidentifier` (which runs the stage)
 and the stage's implementation (:mod:`privguard.pixels.stage`), so neither
-imports the other. ``privguard.deidentify`` re-exports them.
+imports the other. ``privguard.deidentifier`` re-exports them.
 """
 
 from __future__ import annotations

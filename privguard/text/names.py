@@ -438,7 +438,8 @@ def find_names(text: str) -> list[tuple[int, int]]:
         m.span()
         for m in _PN.finditer(text)
         if re.search(r"\^[^\W\d_]", m.group())
-        and not any(fold(p) in vocab.CLINICAL for p in m.group().split("^") if p)  # abdomen^liver, SPINE^LSPINE
+        # not a clinical word pair such as abdomen^liver or SPINE^LSPINE
+        and not any(fold(p) in vocab.CLINICAL for p in m.group().split("^") if p)
     ]
     toks = _tokens(text)
     n = len(toks)

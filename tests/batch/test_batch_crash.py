@@ -15,7 +15,7 @@ from conftest import tree_bytes
 from study_gen import write_study
 
 from privguard.batch import ScrubConfig, scrub
-from privguard.deidentify import PixelOptions
+from privguard.deidentifier import PixelOptions
 from privguard.pseudonym.keys import ProjectKey
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kills processes, reads /proc")

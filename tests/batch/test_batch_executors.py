@@ -14,7 +14,7 @@ from privguard.batch import executor as executor_module
 from privguard.batch.executor import ExecStats, Task, Tasks
 from privguard.batch.worker import WorkerState, ocr_threads
 from privguard.cores import usable_cores
-from privguard.deidentify import PixelOptions
+from privguard.deidentifier import PixelOptions
 from privguard.pseudonym.keys import ProjectKey
 
 

@@ -23,7 +23,7 @@ from study_gen import write_study
 
 from privguard.batch import ScrubConfig, scrub
 from privguard.batch.limits import inflated_size_exceeds
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey
 

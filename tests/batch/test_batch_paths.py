@@ -12,7 +12,7 @@ from study_gen import write_study
 
 from privguard.batch import ScrubConfig, scrub
 from privguard.batch.fsio import SymlinkInOutput, open_root, place
-from privguard.deidentify import PixelOptions
+from privguard.deidentifier import PixelOptions
 from privguard.errors import ConfigError, OutputError
 from privguard.pseudonym.keys import ProjectKey
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz.mutants import OPS, Mutant, mutants, planted_seeds, violations
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.dicom.scan import ScanError, scan
 from privguard.pseudonym.keys import ProjectKey
 

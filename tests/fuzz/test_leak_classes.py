@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fuzz import mutants as mu
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.pseudonym.keys import ProjectKey
 
 KEY = ProjectKey.from_bytes(bytes(range(32)))

@@ -93,7 +93,7 @@ def test_an_allowlist_needs_a_file() -> None:
 def test_profile_allowlist_is_read_relative_to_the_profile_file(tmp_path: Path) -> None:
     from fakes import FakeEngine
 
-    from privguard.deidentify import PixelOptions
+    from privguard.deidentifier import PixelOptions
     from privguard.header.profile import load_profile
     from privguard.pixels import build_stage
 

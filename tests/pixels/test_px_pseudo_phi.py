@@ -16,7 +16,7 @@ import pytest
 import scoring
 from pxhelpers import PSEUDO_PHI, dciodvfy_errors, needs_dciodvfy, needs_ocr
 
-from privguard.deidentify import Deidentifier, PixelOptions
+from privguard.deidentifier import Deidentifier, PixelOptions
 from privguard.models import FileResult
 from privguard.pixels.decode import load
 from privguard.pseudonym.keys import ProjectKey

@@ -190,7 +190,7 @@ def test_undecodable_file_fails_that_file_only(case: synth.Case, tmp_path: Path)
 
 
 def test_build_stage_options() -> None:
-    from privguard.deidentify import PixelOptions
+    from privguard.deidentifier import PixelOptions
     from privguard.errors import ConfigError
     from privguard.header.profile import load_profile
     from privguard.pixels import build_stage

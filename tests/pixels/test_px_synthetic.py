@@ -23,7 +23,7 @@ import scoring
 import synth
 from pxhelpers import dciodvfy_errors, needs_dciodvfy, needs_ocr
 
-from privguard.deidentify import Deidentifier, PixelOptions
+from privguard.deidentifier import Deidentifier, PixelOptions
 from privguard.models import FileResult
 from privguard.pixels.decode import load
 from privguard.pseudonym.keys import ProjectKey

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from privguard.deidentify import Deidentifier
+from privguard.deidentifier import Deidentifier
 from privguard.header.standard import e1_1
 from privguard.pseudonym.keys import ProjectKey
 
