@@ -37,39 +37,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+# Particles of compound surnames (connectors, never names on their own): the cleaner's own list.
+from privguard.text.names import PARTICLES
+
 OUT = Path(__file__).resolve().parents[1] / "privguard" / "text" / "_data" / "names.json.gz"
-#: Particles of compound surnames: connectors, never names on their own.
-PARTICLES = frozenset(
-    [
-        "de",
-        "del",
-        "della",
-        "der",
-        "den",
-        "di",
-        "da",
-        "das",
-        "dos",
-        "du",
-        "la",
-        "le",
-        "van",
-        "von",
-        "ter",
-        "ten",
-        "bin",
-        "ibn",
-        "al",
-        "el",
-        "y",
-        "e",
-        "zu",
-        "st",
-        "st.",
-        "mc",
-        "mac",
-    ]
-)
 _LATIN_WORD = re.compile(r"^[a-z][a-z'\-]*[a-z]$")
 
 
