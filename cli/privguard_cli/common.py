@@ -97,3 +97,22 @@ def deid_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Project key (make one with: privguard keys new --out FILE). Must be mode 0600.",
     )(func)
     return func
+
+
+def audit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--audit-log, --signing-key, --operator: every command that writes output is audited."""
+    func = click.option("--operator", help="Who runs this (recorded in the audit log beside the OS user).")(
+        func
+    )
+    func = click.option(
+        "--signing-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Sign the run's audit head with this Ed25519 key (the sender's, privguard keys new-signing).",
+    )(func)
+    func = click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="PRIVGUARD_AUDIT_LOG",
+        help="Audit log [default: $XDG_STATE_HOME/privguard/audit.jsonl]; keep it at the sender.",
+    )(func)
+    return func

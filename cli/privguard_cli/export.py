@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from privguard_cli.common import audit_options
 from privguard_cli.errors import handle_errors
 
 
@@ -42,18 +43,7 @@ from privguard_cli.errors import handle_errors
     type=click.Path(dir_okay=False, path_type=Path),
     help="Today's consent records (required when the approval was given with consents).",
 )
-@click.option(
-    "--audit-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="PRIVGUARD_AUDIT_LOG",
-    help="Audit log [default: $XDG_STATE_HOME/privguard/audit.jsonl].",
-)
-@click.option(
-    "--signing-key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Sign the run's audit head with this Ed25519 key (the sender's, privguard keys new-signing).",
-)
-@click.option("--operator", help="Who runs the export (recorded in the audit log).")
+@audit_options
 @click.option(
     "--vault", type=click.Path(dir_okay=False, path_type=Path), help="Token vault (random pseudonyms)."
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from privguard_cli.common import SizeParam, deid_options
+from privguard_cli.common import SizeParam, audit_options, deid_options
 from privguard_cli.errors import handle_errors
 
 
@@ -90,20 +90,7 @@ from privguard_cli.errors import handle_errors
 )
 @click.option("--ray-address", help="Ray cluster address (e.g. auto); default: a local Ray.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
-# -- audit (issue 10): every run is recorded in the sender's audit log --------------------------
-@click.option(
-    "--audit-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="PRIVGUARD_AUDIT_LOG",
-    help="Audit log [default: $XDG_STATE_HOME/privguard/audit.jsonl]; keep it at the sender.",
-)
-@click.option(
-    "--signing-key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Sign the run's audit head with this Ed25519 key (privguard keys new-signing).",
-)
-@click.option("--operator", help="Who runs this (recorded in the audit log beside the OS user).")
-# -- end audit options --------------------------------------------------------------------------
+@audit_options
 @handle_errors
 def scrub(
     inputs: tuple[Path, ...],
