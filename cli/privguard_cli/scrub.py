@@ -172,9 +172,12 @@ def scrub(
     quiet = as_json or not sys.stderr.isatty()
     # audit (issue 10): the run, each file, MANIFEST.sha256 and OUT/AUDIT-HEAD.json
     from privguard.audit import audited_scrub
-    from privguard.compliance.approval import SigningKey
 
-    signer = SigningKey.load(signing_key) if signing_key is not None else None
+    signer = None
+    if signing_key is not None:  # the approval module (cryptography, policy engine) only when signing
+        from privguard.compliance.approval import SigningKey
+
+        signer = SigningKey.load(signing_key)
     with ScrubProgress(enabled=not quiet) as progress:
         summary, head = audited_scrub(
             cfg,

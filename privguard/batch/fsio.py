@@ -4,24 +4,59 @@ Everything written under ``--out`` is created relative to an open directory
 descriptor, one path component at a time, with ``O_NOFOLLOW``: a symbolic
 link planted anywhere under the output folder makes the write fail instead
 of landing outside. Outputs are linked into place (never overwriting) and
-made durable (the file, then its directory, ``fsync``'d) before the journal
-names them.
+made durable (the file, then its directory, ``fsync``'d; or, for a chunk of
+several files on Linux, one ``syncfs`` of the output's file system) before the
+journal names them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from privguard.errors import ConfigError, OutputError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)`` (not in :mod:`os`), or None where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+#: A chunk with at least this many placed files is made durable by one ``syncfs``.
+SYNCFS_MIN_FILES = 2
+
+
+def syncfs(fd: int) -> bool:
+    """Make everything written to ``fd``'s file system durable; False where ``syncfs`` is not available.
+
+    Raises :class:`OSError` when the kernel reports a write-back error (Linux 5.8+
+    reports errors of any file on that file system since the descriptor was opened).
+    """
+    if _SYNCFS is None:
+        return False
+    if _SYNCFS(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True
 
 
 class SymlinkInOutput(OutputError):
@@ -110,8 +145,13 @@ class Placer:
     instance) and removes the staged name; :meth:`sync` then ``fsync``'s every
     placed file, its folder and the parent of every folder created for it.
     Syncing after all links means one journal commit for the chunk on
-    journalling file systems, not one per file. Nothing placed may be reported
-    done before :meth:`sync` returned.
+    journalling file systems, not one per file. A chunk of
+    :data:`SYNCFS_MIN_FILES` or more files on Linux is made durable instead by
+    one ``syncfs(2)`` of the output's file system, which writes back every file
+    and folder placed (and anything else dirty there) and waits for it: one
+    call instead of one ``fsync`` per file, each waiting for its own write-out
+    (2-4 ms a file on this project's test machine). Nothing placed may be
+    reported done before :meth:`sync` returned.
     """
 
     def __init__(self, staging_root: Path, out_fd: int) -> None:
@@ -161,8 +201,10 @@ class Placer:
         src.unlink()
 
     def sync(self) -> None:
-        """``fsync`` every placed file, then each folder once (deepest first)."""
+        """``fsync`` every placed file, then each folder once (deepest first); or one ``syncfs``."""
         try:
+            if len(self._files) >= SYNCFS_MIN_FILES and syncfs(self.out_fd):
+                return
             for fd in self._files:
                 os.fsync(fd)
             for parts in sorted(self._dirs, key=len, reverse=True):

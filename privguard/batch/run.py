@@ -5,8 +5,8 @@ any work); build one probe de-identifier (a bad vault or missing OCR extra
 fails here); create the output folder and take its lock; read the journal of
 an earlier run (``resume``: it must be the same run) and open it; walk the
 inputs and hand chunks to an executor; record every result (summary,
-report, journal, hooks) in this process, syncing the journal after every
-chunk.
+report, journal, hooks) in this process, flushing the journal after every
+chunk (see :mod:`privguard.batch.journal` for when it is ``fsync``'d).
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def _run(
         for path, res in pairs:
             record(res, path)
         if journal is not None:
-            journal.sync()  # every line of this chunk names an output already on disk
+            journal.chunk_done()  # every line of this chunk names an output already on disk
 
     def todo() -> Iterator[Path]:
         found = 0

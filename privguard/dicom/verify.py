@@ -93,18 +93,46 @@ _DEDUP_PIXELS = 1 << 16
 def _any_hit(hay: bytes, forbidden: Forbidden, base: int, px_start: int, px_end: int, end: int) -> bool:
     """Whether any forbidden value occurs where :func:`verify_output` looks for it.
 
-    Exactly as strict as the value-by-value search (see :attr:`Forbidden.pixel_needles`);
-    it only answers yes or no: on a yes the caller searches value by value, in order, for
-    the message.
+    Exactly as strict as the value-by-value search (see :attr:`Forbidden.pixel_needles`
+    and :func:`_pixels_may_hold`); it only answers yes or no: on a yes the caller searches
+    value by value, in order, for the message.
     """
     for v, _ in forbidden.values:
         if hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
             return True
     if px_end - px_start >= _DEDUP_PIXELS:
-        needles: Iterable[bytes] = forbidden.pixel_needles
+        needles: tuple[bytes, ...] = forbidden.pixel_needles
+        if not _pixels_may_hold(hay, needles, px_start, px_end):
+            return False
     else:
-        needles = (v for v, k in forbidden.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+        needles = tuple(v for v, k in forbidden.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
     return any(hay.find(v, px_start, px_end) >= 0 for v in needles)
+
+
+def _pixels_may_hold(hay: bytes, needles: tuple[bytes, ...], start: int, end: int) -> bool:
+    """False only if no needle can occur in ``hay[start:end]``; one vectorised pass, no search.
+
+    A needle of n bytes needs n consecutive bytes within the range of byte values its
+    needles use (lowest to highest byte of any needle): the pass marks the bytes in that
+    range and looks for a run of k of them, k the largest power of two not above the
+    shortest needle. Pixel samples rarely hold such runs (CT: none), so the per-needle
+    search, whose cost grows with every pixel byte that resembles a needle's, is skipped;
+    where they do (8-bit images of mid-grey), the needles are searched as before.
+    """
+    if not needles:
+        return False
+    import numpy as np  # loaded with pydicom anyway; not at import time
+
+    lo = min(min(n) for n in needles)
+    hi = max(max(n) for n in needles)
+    run = 1 << (min(len(n) for n in needles).bit_length() - 1)
+    a = np.frombuffer(hay, np.uint8, end - start, start)
+    inside = (a >= lo) & (a <= hi)
+    k = 1
+    while k < run and inside.size > k:
+        inside = inside[:-k] & inside[k:]  # now: the k * 2 bytes from here are all in range
+        k *= 2
+    return bool(k >= run and inside.any())
 
 
 def _components(raw: bytes, name: bool = False) -> list[bytes]:
