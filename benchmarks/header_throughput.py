@@ -1093,6 +1093,28 @@ _PYDICOM_LOOP = (
 )
 
 
+#: What any tool with privguard's guarantees must do per file, and nothing else: read it, write
+#: a new file (never overwriting), SHA-256 of the input and of the output (the audit record and
+#: the manifest, issue 10), and make the outputs durable before they are reported (issue 9: one
+#: syncfs per chunk of 16, as the batch runner does). No DICOM parsing at all.
+_IO_FLOOR = (
+    "import ctypes, hashlib, os, sys, pathlib\n"
+    "syncfs = ctypes.CDLL(None, use_errno=True).syncfs\n"
+    "src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+    "for i, f in enumerate(sorted(p for p in src.rglob('*') if p.is_file())):\n"
+    "    b = f.read_bytes()\n"
+    "    hashlib.sha256(b).digest()\n"
+    "    fd = os.open(out / f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)\n"
+    "    os.write(fd, b)\n"
+    "    hashlib.sha256(b).digest()\n"
+    "    if i % 16 == 15:\n"
+    "        syncfs(fd)\n"
+    "    os.close(fd)\n"
+    "fd = os.open(out, os.O_RDONLY)\n"
+    "syncfs(fd)\n"
+)
+
+
 def _corpora(n_ct: int, n_table: int, n_enh: int) -> dict[str, Path]:
     """The three corpora of issue 8, each in one folder (generated once, then reused)."""
     from benchmarks.corpus import ensure_enhanced
@@ -1144,13 +1166,15 @@ def cli_table(n_ct: int, n_table: int, n_enh: int, repeat: int) -> str:
                     "--workers", "1"]  # fmt: skip
         if tool == "gdcmanon":
             return ["gdcmanon", "-e", "-c", str(cert), "--continue", "-i", str(src), "-o", str(out)]
+        if tool == "io-floor":
+            return [py, "-S", "-c", _IO_FLOOR, str(src), str(out)]
         return [py, "-c", _PYDICOM_LOOP, str(src), str(out)]
 
-    tools = ["privguard", "pydicom"] + (["gdcmanon"] if shutil.which("gdcmanon") else [])
+    tools = ["privguard", "pydicom", "io-floor"] + (["gdcmanon"] if shutil.which("gdcmanon") else [])
     lines = [
         "| corpus | privguard `scrub --ocr off` | pydicom read+write | gdcmanon | vs gdcmanon | vs pydicom "
-        "| privguard in-process |",
-        "|---|---|---|---|---|---|---|",
+        "| durable I/O floor (no DICOM) | floor vs gdcmanon | privguard in-process |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     # Start-up: scrub of a folder holding one small file.
     one = work / "one"
@@ -1188,6 +1212,7 @@ def cli_table(n_ct: int, n_table: int, n_enh: int, repeat: int) -> str:
             f"{_wrange(walls['gdcmanon']) if g else 'n/a'} | "
             f"{(g / med['privguard']) if g else float('nan'):.2f}x | "
             f"{med['pydicom'] / med['privguard']:.2f}x | "
+            f"{_wrange(walls['io-floor'])} | {(g / med['io-floor']) if g else float('nan'):.2f}x | "
             f"{len(files) / statistics.median(inproc):.0f} files/s |"
         )
     shutil.rmtree(work, ignore_errors=True)
