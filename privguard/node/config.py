@@ -142,7 +142,9 @@ class NodeConfig(_Model):
     workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)), ge=1, le=256)
     chunk_size: int = Field(default=16, ge=1, le=1024)
     queue: Path = Path("privguard-queue")
-    """Durable queue folder (incoming, outgoing, quarantine, ledger). Keep it on a local disk."""
+    """Durable queue folder (receive journal, incoming, outgoing, quarantine, ledger). On a local disk."""
+    journal_segment_mb: int = Field(default=32, ge=1, le=4096)
+    """Size of each receive-journal segment (written with zeros once, then reused)."""
     log: Path | None = None
     """JSON-lines event log; None writes to stderr."""
     audit_log: Path | None = None

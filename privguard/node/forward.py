@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from privguard.node.config import DimseDestination, FolderDestination, StowDestination
-from privguard.node.queue import fsync_dir, fsync_file
+from privguard.node.journal import fsync_dir
+from privguard.node.queue import fsync_file
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,11 @@
 
 Layout under the queue folder::
 
-    incoming/<name>.dcm       as received; fsync'd before the sender's C-STORE is acknowledged, and
-                              kept until the instance is delivered (the durable copy)
+    journal/<n>.seg           the receive journal (see journal.py): each received instance is
+                              appended and synced there before the sender's C-STORE is
+                              acknowledged, and kept until the instance is delivered
+    incoming/<name>.dcm       the same bytes as a file for the workers; not synced (rebuilt from
+                              the journal at start when missing or different)
     outgoing/<name>.dcm       the de-identified instance, waiting for the destination
     outgoing/<name>.json      what the forwarder needs (output path, hashes, counts): no PHI
     quarantine/<name>.pgq     inputs that could not be de-identified, encrypted (see quarantine.py)
@@ -14,14 +17,16 @@ Layout under the queue folder::
 keyed tokens (HMAC with a sub-key of the project key) of the original Study
 and SOP Instance UIDs. No original identifier or path ever appears in a name.
 
-Only two writes are synchronous: the received file (before the acknowledgement)
-and the ledger line (before the files of a delivered instance are removed).
-The de-identified copy is not fsync'd: until the ledger says "delivered", the
-received file is there to scrub again. At start, :meth:`DurableQueue.recover`
-drops anything the ledger marks delivered, and every outgoing file whose
-SHA-256 does not match its description (a write cut short by a power loss), so
-it is scrubbed again; de-identification is deterministic, so the output is
-the same.
+Three writes are synchronous: the journal record (before the acknowledgement;
+one ``fdatasync``, shared by concurrent associations), the ledger line (before
+the files of a delivered instance are removed and its journal record is
+released) and a quarantined instance's sealed file. The de-identified copy is
+not synced: until the ledger says "delivered", the journal holds the instance
+to scrub again. At start, :meth:`DurableQueue.recover` reads the journal, keeps
+the records that the ledger and the quarantine do not mark done, rewrites
+their incoming files where needed, and drops every outgoing file whose SHA-256
+does not match its description (a write cut short by a power loss), so it is
+scrubbed again; de-identification is deterministic, so the output is the same.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from privguard.errors import ConfigError
+from privguard.node.journal import DEFAULT_SEGMENT_SIZE, ReceiveJournal, Record, datasync, fsync_dir
 from privguard.pseudonym.keys import ProjectKey
 
 _NAME = re.compile(r"^(\d{20})-([0-9a-f]{16})-([0-9a-f]{16})$")
@@ -63,14 +69,6 @@ class Item:
         return cls(int(m.group(1)), m.group(2), m.group(3)) if m else None
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durable(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file: fsync'd, renamed, directory fsync'd."""
     tmp = path.with_name(f".tmp-{path.name}")
@@ -80,7 +78,7 @@ def write_durable(path: Path, data: bytes) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        _datasync(fd)
+        datasync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -88,10 +86,6 @@ def write_durable(path: Path, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def _datasync(fd: int) -> None:
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
 def commit_outputs(root: Path, done: list[tuple[str, Path, dict[str, Any]]]) -> None:
@@ -120,7 +114,7 @@ def _sha256_file(path: Path) -> str:
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        _datasync(fd)
+        datasync(fd)
     finally:
         os.close(fd)
 
@@ -128,13 +122,16 @@ def fsync_file(path: Path) -> None:
 class DurableQueue:
     """Items move incoming -> outgoing -> delivered (ledger), or -> quarantine."""
 
-    def __init__(self, root: Path, key: ProjectKey, project: str) -> None:
+    def __init__(
+        self, root: Path, key: ProjectKey, project: str, segment_size: int = DEFAULT_SEGMENT_SIZE
+    ) -> None:
         self.root = root
         self.incoming = root / "incoming"
         self.outgoing = root / "outgoing"
         self.quarantine = root / "quarantine"
         self.work = root / "work"
         self.ledger_path = root / "ledger.log"
+        self.journal = ReceiveJournal(root / "journal", segment_size)
         self._key = key.derive("node-queue", project)
         self._lock = threading.Lock()
         for d in (self.root, self.incoming, self.outgoing, self.quarantine, self.work):
@@ -163,6 +160,7 @@ class DurableQueue:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(mode=0o700, exist_ok=True)
         delivered_seqs: set[int] = set()
+        last_delivered: dict[str, int] = {}  # instance token -> latest delivered sequence number
         if self.ledger_path.exists():
             data = self.ledger_path.read_bytes()
             for line in data.decode("ascii", "replace").splitlines():
@@ -170,33 +168,73 @@ class DurableQueue:
                 if len(parts) >= 2 and len(parts[1]) == 16 and parts[0].isdigit():
                     self.delivered.add(parts[1])
                     delivered_seqs.add(int(parts[0]))
+                    last_delivered[parts[1]] = max(int(parts[0]), last_delivered.get(parts[1], 0))
             if data and not data.endswith(b"\n"):  # a line cut short by a crash
                 with open(self.ledger_path, "ab") as fh:
                     fh.write(b"\n")
-        for d in (self.incoming, self.outgoing):
-            for p in d.iterdir():
-                it = Item.parse(p.name.split(".", 1)[0])
-                if p.name.startswith(".tmp-") or it is None or it.seq in delivered_seqs:
-                    p.unlink(missing_ok=True)  # half-written, or delivered before the crash
-        received = {p.stem for p in self.incoming.glob("*.dcm")}
         sealed = {p.stem for p in self.quarantine.glob("*.pgq")}
+        sealed_seqs = {it.seq for name in sealed if (it := Item.parse(name)) is not None}
+        legacy = [] if self.journal.folder.exists() else self._legacy_incoming(delivered_seqs | sealed_seqs)
+
+        def done(r: Record) -> bool:
+            # Delivered or quarantined; or an older copy of an instance delivered since (a store
+            # whose sync failed, so that the sender sent it again).
+            superseded = last_delivered.get(r.instance, 0) > r.seq
+            return r.seq in delivered_seqs or r.seq in sealed_seqs or superseded
+
+        records = self.journal.open(done)
+        records += self._adopt(legacy)
+        latest: dict[str, Record] = {}
+        for r in sorted(records, key=lambda r: r.seq):
+            earlier = latest.get(r.instance)
+            if earlier is not None:  # a store whose sync failed, then sent again: the last copy counts
+                self.journal.release([earlier.seq])
+            latest[r.instance] = r
+        pending: dict[str, Record] = {}
+        for r in latest.values():
+            it = Item(r.seq, r.study, r.instance)
+            self._pending[r.instance] = it
+            pending[it.name] = r
+        for p in self.incoming.iterdir():
+            if p.name.split(".", 1)[0] not in pending or p.suffix != ".dcm":
+                p.unlink(missing_ok=True)  # not acknowledged, or done before the crash
+        for name, r in pending.items():
+            self._restore_incoming(name, r)
+        for p in self.outgoing.iterdir():
+            it = Item.parse(p.name.split(".", 1)[0])
+            if p.name.startswith(".tmp-") or it is None or it.seq in delivered_seqs:
+                p.unlink(missing_ok=True)  # half-written, or delivered before the crash
         names = {p.stem for p in self.outgoing.iterdir()}
         for name in names:
             dcm, desc = self.outgoing / f"{name}.dcm", self.outgoing / f"{name}.json"
-            if name not in received or name in sealed or not _intact(dcm, desc):
+            if name not in pending or name in sealed or not _intact(dcm, desc):
                 dcm.unlink(missing_ok=True)  # scrubbed again from the received copy
                 desc.unlink(missing_ok=True)
-        top = 0
-        for d in (self.incoming, self.outgoing, self.quarantine):
-            for p in d.iterdir():
-                it = Item.parse(p.name.split(".", 1)[0])
-                if it is None:
-                    continue
-                top = max(top, it.seq)
-                if d is self.incoming:
-                    self._pending[it.instance] = it
+        top = max([0, *delivered_seqs, *sealed_seqs, *(r.seq for r in records)])
         # Sequence numbers grow across restarts even when the queue was empty.
         self._seq = max(top, time.time_ns() // 1000)
+
+    def _legacy_incoming(self, done: set[int]) -> list[tuple[Item, bytes]]:
+        """Instances received by a node without the journal (files synced one by one), to journal now."""
+        out = []
+        for p in sorted(self.incoming.glob("*.dcm")):
+            it = Item.parse(p.stem)
+            if it is not None and it.seq not in done:
+                out.append((it, p.read_bytes()))
+        return out
+
+    def _adopt(self, legacy: list[tuple[Item, bytes]]) -> list[Record]:
+        return [self.journal.append(it.seq, it.study, it.instance, data) for it, data in legacy]
+
+    def _restore_incoming(self, name: str, record: Record) -> None:
+        """Make incoming/<name>.dcm hold the journal record's bytes (it is not synced when received)."""
+        path = self.incoming / f"{name}.dcm"
+        try:
+            if path.stat().st_size == record.length and self.journal.matches(record, path.read_bytes()):
+                return
+        except OSError:
+            pass
+        _write_file(path, self.journal.read(record))
 
     def pending_incoming(self) -> list[Item]:
         """Received instances not yet de-identified, in arrival order."""
@@ -239,9 +277,12 @@ class DurableQueue:
             self._pending[inst] = item
             if on_new is not None:
                 on_new(item)
+        path = self.incoming / f"{item.name}.dcm"
         try:
-            write_durable(self.incoming / f"{item.name}.dcm", data)
+            _write_file(path, data)  # for the workers; the journal record is the durable copy
+            self.journal.append(item.seq, study, inst, data)
         except BaseException:
+            path.unlink(missing_ok=True)
             with self._lock:
                 self._pending.pop(inst, None)
             raise
@@ -265,6 +306,7 @@ class DurableQueue:
         self.outgoing_path(item).unlink(missing_ok=True)
         (self.outgoing / f"{item.name}.json").unlink(missing_ok=True)
         self.incoming_path(item).unlink(missing_ok=True)
+        self.journal.release([item.seq])
         with self._lock:
             self._pending.pop(item.instance, None)
 
@@ -278,11 +320,12 @@ class DurableQueue:
             self._ledger_fh = open(self.ledger_path, "ab")  # noqa: SIM115 - closed in close()
         self._ledger_fh.write(b"".join(f"{i.seq:020d} {i.instance}\n".encode() for i in items))
         self._ledger_fh.flush()
-        _datasync(self._ledger_fh.fileno())
+        datasync(self._ledger_fh.fileno())
         for i in items:
             self.outgoing_path(i).unlink(missing_ok=True)
             (self.outgoing / f"{i.name}.json").unlink(missing_ok=True)
             self.incoming_path(i).unlink(missing_ok=True)
+        self.journal.release([i.seq for i in items])
         with self._lock:
             for i in items:
                 self.delivered.add(i.instance)
@@ -299,6 +342,19 @@ class DurableQueue:
         if self._ledger_fh is not None:
             self._ledger_fh.close()
             self._ledger_fh = None
+        self.journal.close()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write a file without syncing it (page cache; the journal holds the durable copy)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
 
 
 def _intact(dcm: Path, desc: Path) -> bool:
