@@ -93,4 +93,5 @@ def build_stage(
         allowlist=load_allowlist(extra),
         previews=options.previews,
         engine=engine,
+        ultrasound_regions=options.ultrasound_regions,
     )

@@ -146,6 +146,10 @@ class OCRPixelStage:
         Run the cheap pixel screen (:mod:`privguard.pixels.screen`) before the detector and skip
         whole frames without text-like strokes, and verification neighbourhoods without strokes
         left outside the masks.
+    ultrasound_regions
+        Apply deid's ultrasound recipe in triage (:func:`privguard.pixels.triage.triage`): on
+        ultrasound images with ``SequenceOfUltrasoundRegions``, everything outside the ultrasound
+        regions is masked as a known region.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class OCRPixelStage:
         engine: OCREngine | None = None,
         max_rounds: int = 3,
         screen: bool = True,
+        ultrasound_regions: bool = True,
     ) -> None:
         if ocr not in ("auto", "on", "off"):
             raise ValueError(f"unknown ocr mode '{ocr}'")
@@ -169,6 +174,7 @@ class OCRPixelStage:
         self.decider = PhiDecider(allowlist, redact)
         self.max_rounds = max(1, max_rounds)
         self.screen = screen
+        self.ultrasound_regions = ultrasound_regions
         self._triaged: dict[tuple[int, str], Triage] = {}
         self._engine = engine
         self._finder: TextFinder | None = None
@@ -191,7 +197,7 @@ class OCRPixelStage:
             return got
         pixel = src.pixel
         has = (pixel is not None and pixel.tag == 0x7FE00010) or (pixel is None and "PixelData" in src.ds)
-        got = triage(src.ds, has_pixels=has, ocr=self.ocr)
+        got = triage(src.ds, has_pixels=has, ocr=self.ocr, ultrasound_regions=self.ultrasound_regions)
         if len(self._triaged) > 4096:
             self._triaged.clear()
         self._triaged[key] = got

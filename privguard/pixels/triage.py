@@ -7,7 +7,11 @@ Rules, in order (the first that decides wins):
 3. a device of the *known-device catalogue* -> processed, and its known regions are
    masked whatever OCR says. The catalogue is the ``%filter graylist`` of the recipe
    ``deid.dicom`` that the ``deid`` package ships (RSNA CTP's pixel-anonymizer
-   signatures: GE dose reports, Siemens/Philips/Toshiba screen layouts ...);
+   signatures: GE dose reports, Siemens/Philips/Toshiba screen layouts ...) and, for
+   ultrasound images, that of ``deid.dicom.ultrasound`` (everything but the ultrasound
+   regions of ``SequenceOfUltrasoundRegions``). A rule's ``coordinates`` add regions,
+   its ``keepcoordinates`` take regions out again, in the recipe's order; either may
+   read its boxes from a header attribute (``from:SequenceOfUltrasoundRegions``);
 4. Burned In Annotation = YES -> processed;
 5. modalities and SOP classes that are screen-like by nature (US, IVUS, SC, OT, ES, XC,
    GM, XA, RF, OP; Secondary Capture, video and photographic storage) -> processed,
@@ -62,6 +66,21 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Coordinates:
+    """One ``coordinates`` / ``keepcoordinates`` line of a graylist rule (CTP's ``ctp...``
+    forms, ``x,y,width,height``, are converted to boxes when parsed)."""
+
+    keep: bool
+    """``keepcoordinates``: take the region out of the masks found so far."""
+    box: Box | None = None
+    whole: bool = False
+    """``coordinates all``: the whole image."""
+    source: str | None = None
+    """``from:KEYWORD``: the boxes are read from this header attribute (a sequence of items with
+    ``RegionLocationMinX0`` / ``MinY0`` / ``MaxX1`` / ``MaxY1``, as deid reads them)."""
+
+
+@dataclass(frozen=True)
 class Rule:
     """One LABEL of a deid recipe filter section."""
 
@@ -71,6 +90,8 @@ class Rule:
     regions: tuple[Box, ...] = ()
     keep_regions: tuple[Box, ...] = ()
     whole_image: bool = False
+    coordinates: tuple[Coordinates, ...] = ()
+    """Every coordinate line, in the recipe's order (fixed boxes, ``all`` and ``from:`` alike)."""
 
 
 @dataclass(frozen=True)
@@ -140,12 +161,15 @@ def parse_recipe(text: str) -> Catalogue:
     regions: list[Box] = []
     keeps: list[Box] = []
     whole = False
+    coords: list[Coordinates] = []
 
     def flush() -> None:
-        nonlocal label, groups, regions, keeps, whole
+        nonlocal label, groups, regions, keeps, whole, coords
         if section in sections and label is not None:
-            sections[section].append(Rule(label, tuple(groups), tuple(regions), tuple(keeps), whole))
-        label, groups, regions, keeps, whole = None, [], [], [], False
+            sections[section].append(
+                Rule(label, tuple(groups), tuple(regions), tuple(keeps), whole, tuple(coords))
+            )
+        label, groups, regions, keeps, whole, coords = None, [], [], [], False, []
 
     for raw in text.splitlines():
         line = raw.strip()
@@ -172,13 +196,19 @@ def parse_recipe(text: str) -> Catalogue:
             ("coordinates", False, False),
         ):
             if low.startswith(key):
-                value = line[len(key) :].strip()
+                value = line[len(key) :].split("#")[0].strip()
                 if value.lower() == "all":
-                    whole = True
-                elif not value.startswith("from:"):
+                    whole = whole or not keep
+                    coords.append(Coordinates(keep, whole=True))
+                elif value.lower().startswith("from:"):
+                    source = value[5:].strip()
+                    if source:
+                        coords.append(Coordinates(keep, source=source))
+                else:
                     box = _coordinates(value, ctp)
                     if box is not None:
                         (keeps if keep else regions).append(box)
+                        coords.append(Coordinates(keep, box=box))
                 break
         else:
             conds = _line(line)
@@ -188,21 +218,112 @@ def parse_recipe(text: str) -> Catalogue:
     return Catalogue(tuple(sections["whitelist"]), tuple(sections["graylist"]), tuple(sections["blacklist"]))
 
 
-@lru_cache(maxsize=1)
-def deid_catalogue() -> Catalogue:
-    """The known-device catalogue of the installed ``deid`` package (empty if deid is absent)."""
+@lru_cache(maxsize=4)
+def deid_catalogue(recipe: str = "deid.dicom") -> Catalogue:
+    """A filter catalogue of the installed ``deid`` package (empty if deid is absent): the
+    known-device recipe ``deid.dicom`` by default, or ``deid.dicom.ultrasound``."""
     spec = find_spec("deid")
     if spec is None or not spec.submodule_search_locations:
         logger.warning(
             "the deid package is not installed: no known-device regions (pip install 'privguard[ocr]')"
         )
         return Catalogue()
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "deid.dicom"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / recipe
     try:
         return parse_recipe(path.read_text(encoding="utf-8"))
     except OSError:
-        logger.warning("the deid recipe deid.dicom cannot be read: no known-device regions")
+        logger.warning("the deid recipe %s cannot be read: no known-device regions", recipe)
         return Catalogue()
+
+
+def ultrasound_catalogue() -> Catalogue:
+    """deid's ultrasound recipe: blank the image but for its ultrasound regions."""
+    return deid_catalogue("deid.dicom.ultrasound")
+
+
+_REGION_KEYS = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
+
+
+def header_boxes(ds: Dataset, source: str, *, keep: bool) -> list[Box]:
+    """The boxes a ``from:`` coordinate line reads from the header, as deid reads them: every
+    item of the attribute (a sequence, or the dataset it names) that has all four
+    ``RegionLocation...`` values gives one box. Items without them, or whose values are not
+    whole numbers with min below max, give none.
+
+    The DICOM maxima are inclusive. A region to *keep* ends at them, exclusive (as deid slices
+    it: one row and column less is kept); a region to *mask* includes them (one more is masked).
+    """
+    try:
+        value = ds.get(source)
+    except (KeyError, ValueError, TypeError):
+        return []
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, list | tuple) or type(value).__name__ == "Sequence" else [value]
+    out: list[Box] = []
+    for item in items:
+        if not isinstance(item, Dataset) or not all(k in item for k in _REGION_KEYS):
+            continue
+        try:
+            x0, y0, x1, y1 = (int(item.get(k)) for k in _REGION_KEYS)
+        except (TypeError, ValueError):
+            continue
+        if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
+            continue
+        out.append(Box(x0, y0, x1, y1) if keep else Box(x0, y0, x1 + 1, y1 + 1))
+    return out
+
+
+def subtract(box: Box, cut: Box) -> list[Box]:
+    """``box`` less ``cut``: up to four boxes (above, below, left and right of the cut)."""
+    inner = box.intersect(cut)
+    if inner.x1 <= inner.x0 or inner.y1 <= inner.y0:
+        return [box]
+    pieces = [
+        Box(box.x0, box.y0, box.x1, inner.y0),
+        Box(box.x0, inner.y1, box.x1, box.y1),
+        Box(box.x0, inner.y0, inner.x0, inner.y1),
+        Box(inner.x1, inner.y0, box.x1, inner.y1),
+    ]
+    return [p for p in pieces if p.x1 > p.x0 and p.y1 > p.y0]
+
+
+def resolve_regions(rules: list[Rule], ds: Dataset) -> tuple[tuple[Box, ...], bool]:
+    """The regions to mask for the matched graylist rules, their coordinate lines applied in
+    order as deid does (``coordinates`` mask, ``keepcoordinates`` unmask what is masked so far),
+    clipped to the image; and whether any ``keepcoordinates`` line took something out."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    masked: list[Box] = []
+    kept_any = False
+    for rule in rules:
+        for c in rule.coordinates:
+            if c.whole:
+                boxes = [Box(0, 0, cols, rows)] if rows and cols else []
+            elif c.source is not None:
+                boxes = header_boxes(ds, c.source, keep=c.keep)
+            else:
+                boxes = [c.box] if c.box is not None else []
+            if not c.keep:
+                masked += boxes
+                continue
+            for cut in boxes:
+                after: list[Box] = []
+                for m in masked:
+                    pieces = subtract(m, cut)
+                    kept_any = kept_any or pieces != [m]
+                    after += pieces
+                masked = after
+    if rows and cols:
+        masked = [m.clip(cols, rows) for m in masked]
+    return tuple(m for m in masked if m.x1 > m.x0 and m.y1 > m.y0), kept_any
+
+
+def is_ultrasound(ds: Dataset) -> bool:
+    """Modality US / IVUS, or an ultrasound SOP class."""
+    sop = str(ds.get("SOPClassUID", "") or "")
+    return _text(ds, "Modality") in ("US", "IVUS") or sop.startswith(
+        ("1.2.840.10008.5.1.4.1.1.6.", "1.2.840.10008.5.1.4.1.1.3.1")
+    )
 
 
 def _values(ds: Dataset, fld: str) -> list[str] | None:
@@ -275,18 +396,51 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(value or "").strip().upper()
 
 
-def triage(ds: Dataset, *, has_pixels: bool, ocr: str = "auto", catalogue: Catalogue | None = None) -> Triage:
-    """Decide from the header whether a file needs the pixel stage (see the module docstring)."""
+def known_regions(
+    ds: Dataset, catalogue: Catalogue, ultrasound: Catalogue | None
+) -> tuple[tuple[Box, ...], tuple[str, ...]]:
+    """Known burned-in regions and the labels of the graylist rules that gave them.
+
+    The device catalogue's matching rules with coordinates are resolved first. For an
+    ultrasound image, the ultrasound catalogue's matching rules are resolved on their own and
+    added only when a ``keepcoordinates`` line kept something: its ``coordinates all`` alone
+    (an ultrasound image without usable ``SequenceOfUltrasoundRegions``) would blank the whole
+    image, so OCR decides there instead.
+    """
+    rules = [r for r in catalogue.graylist if any(not c.keep for c in r.coordinates) and matches(r, ds)]
+    regions, _ = resolve_regions(rules, ds)
+    labels = tuple(r.label for r in rules)
+    if ultrasound is not None and ultrasound.graylist and is_ultrasound(ds):
+        us_rules = [r for r in ultrasound.graylist if r.coordinates and matches(r, ds)]
+        us_regions, kept = resolve_regions(us_rules, ds)
+        if kept and us_regions:
+            regions += us_regions
+            labels += tuple(r.label for r in us_rules)
+    return regions, labels
+
+
+def triage(
+    ds: Dataset,
+    *,
+    has_pixels: bool,
+    ocr: str = "auto",
+    catalogue: Catalogue | None = None,
+    ultrasound: Catalogue | None = None,
+    ultrasound_regions: bool = True,
+) -> Triage:
+    """Decide from the header whether a file needs the pixel stage (see the module docstring).
+
+    ``catalogue`` defaults to deid's ``deid.dicom`` and ``ultrasound`` to its
+    ``deid.dicom.ultrasound`` (applied to ultrasound images unless ``ultrasound_regions`` is
+    False)."""
     if not has_pixels:
         return Triage(False, "no-pixel-data")
     cat = catalogue if catalogue is not None else deid_catalogue()
-    known = [r for r in cat.graylist if (r.regions or r.whole_image) and matches(r, ds)]
-    regions = tuple(b for r in known for b in r.regions)
-    labels = tuple(r.label for r in known)
-    if any(r.whole_image for r in known):
-        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-        if rows and cols:
-            regions += (Box(0, 0, cols, rows),)
+    us_cat = None
+    if ultrasound_regions:
+        us_cat = ultrasound if ultrasound is not None else ultrasound_catalogue()
+    regions, labels = known_regions(ds, cat, us_cat)
+    known = bool(labels)
     if ocr == "on":
         return Triage(True, "ocr-on", regions, labels)
     if known:

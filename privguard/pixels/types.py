@@ -30,6 +30,9 @@ class PixelOptions:
     """Override the profile's ``pixels.redact`` (phi | all-text)."""
     allowlist: tuple[Path, ...] = ()
     """Site allow-list files, added to the shipped one and the profile's."""
+    ultrasound_regions: bool = True
+    """Apply deid's ultrasound recipe: on ultrasound images with ``SequenceOfUltrasoundRegions``,
+    mask everything outside the ultrasound regions (OCR still runs inside them)."""
 
 
 @dataclass

@@ -83,8 +83,9 @@ def check(
 ) -> dict[int, list[Residual]]:
     """OCR the neighbourhood of every mask again; residual words per request key.
 
-    With ``prescreen``, a frame whose mask neighbourhoods hold no glyph-like stroke outside the
-    masks and the kept words is not sent to the detector (nothing readable is left there)."""
+    With ``prescreen``, a mask neighbourhood that holds no glyph-like stroke outside the masks and
+    the kept words is not sent to the detector (nothing readable is left there); a frame with no
+    such neighbourhood is not read at all."""
     jobs: list[FrameJob] = []
     owners: list[tuple[int, list[int], list[Box]]] = []
     for req in requests:
@@ -92,8 +93,12 @@ def check(
         seen: dict[bytes, int] = {}
         for frame, boxes in sorted(req.masks.items()):
             regions = merge_boxes([neighbourhood(b, cols, rows) for b in boxes], gap=2)
-            if prescreen and not any(_strokes(req.gray[frame], r, boxes, req.kept) for r in regions):
-                continue  # nothing glyph-like left by the masks: nothing the detector could read
+            if prescreen:
+                # only the neighbourhoods where something glyph-like is left by the masks: a residual
+                # touches a mask, so its strokes lie in that mask's neighbourhood
+                regions = [r for r in regions if _strokes(req.gray[frame], r, boxes, req.kept)]
+                if not regions:
+                    continue  # nothing glyph-like left by the masks: nothing the detector could read
             digest = hashlib.sha1(usedforsecurity=False)
             for r in regions:
                 digest.update(np.ascontiguousarray(req.gray[frame, r.y0 : r.y1, r.x0 : r.x1]).tobytes())

@@ -73,3 +73,31 @@ def test_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ocr.cpu_threads() == 3
     monkeypatch.setenv("PRIVGUARD_OCR_THREADS", "x")
     assert ocr.cpu_threads() >= 1
+
+
+def test_cpu_inference_copies_compute_what_easyocr_computes(engine: ocr.OCREngine) -> None:
+    """The CPU engine runs copies of CRAFT and the recognizer with batch norm folded into the
+    convolutions and channels-last weights: the same fp32 function (depends on model numerics:
+    outputs may differ from EasyOCR's modules only by float rounding), and the reader's own
+    modules (what a plain ``readtext`` runs) stay as EasyOCR built them."""
+    import torch
+
+    assert isinstance(engine, ocr.EasyOCREngine)
+    reader = engine._reader
+    plain_det, fast_det = reader.detector, engine._detector
+    assert fast_det is not plain_det
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain_det.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast_det.modules())
+    img = torch.from_numpy(rendered("DOB 11.03.2008").astype(np.float32) / 255.0 - 0.5)
+    x = img.permute(2, 0, 1).unsqueeze(0).contiguous()
+    with torch.inference_mode():
+        y_plain, _ = plain_det(x)
+        y_fast, _ = fast_det(x.contiguous(memory_format=torch.channels_last))
+    assert float((y_plain - y_fast).abs().max()) < 1e-4
+    crop = torch.rand(2, 1, 64, 200) - 0.5
+    text = torch.zeros(2, 21, dtype=torch.long)
+    reader.recognizer.eval()  # as easyocr.recognition.recognizer_predict sets it
+    with torch.inference_mode():
+        r_plain = reader.recognizer(crop, text)
+        r_fast = engine._recognizer(crop, text)
+    assert float((r_plain - r_fast).abs().max()) < 1e-3
