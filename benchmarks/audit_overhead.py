@@ -16,6 +16,7 @@ process and its workers).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -36,7 +37,10 @@ from privguard.pseudonym.keys import ProjectKey
 
 
 class NoopLog(AuditLog):
-    """The audit sink replaced by a no-op (benchmark only)."""
+    """The audit sink replaced by a no-op (benchmark only): it writes nothing and asks the
+    workers for no digests, so the hashing the log needs is counted as the log's cost."""
+
+    worker_digests = False
 
     def __init__(self) -> None:
         self.log_id = "noop"
@@ -65,10 +69,20 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def one(corpus: Path, key: ProjectKey, workers: int, audited: bool, tmp: Path) -> tuple[float, float, int]:
-    out = tmp / f"out-{workers}-{int(audited)}"
+#: Variants: the real log; the no-op sink; the no-op sink with the workers still hashing (``--split``).
+VARIANTS = {
+    "noop": "no-op audit sink",
+    "noop-digests": "no-op sink, workers hash",
+    "audited": "audited (real log)",
+}
+
+
+def one(corpus: Path, key: ProjectKey, workers: int, variant: str, tmp: Path) -> tuple[float, float, int]:
+    out = tmp / f"out-{workers}-{variant}"
     cfg = ScrubConfig(inputs=[corpus], out=out, key=key, profile="basic", workers=workers)
-    log: AuditLog = AuditLog.open(tmp / "audit.jsonl") if audited else NoopLog()
+    log: AuditLog = AuditLog.open(tmp / "audit.jsonl") if variant == "audited" else NoopLog()
+    if variant == "noop-digests":
+        log.worker_digests = True  # the hashing without the log: splits the cost in two
     c0, t0 = _cpu(), time.perf_counter()
     try:
         summary, _ = audited_scrub(cfg, log=log)
@@ -85,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument(
+        "--split", action="store_true", help="add a third variant: the no-op sink with the workers hashing"
+    )
+    ap.add_argument("--json", type=Path, help="also write every round's figures to this file")
     args = ap.parse_args(argv)
+    variants = ["noop", "noop-digests", "audited"] if args.split else ["noop", "audited"]
     # its own copy of the corpus: the header benchmark may regenerate .bench/corpus-N meanwhile
     corpus = ensure_corpus(CorpusSpec(n_files=args.files), BENCH_DIR / f"audit-corpus-{args.files}").dicom_dir
     for p in corpus.iterdir():  # warm the page cache
@@ -94,36 +113,49 @@ def main(argv: list[str] | None = None) -> int:
     py = platform.python_version()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {py}, {platform.platform()}")
     print(f"corpus: {corpus} ({args.files} files); rounds: {args.rounds}; profile basic, header only")
+    print(f"load before: {os.getloadavg()[0]:.1f}")
     print()
     print("| workers | variant | files/s (median) | range | CPU ms per file (median) |")
     print("|---:|---|---:|---|---:|")
-    results: dict[tuple[int, bool], list[tuple[float, float, int]]] = {}
+    results: dict[tuple[int, str], list[tuple[float, float, int]]] = {}
     with tempfile.TemporaryDirectory(dir=corpus.parents[1]) as t:
         tmp = Path(t)
         for w in args.workers:
-            one(corpus, key, w, False, tmp)  # warm-up (imports, workers)
+            one(corpus, key, w, "noop", tmp)  # warm-up (imports, workers)
             for r in range(args.rounds):
-                order = (False, True) if r % 2 == 0 else (True, False)
-                for audited in order:
-                    results.setdefault((w, audited), []).append(one(corpus, key, w, audited, tmp))
+                order = variants if r % 2 == 0 else variants[::-1]
+                for variant in order:
+                    results.setdefault((w, variant), []).append(one(corpus, key, w, variant, tmp))
     summary = []
     for w in args.workers:
         rates = {}
-        for audited in (False, True):
-            runs = results[(w, audited)]
+        for variant in variants:
+            runs = results[(w, variant)]
             fps = [n / wall for wall, _, n in runs]
             cpu = statistics.median(c / n * 1000 for _, c, n in runs)
-            rates[audited] = (statistics.median(fps), cpu)
-            name = "audited (real log)" if audited else "no-op audit sink"
+            rates[variant] = (statistics.median(fps), cpu)
             print(
-                f"| {w} | {name} | {statistics.median(fps):.1f} | {min(fps):.0f}–{max(fps):.0f} | {cpu:.2f} |"
+                f"| {w} | {VARIANTS[variant]} | {statistics.median(fps):.1f} | "
+                f"{min(fps):.0f}–{max(fps):.0f} | {cpu:.2f} |"
             )
-        cost = 1 - rates[True][0] / rates[False][0]
-        cpu_cost = rates[True][1] / rates[False][1] - 1
-        summary.append(f"workers {w}: throughput cost {cost * 100:.1f}%, CPU cost {cpu_cost * 100:.1f}%")
+        base = results[(w, "noop")]
+        for variant in variants[1:]:
+            # the same round's pair: the cost each round saw (alternation cancels drift in load)
+            pairs = zip(results[(w, variant)], base, strict=True)
+            paired = [1 - (n / wall) / (nb / wb) for (wall, _, n), (wb, _, nb) in pairs]
+            cost = 1 - rates[variant][0] / rates["noop"][0]
+            cpu_cost = rates[variant][1] / rates["noop"][1] - 1
+            summary.append(
+                f"workers {w}, {VARIANTS[variant]}: throughput cost {cost * 100:.1f}% (per round "
+                f"{min(paired) * 100:.1f}% to {max(paired) * 100:.1f}%), CPU cost {cpu_cost * 100:.1f}%"
+            )
     print()
     for line in summary:
         print(line)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    if args.json is not None:
+        raw = {f"{w}/{v}": runs for (w, v), runs in results.items()}
+        args.json.write_text(json.dumps({"files": args.files, "rounds": raw}, indent=1))
     return 0
 
 

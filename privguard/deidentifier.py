@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
 import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -38,7 +41,7 @@ from privguard.errors import InputError, OCRUnavailableError, OutputError, Privg
 from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
-from privguard.models import DeidRecord, FileResult
+from privguard.models import DeidRecord, FileDigests, FileResult
 from privguard.pixels.types import PixelOptions, PixelOutcome, PixelStage
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
@@ -76,8 +79,12 @@ class Deidentifier:
         options: set[Option] | None = None,
         pseudonymizer: Pseudonymizer | None = None,
         pixels: PixelOptions | None = None,
+        digests: bool = False,
     ) -> None:
         quiet_pydicom()
+        #: Give every written file's result the SHA-256 of its input and output bytes (FileResult.digests).
+        self.digests = digests
+        self._hasher: ThreadPoolExecutor | None = None
         prof = load_profile(profile)
         if options:
             prof = prof.with_options(set(options))
@@ -117,6 +124,9 @@ class Deidentifier:
             self.pixel_stage = build_stage(prof, pixels)
 
     def close(self) -> None:
+        if self._hasher is not None:
+            self._hasher.shutdown()
+            self._hasher = None
         self.pseudonymizer.close()
         if self.pixel_stage is not None:
             self.pixel_stage.close()
@@ -177,6 +187,9 @@ class Deidentifier:
         """
         results: list[FileResult | None] = [None] * len(paths)
         loaded: list[tuple[int, Source]] = []
+        hash_inputs = self.digests and not dry_run
+        in_sha: dict[int, Future[str]] = {}
+        out_sha: dict[int, Future[str]] = {}
         for i, path in enumerate(paths):
             try:
                 loaded.append((i, read_source(path)))
@@ -184,6 +197,9 @@ class Deidentifier:
                 results[i] = _failed(path, str(exc))
             except Exception as exc:
                 results[i] = _unexpected(path, exc)
+            else:
+                if hash_inputs:
+                    in_sha[i] = self._hash_input(loaded[-1][1])
         pixel: dict[int, tuple[PixelOutcome, PhiContext]] = {}
         if self.pixel_stage is not None and loaded:
             pixel = self._run_pixels(loaded, results)
@@ -191,12 +207,34 @@ class Deidentifier:
             if results[i] is not None:
                 continue
             try:
-                results[i] = self._finish(src, pixel.get(i), Path(out_dir), dry_run)
+                results[i], sha = self._finish(src, pixel.get(i), Path(out_dir), dry_run)
+                if sha is not None:
+                    out_sha[i] = sha
             except PrivguardError as exc:
                 results[i] = _failed(src.path, str(exc))
             except Exception as exc:
                 results[i] = _unexpected(src.path, exc)
+        for i, fut in in_sha.items():
+            res = results[i]
+            if res is not None:
+                results[i] = res.model_copy(update={"digests": _digests(fut, out_sha.get(i))})
         return [r for r in results if r is not None]
+
+    def _hash_pool(self) -> ThreadPoolExecutor:
+        # One helper thread: hashlib releases the GIL on large buffers, so a file's hashing
+        # overlaps the next file's work (and the output's sync) instead of adding to it.
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privguard-sha256")
+        return self._hasher
+
+    def _hash_input(self, src: Source) -> Future[str]:
+        """The SHA-256 of the input's bytes as read (from memory; a file too large to hold is read again)."""
+        if src.data is not None and len(src.data) == src.size:
+            return self._hash_bytes(src.data)
+        return self._hash_pool().submit(file_sha256, src.path)
+
+    def _hash_bytes(self, data: bytes) -> Future[str]:
+        return self._hash_pool().submit(_sha256_hex, data)
 
     def _run_pixels(
         self, loaded: list[tuple[int, Source]], results: list[FileResult | None]
@@ -223,13 +261,16 @@ class Deidentifier:
 
     def _finish(
         self, src: Source, pixel: tuple[PixelOutcome, PhiContext] | None, out_dir: Path, dry_run: bool
-    ) -> FileResult:
+    ) -> tuple[FileResult, Future[str] | None]:
+        """The file's result, and the SHA-256 of the output written (when digests are on)."""
         outcome, context = pixel if pixel is not None else (None, None)
         if outcome is not None and outcome.failed:
-            return FileResult(
+            failed = FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
+            return failed, None
         forbidden = None if dry_run else self.forbidden_values(src)
+        out_sha: Future[str] | None = None
         st, rel = self.process(src, context=context)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
@@ -237,8 +278,16 @@ class Deidentifier:
             encoded = self.engine.method_bytes(src.implicit, src.little)
             if outcome is not None and outcome.verified:  # the code sequence gained 113101
                 encoded = {t: b for t, b in encoded.items() if t != 0x00120064}
-            write_atomic(src, st, out_dir / rel, outcome, encoded, forbidden=forbidden)
-        return FileResult(
+            out_sha = write_atomic(
+                src,
+                st,
+                out_dir / rel,
+                outcome,
+                encoded,
+                forbidden=forbidden,
+                digest=self._hash_bytes if self.digests else None,
+            )
+        result = FileResult(
             input=str(src.path),
             output=rel,
             status="ok",
@@ -246,6 +295,7 @@ class Deidentifier:
             warnings=tuple(st.warnings),
             pixels=outcome.report if outcome is not None else None,
         )
+        return result, out_sha
 
     def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
@@ -319,7 +369,8 @@ def write_atomic(
     encoded: dict[int, bytes] | None = None,
     *,
     forbidden: Forbidden | None = None,
-) -> None:
+    digest: Callable[[bytes], Future[str]] | None = None,
+) -> Future[str] | None:
     """Write the output to a temporary file beside ``final``, verify it, then link it into place.
 
     The written bytes are re-scanned strictly and searched for the input's
@@ -328,7 +379,10 @@ def write_atomic(
     An existing ``final`` is never overwritten: if it holds the same bytes
     (the same instance de-identified before, as on ``--resume``) that is fine;
     different bytes mean two inputs share a SOP Instance UID, which is an error.
+    With ``digest`` (which starts hashing the bytes given), returns the SHA-256
+    (hex, as a future) of the bytes written, else None.
     """
+    sha: Future[str] | None = None
     created = _missing_dirs(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
@@ -344,10 +398,15 @@ def write_atomic(
                 copied = Copied(src.scan, src.header, copies) if src.scan is not None and copies else None
                 verify_output(data, forbidden or Forbidden(()), copied)
                 out.write(data)
+                if digest is not None:
+                    sha = digest(data)
             else:
                 _write(src, st, out, pixel, encoded)
         if not in_memory:
             _verify_file(tmp, forbidden or Forbidden(()))
+            if digest is not None:  # too large to hold: hashed from the file, before it is linked
+                sha = Future()
+                sha.set_result(file_sha256(tmp))
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)
@@ -366,6 +425,31 @@ def write_atomic(
                 break
         raise
     tmp.unlink(missing_ok=True)
+    return sha
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digests(input_sha: Future[str], output_sha: Future[str] | None) -> FileDigests | None:
+    """The digests of a file whose input was read (and output written, if ``output_sha``)."""
+    try:
+        return FileDigests(
+            input_sha256=input_sha.result(),
+            output_sha256=output_sha.result() if output_sha is not None else None,
+        )
+    except OSError:  # an input too large to hold, gone before it was read again: the log reads it
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _missing_dirs(folder: Path) -> list[Path]:

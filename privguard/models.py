@@ -63,6 +63,20 @@ class DeidRecord(_Model):
 
 Status = Literal["ok", "skipped", "failed"]
 
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class FileDigests(_Model):
+    """SHA-256 (hex) of a file's input bytes as read and its output bytes as written.
+
+    Computed by the worker that holds those bytes in memory (when the run asks
+    for them: the audit log and the manifest use them), so nobody reads the
+    files again. None where the bytes were not read or not written.
+    """
+
+    input_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+    output_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+
 
 class FileResult(_Model):
     """The outcome for one input file, as written to the sender's report."""
@@ -74,3 +88,8 @@ class FileResult(_Model):
     counts: dict[str, int] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     pixels: dict[str, object] | None = None
+    digests: FileDigests | None = Field(
+        default=None,
+        exclude=True,
+        description="For the audit log and the manifest; never written to the report or --json.",
+    )

@@ -161,6 +161,10 @@ class _Run:
 class AuditLog:
     """An open audit log. Use :meth:`open`; one active run at a time."""
 
+    #: Scrub workers hash each input and output from memory for this log (``ScrubConfig.digests``),
+    #: so the writer thread never reads the files again.
+    worker_digests = True
+
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd = fd
@@ -465,7 +469,12 @@ class AuditLog:
         self._q.put(item)
 
     def file_result(self, result: FileResult, out_dir: str | Path | None) -> None:
-        """:meth:`file_record` for a :class:`~privguard.models.FileResult`."""
+        """:meth:`file_record` for a :class:`~privguard.models.FileResult`.
+
+        The digests the worker computed (``result.digests``, see
+        :attr:`worker_digests`) are used as they are; a file without them is read here.
+        """
+        digests = result.digests
         self.file_record(
             input=result.input,
             status=result.status,
@@ -474,6 +483,8 @@ class AuditLog:
             reason=result.reason,
             counts=result.counts,
             pixels=result.pixels,
+            input_sha256=digests.input_sha256 if digests is not None else None,
+            output_sha256=digests.output_sha256 if digests is not None and result.output else None,
         )
 
     def flush(self) -> dict[str, str]:

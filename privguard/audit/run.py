@@ -66,6 +66,8 @@ def scrub_into_run(
         if on_result is not None:
             on_result(res)
 
+    if audit.worker_digests and not config.digests:
+        config = config.model_copy(update={"digests": True})
     summary = (scrub_fn or scrub)(config, on_result=record, on_discovered=on_discovered)
     outputs = audit.flush()
     return summary, write_manifest(config.out, outputs)

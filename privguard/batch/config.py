@@ -50,6 +50,9 @@ class ScrubConfig(BaseModel):
     """Bytes of memory one worker may use beyond its start-up size while processing a file."""
     file_timeout: float = Field(default=DEFAULT_FILE_TIMEOUT, ge=0)
     """Seconds one file may take in a worker (0: no limit)."""
+    digests: bool = False
+    """Workers give each written file's result the SHA-256 of its input and output bytes
+    (``FileResult.digests``), hashed from memory; the audit log asks for them."""
 
 
 class RunInfo(BaseModel):

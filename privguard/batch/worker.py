@@ -34,7 +34,13 @@ _MEMORY = "unexpected error (MemoryError)"
 
 def make_deidentifier(cfg: ScrubConfig, key: ProjectKey) -> Deidentifier:
     return Deidentifier(
-        cfg.profile, key, project=cfg.project, vault=cfg.vault, options=set(cfg.options), pixels=cfg.pixels
+        cfg.profile,
+        key,
+        project=cfg.project,
+        vault=cfg.vault,
+        options=set(cfg.options),
+        pixels=cfg.pixels,
+        digests=cfg.digests and not cfg.dry_run,
     )
 
 

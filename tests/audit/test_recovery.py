@@ -164,7 +164,8 @@ def test_cli_verify_notes_and_show_lists_the_recovery(tmp_path: Path, key: Proje
 # -- a real privguard scrub killed while it appends -------------------------------------------------
 
 #: Runs ``privguard scrub`` with ``os.write`` to the audit log tearing its Nth write half-way and then
-#: SIGKILLing the process: the state a kill or power loss in the middle of an append leaves.
+#: SIGKILLing the process: the state a kill or power loss in the middle of an append leaves. (Half of a
+#: write of two records of equal length ends at a record boundary: the cut then moves back one byte.)
 _TEARING_SCRUB = """
 import os, signal, sys
 from privguard_cli.main import cli
@@ -178,7 +179,10 @@ def write(fd, data):
     if target == log:
         count[0] += 1
         if count[0] == nth:
-            real(fd, bytes(data)[: max(1, len(data) // 2)])
+            cut = max(1, len(data) // 2)
+            if cut > 1 and bytes(data[cut - 1 : cut]) == b"\\n":
+                cut -= 1
+            real(fd, bytes(data)[:cut])
             os.kill(os.getpid(), signal.SIGKILL)
     return real(fd, data)
 os.write = write
