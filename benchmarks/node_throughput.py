@@ -33,6 +33,11 @@ everything on 127.0.0.1, header de-identification only (``--ocr off``), the same
 
 Runs are interleaved over ``--repeat`` rounds; medians are reported with every run's value.
 Each node run gets a fresh queue and destination; each archive run a fresh archive.
+
+CPU per instance (ms, user + system) is reported beside each ``scrub`` and storescu row:
+for ``scrub`` the whole process tree (driver and workers) less a one-file run's (start-up);
+for the node its process and its workers over the run, and separately the storescu senders,
+which share the same cores in this benchmark (a PACS would be another machine).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,7 +63,16 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` 
 from benchmarks.corpus import CorpusSpec, ensure_corpus
 from privguard.node.status import fetch_status
 from privguard.pseudonym.keys import ProjectKey
-from tests.node.support import ORTHANC, STORESCU, NodeProcess, Orthanc, free_port, node_config, wait_for
+from tests.node.support import (
+    ORTHANC,
+    STORESCU,
+    NodeProcess,
+    Orthanc,
+    child_pids,
+    free_port,
+    node_config,
+    wait_for,
+)
 
 BENCH_KEY = bytes(range(32))
 
@@ -66,9 +81,28 @@ def _privguard() -> list[str]:
     return [sys.executable, "-m", "privguard_cli.main"]
 
 
-def run_scrub(files: Path, work: Path, key_file: Path, workers: int) -> float:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system seconds of a running process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: CPU ms per instance, per row and round (filled by the runs that measure it).
+CPU: dict[str, list[float]] = {}
+
+
+def run_scrub(files: Path, work: Path, key_file: Path, workers: int, startup_cpu: float = 0.0) -> float:
     out = work / "scrub-out"
     shutil.rmtree(out, ignore_errors=True)
+    before = _children_cpu()
     res = subprocess.run(
         [*_privguard(), "scrub", str(files), "--out", str(out), "--key-file", str(key_file), "--ocr", "off"]  # noqa: RUF005
         + ["--workers", str(workers), "--json"],
@@ -76,10 +110,26 @@ def run_scrub(files: Path, work: Path, key_file: Path, workers: int) -> float:
         text=True,
         timeout=1800,
     )
+    cpu = _children_cpu() - before
     if res.returncode != 0:
         raise RuntimeError(f"privguard scrub failed: {res.stderr[-800:]}")
     summary = json.loads(res.stdout)
+    if startup_cpu:
+        CPU.setdefault("scrub", []).append((cpu - startup_cpu) * 1000 / max(1, int(summary["ok"]) - 1))
     return float(summary["ok"]) / float(summary["seconds"])
+
+
+def scrub_startup_cpu(one_file: Path, work: Path, key_file: Path, workers: int) -> float:
+    """CPU seconds of scrubbing a single file: the process tree's start-up, to subtract."""
+    folder = work / "one"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(one_file, folder / one_file.name)
+    values = []
+    for _ in range(3):
+        before = _children_cpu()
+        run_scrub(folder, work, key_file, workers)
+        values.append(_children_cpu() - before)
+    return statistics.median(values)
 
 
 def _node(work: Path, key_file: Path, workers: int, destination: dict[str, Any], name: str) -> NodeProcess:
@@ -103,6 +153,10 @@ def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: in
     node = _node(work, key_file, workers, {"type": "folder", "path": str(dest)}, "node-storescu")
     node.start()
     try:
+        assert node.proc is not None
+        pids = [node.proc.pid, *child_pids(node.proc.pid)]
+        node_before = sum(_proc_cpu(p) for p in pids)
+        senders_before = _children_cpu()
         start = time.perf_counter()
         base = [STORESCU, "-aet", "PACS", "-aec", "PRIVGUARD", "127.0.0.1", str(node.port)]
         procs = [
@@ -117,8 +171,14 @@ def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: in
             _, err = proc.communicate(timeout=1800)
             if proc.returncode != 0:
                 raise RuntimeError(f"storescu failed: {err.decode(errors='replace')[-800:]}")
+        senders_cpu = _children_cpu() - senders_before
         wait_for(lambda: _forwarded(node) >= len(files), 1800, "the node to forward everything", 0.02)
-        return len(files) / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        node_cpu = sum(_proc_cpu(p) for p in pids) - node_before
+        name = f"node (storescu x{senders} -> node -> folder)"
+        CPU.setdefault(name, []).append(node_cpu * 1000 / len(files))
+        CPU.setdefault(f"{name} [senders]", []).append(senders_cpu * 1000 / len(files))
+        return len(files) / elapsed
     finally:
         node.stop()
 
@@ -237,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     ProjectKey.from_bytes(BENCH_KEY).save(key_file)
     results: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
+    startup = scrub_startup_cpu(files[0], work, key_file, args.workers)
     runs: dict[str, Callable[[], float]] = {
-        "scrub": lambda: run_scrub(corpus.dicom_dir, work, key_file, args.workers),
+        "scrub": lambda: run_scrub(corpus.dicom_dir, work, key_file, args.workers, startup),
     }
     pair: Pair | None = None
     if STORESCU is not None:
@@ -283,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         "runs": results,
         "median": medians,
         "ratio_to_scrub": {k: v / scrub for k, v in medians.items()},
+        "cpu_ms_per_instance": CPU,
+        "cpu_ms_per_instance_median": {k: statistics.median(v) for k, v in CPU.items()},
+        "load_average": os.getloadavg(),
         "skipped": skipped,
     }
     print(f"\n{len(files)} files ({report['mb']} MB), {args.workers} workers, median of {args.repeat}:")
@@ -290,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, v in medians.items():
         runs_txt = ", ".join(f"{x:.1f}" for x in results[name])
         print(f"{name:45} {v:8.1f} {v / scrub:8.2f}   {runs_txt}")
+    print("\nCPU ms per instance (user + system), median and runs:")
+    for name, v in CPU.items():
+        print(f"{name:60} {statistics.median(v):6.2f}   {', '.join(f'{x:.2f}' for x in v)}")
     for name, why in skipped.items():
         print(f"{name}: skipped ({why})")
     if args.json:

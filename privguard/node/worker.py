@@ -48,7 +48,13 @@ _DEID: Deidentifier | None = None
 def make_deidentifier(cfg: NodeConfig, key: ProjectKey) -> Deidentifier:
     pixels = PixelOptions(ocr=cfg.ocr, device=cfg.device)
     return Deidentifier(
-        cfg.profile, key, project=cfg.project, vault=cfg.vault, options=set(cfg.options), pixels=pixels
+        cfg.profile,
+        key,
+        project=cfg.project,
+        vault=cfg.vault,
+        options=set(cfg.options),
+        pixels=pixels,
+        digests=True,  # SHA-256 of the bytes in memory, so that nobody reads the files again
     )
 
 
@@ -86,6 +92,13 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sha256_or_empty(path: Path) -> str:
+    try:
+        return _sha256_file(path)
+    except OSError:
+        return ""
+
+
 def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = None) -> list[Outcome]:
     """Scrub queued inputs and move the outputs into ``outgoing`` (see :func:`commit_outputs`).
 
@@ -101,10 +114,8 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
     outcomes: list[Outcome] = []
     for path, res in zip(paths, results, strict=True):
         name = path.stem
-        try:
-            in_sha = _sha256_file(path)
-        except OSError:
-            in_sha = ""
+        dig = res.digests
+        in_sha = dig.input_sha256 if dig is not None and dig.input_sha256 else _sha256_or_empty(path)
         if res.status != "ok" or not res.output:
             outcomes.append(
                 Outcome(name, False, reason=res.reason or res.status, pixels=res.pixels, input_sha256=in_sha)
@@ -112,7 +123,7 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
             continue
         out = chunk_dir / res.output
         try:
-            out_sha = _sha256_file(out)
+            out_sha = dig.output_sha256 if dig is not None and dig.output_sha256 else _sha256_file(out)
         except OSError as exc:
             outcomes.append(Outcome(name, False, reason=f"output not readable ({exc.strerror})"))
             continue
