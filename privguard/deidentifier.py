@@ -20,8 +20,6 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -84,7 +82,6 @@ class Deidentifier:
         quiet_pydicom()
         #: Give every written file's result the SHA-256 of its input and output bytes (FileResult.digests).
         self.digests = digests
-        self._hasher: ThreadPoolExecutor | None = None
         prof = load_profile(profile)
         if options:
             prof = prof.with_options(set(options))
@@ -124,9 +121,6 @@ class Deidentifier:
             self.pixel_stage = build_stage(prof, pixels)
 
     def close(self) -> None:
-        if self._hasher is not None:
-            self._hasher.shutdown()
-            self._hasher = None
         self.pseudonymizer.close()
         if self.pixel_stage is not None:
             self.pixel_stage.close()
@@ -187,9 +181,7 @@ class Deidentifier:
         """
         results: list[FileResult | None] = [None] * len(paths)
         loaded: list[tuple[int, Source]] = []
-        hash_inputs = self.digests and not dry_run
-        in_sha: dict[int, Future[str]] = {}
-        out_sha: dict[int, Future[str]] = {}
+        in_sha: dict[int, str] = {}
         for i, path in enumerate(paths):
             try:
                 loaded.append((i, read_source(path)))
@@ -198,8 +190,9 @@ class Deidentifier:
             except Exception as exc:
                 results[i] = _unexpected(path, exc)
             else:
-                if hash_inputs:
-                    in_sha[i] = self._hash_input(loaded[-1][1])
+                # hashed as read, while the bytes are in the cache
+                if self.digests and not dry_run and (sha := input_sha256(loaded[-1][1])) is not None:
+                    in_sha[i] = sha
         pixel: dict[int, tuple[PixelOutcome, PhiContext]] = {}
         if self.pixel_stage is not None and loaded:
             pixel = self._run_pixels(loaded, results)
@@ -207,34 +200,12 @@ class Deidentifier:
             if results[i] is not None:
                 continue
             try:
-                results[i], sha = self._finish(src, pixel.get(i), Path(out_dir), dry_run)
-                if sha is not None:
-                    out_sha[i] = sha
+                results[i] = self._finish(src, pixel.get(i), Path(out_dir), dry_run, in_sha.get(i))
             except PrivguardError as exc:
                 results[i] = _failed(src.path, str(exc))
             except Exception as exc:
                 results[i] = _unexpected(src.path, exc)
-        for i, fut in in_sha.items():
-            res = results[i]
-            if res is not None:
-                results[i] = res.model_copy(update={"digests": _digests(fut, out_sha.get(i))})
         return [r for r in results if r is not None]
-
-    def _hash_pool(self) -> ThreadPoolExecutor:
-        # One helper thread: hashlib releases the GIL on large buffers, so a file's hashing
-        # overlaps the next file's work (and the output's sync) instead of adding to it.
-        if self._hasher is None:
-            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privguard-sha256")
-        return self._hasher
-
-    def _hash_input(self, src: Source) -> Future[str]:
-        """The SHA-256 of the input's bytes as read (from memory; a file too large to hold is read again)."""
-        if src.data is not None and len(src.data) == src.size:
-            return self._hash_bytes(src.data)
-        return self._hash_pool().submit(file_sha256, src.path)
-
-    def _hash_bytes(self, data: bytes) -> Future[str]:
-        return self._hash_pool().submit(_sha256_hex, data)
 
     def _run_pixels(
         self, loaded: list[tuple[int, Source]], results: list[FileResult | None]
@@ -260,17 +231,21 @@ class Deidentifier:
         return {i: (out, ctx) for (i, _, ctx), out in zip(todo, outcomes, strict=True)}
 
     def _finish(
-        self, src: Source, pixel: tuple[PixelOutcome, PhiContext] | None, out_dir: Path, dry_run: bool
-    ) -> tuple[FileResult, Future[str] | None]:
-        """The file's result, and the SHA-256 of the output written (when digests are on)."""
+        self,
+        src: Source,
+        pixel: tuple[PixelOutcome, PhiContext] | None,
+        out_dir: Path,
+        dry_run: bool,
+        input_sha: str | None = None,
+    ) -> FileResult:
+        """Write the file's output; ``input_sha`` (the input's SHA-256) asks for its digests."""
         outcome, context = pixel if pixel is not None else (None, None)
         if outcome is not None and outcome.failed:
-            failed = FileResult(
+            return FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
-            return failed, None
         forbidden = None if dry_run else self.forbidden_values(src)
-        out_sha: Future[str] | None = None
+        digests: FileDigests | None = None
         st, rel = self.process(src, context=context)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
@@ -285,17 +260,19 @@ class Deidentifier:
                 outcome,
                 encoded,
                 forbidden=forbidden,
-                digest=self._hash_bytes if self.digests else None,
+                digest=input_sha is not None,
             )
-        result = FileResult(
+            if input_sha is not None:
+                digests = FileDigests(input_sha256=input_sha, output_sha256=out_sha)
+        return FileResult(
             input=str(src.path),
             output=rel,
             status="ok",
             counts=dict(st.counts),
             warnings=tuple(st.warnings),
             pixels=outcome.report if outcome is not None else None,
+            digests=digests,
         )
-        return result, out_sha
 
     def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
@@ -369,8 +346,8 @@ def write_atomic(
     encoded: dict[int, bytes] | None = None,
     *,
     forbidden: Forbidden | None = None,
-    digest: Callable[[bytes], Future[str]] | None = None,
-) -> Future[str] | None:
+    digest: bool = False,
+) -> str | None:
     """Write the output to a temporary file beside ``final``, verify it, then link it into place.
 
     The written bytes are re-scanned strictly and searched for the input's
@@ -379,10 +356,9 @@ def write_atomic(
     An existing ``final`` is never overwritten: if it holds the same bytes
     (the same instance de-identified before, as on ``--resume``) that is fine;
     different bytes mean two inputs share a SOP Instance UID, which is an error.
-    With ``digest`` (which starts hashing the bytes given), returns the SHA-256
-    (hex, as a future) of the bytes written, else None.
+    With ``digest``, returns the SHA-256 (hex) of the bytes written, else None.
     """
-    sha: Future[str] | None = None
+    sha: str | None = None
     created = _missing_dirs(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
@@ -395,18 +371,17 @@ def write_atomic(
                 copies: list[tuple[int, int, int]] = []
                 _write(src, st, buf, pixel, encoded, copies)
                 data = buf.getvalue()
+                if digest:  # the bytes written below, hashed while they are in the cache
+                    sha = hashlib.sha256(data).hexdigest()
                 copied = Copied(src.scan, src.header, copies) if src.scan is not None and copies else None
                 verify_output(data, forbidden or Forbidden(()), copied)
                 out.write(data)
-                if digest is not None:
-                    sha = digest(data)
             else:
                 _write(src, st, out, pixel, encoded)
         if not in_memory:
             _verify_file(tmp, forbidden or Forbidden(()))
-            if digest is not None:  # too large to hold: hashed from the file, before it is linked
-                sha = Future()
-                sha.set_result(file_sha256(tmp))
+            if digest:  # too large to hold: hashed from the file written, before it is linked
+                sha = file_sha256(tmp)
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)
@@ -428,18 +403,13 @@ def write_atomic(
     return sha
 
 
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _digests(input_sha: Future[str], output_sha: Future[str] | None) -> FileDigests | None:
-    """The digests of a file whose input was read (and output written, if ``output_sha``)."""
+def input_sha256(src: Source) -> str | None:
+    """SHA-256 (hex) of the input's bytes as read (a file too large to hold is read again; None if gone)."""
+    if src.data is not None and len(src.data) == src.size:
+        return hashlib.sha256(src.data).hexdigest()
     try:
-        return FileDigests(
-            input_sha256=input_sha.result(),
-            output_sha256=output_sha.result() if output_sha is not None else None,
-        )
-    except OSError:  # an input too large to hold, gone before it was read again: the log reads it
+        return file_sha256(src.path)
+    except OSError:
         return None
 
 
