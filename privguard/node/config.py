@@ -160,6 +160,10 @@ class NodeConfig(_Model):
     retry_max: float = Field(default=30.0, gt=0)
     forward_batch: int = Field(default=64, ge=1, le=10000)
     """Instances sent per association."""
+    remember_delivered_days: float | None = Field(default=90.0, gt=0)
+    """How long a delivered instance is remembered, so that it is skipped when sent again (unless
+    forward_again). The ledger keeps no older lines than that (and those the journal still needs);
+    None remembers every instance forever, and the ledger then grows with the number delivered."""
     forward_again: bool = False
     """Forward an instance the node already delivered when the sender sends it again (default: skip it)."""
 

@@ -149,6 +149,9 @@ class ReceiveJournal:
         self._segments: dict[int, _Segment] = {}  # segments holding live records, and the active one
         self._where: dict[int, _Segment] = {}  # seq -> segment
         self._spares: list[Path] = []  # done segments of the standard size, ready to be reused
+        #: Segment file -> the lowest sequence number of a valid record in it (what a scan at start
+        #: reads back, done or not). The ledger must remember these as long as the files hold them.
+        self._oldest: dict[Path, int] = {}
         self._active: _Segment | None = None
         self._next = 1
         self._preparing = False
@@ -172,7 +175,10 @@ class ReceiveJournal:
                 path.unlink(missing_ok=True)  # a segment being created when the node stopped
                 continue
             top = max(top, number)
-            live = [r for r in scan(path, number) if not done(r)]
+            valid = list(scan(path, number))
+            if valid:
+                self._oldest[path] = min(r.seq for r in valid)
+            live = [r for r in valid if not done(r)]
             if not live:
                 self._retire(path, path.stat().st_size)
                 continue
@@ -196,6 +202,7 @@ class ReceiveJournal:
             self._spares.append(path)
         else:
             path.unlink(missing_ok=True)
+            self._oldest.pop(path, None)
 
     # -- segments ------------------------------------------------------------------------------
 
@@ -218,6 +225,7 @@ class ReceiveJournal:
     def _activate(self) -> _Segment:
         """Under the lock: give a spare (or a new zero-filled file) the next number; it becomes active."""
         path = self._spares.pop(0) if self._spares else self._new_spare()
+        self._oldest.pop(path, None)  # its records are stale under the new number
         number = self._next
         self._next += 1
         final = self.folder / f"{number:020d}.seg"
@@ -281,6 +289,7 @@ class ReceiveJournal:
             seg.live += 1
             seg.inflight += 1
             self._where[seq] = seg
+            self._oldest.setdefault(seg.path, seq)
             head = head[:4] + struct.pack("<Q", seg.number) + head[12:-4]
             crc = _crc(head, data)
             head += struct.pack("<I", crc)
@@ -338,6 +347,7 @@ class ReceiveJournal:
         with self._lock:
             self._segments[number] = seg
             self._where[seq] = seg
+            self._oldest[final] = seq
         return Record(seq, study, instance, number, 0, len(data), crc)
 
     def _release_fd(self, seg: _Segment) -> None:
@@ -392,6 +402,11 @@ class ReceiveJournal:
             0,
         )[:-4]
         return len(data) == record.length and _crc(head, data) == record.crc
+
+    def oldest_seq_on_disk(self) -> int | None:
+        """The lowest sequence number that a scan at start could read back (None: no record on disk)."""
+        with self._lock:
+            return min(self._oldest.values(), default=None)
 
     def segment_count(self) -> int:
         return sum(1 for p in self.folder.iterdir() if _segment_number(p) is not None)

@@ -48,6 +48,12 @@ from privguard.errors import ConfigError
 from privguard.node.journal import DEFAULT_SEGMENT_SIZE, ReceiveJournal, Record, datasync, fsync_dir
 from privguard.pseudonym.keys import ProjectKey
 
+#: How long a delivered instance is remembered (skipped when sent again), by default: 90 days.
+DEFAULT_REMEMBER_S = 90 * 86400.0
+#: The ledger is compacted once it has this many lines and twice as many as after the last compaction.
+COMPACT_AFTER = 100_000
+LEDGER_TMP = "ledger.log.tmp"
+
 _NAME = re.compile(r"^(\d{20})-([0-9a-f]{16})-([0-9a-f]{16})$")
 
 
@@ -123,7 +129,13 @@ class DurableQueue:
     """Items move incoming -> outgoing -> delivered (ledger), or -> quarantine."""
 
     def __init__(
-        self, root: Path, key: ProjectKey, project: str, segment_size: int = DEFAULT_SEGMENT_SIZE
+        self,
+        root: Path,
+        key: ProjectKey,
+        project: str,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        remember_delivered_s: float | None = DEFAULT_REMEMBER_S,
+        compact_after: int = COMPACT_AFTER,
     ) -> None:
         self.root = root
         self.incoming = root / "incoming"
@@ -142,6 +154,11 @@ class DurableQueue:
                 f"run: chmod 700 {root}"
             )
         self.delivered: set[str] = set()
+        self._delivered_seq: dict[str, int] = {}  # instance token -> latest delivered sequence number
+        self._remember_s = remember_delivered_s
+        self._compact_after = compact_after
+        self._ledger_lines = 0
+        self._kept_lines = 0
         self._pending: dict[str, Item] = {}  # instance token -> item, incoming or outgoing
         self._seq = 0
         self._ledger_fh: Any = None
@@ -169,6 +186,7 @@ class DurableQueue:
                     self.delivered.add(parts[1])
                     delivered_seqs.add(int(parts[0]))
                     last_delivered[parts[1]] = max(int(parts[0]), last_delivered.get(parts[1], 0))
+                    self._ledger_lines += 1
             if data and not data.endswith(b"\n"):  # a line cut short by a crash
                 with open(self.ledger_path, "ab") as fh:
                     fh.write(b"\n")
@@ -213,6 +231,9 @@ class DurableQueue:
         top = max([0, *delivered_seqs, *sealed_seqs, *(r.seq for r in records)])
         # Sequence numbers grow across restarts even when the queue was empty.
         self._seq = max(top, time.time_ns() // 1000)
+        self._delivered_seq = last_delivered
+        self._kept_lines = self._ledger_lines
+        self.ledger_path.with_name(LEDGER_TMP).unlink(missing_ok=True)  # a compaction cut short
 
     def _legacy_incoming(self, done: set[int]) -> list[tuple[Item, bytes]]:
         """Instances received by a node without the journal (files synced one by one), to journal now."""
@@ -272,7 +293,8 @@ class DurableQueue:
                 return None, "duplicate"
             if inst in self.delivered and not forward_again:
                 return None, "delivered"
-            self._seq += 1
+            # Microseconds since the epoch, unique and increasing: the ledger's retention uses it.
+            self._seq = max(self._seq + 1, time.time_ns() // 1000)
             item = Item(self._seq, study, inst)
             self._pending[inst] = item
             if on_new is not None:
@@ -329,7 +351,58 @@ class DurableQueue:
         with self._lock:
             for i in items:
                 self.delivered.add(i.instance)
+                self._delivered_seq[i.instance] = max(i.seq, self._delivered_seq.get(i.instance, 0))
                 self._pending.pop(i.instance, None)
+        self._ledger_lines += len(items)
+        if self._ledger_lines >= max(self._compact_after, 2 * self._kept_lines):
+            self.compact_ledger()
+
+    def compact_ledger(self) -> None:
+        """Rewrite the ledger with the lines still needed, so that it does not grow without bound.
+
+        Kept: every line whose instance's journal record may still be read back at start (its
+        sequence number is at or above the oldest one on disk), and the latest line of each
+        instance delivered within ``remember_delivered_s`` (what ``forward_again: false`` skips).
+        The new ledger is written, synced and renamed over the old one (then its folder synced), so
+        a crash leaves one or the other. Called by the thread that records deliveries.
+        """
+        floor = self.journal.oldest_seq_on_disk()
+        cutoff = None if self._remember_s is None else time.time_ns() // 1000 - int(self._remember_s * 1e6)
+        if self._ledger_fh is not None:
+            self._ledger_fh.close()
+            self._ledger_fh = None
+        kept: list[bytes] = []
+        with self._lock:
+            latest = dict(self._delivered_seq)
+        remembered: dict[str, int] = {}
+        for line in self.ledger_path.read_bytes().splitlines():
+            parts = line.split()
+            if len(parts) < 2 or not parts[0].isdigit():
+                continue
+            seq, token = int(parts[0]), parts[1].decode("ascii", "replace")
+            needed = floor is not None and seq >= floor
+            recent = latest.get(token) == seq and (cutoff is None or seq >= cutoff)
+            if needed or recent:
+                kept.append(line + b"\n")
+            if recent:
+                remembered[token] = seq
+        tmp = self.ledger_path.with_name(LEDGER_TMP)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            view = memoryview(b"".join(kept))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.ledger_path)
+        fsync_dir(self.root)
+        with self._lock:
+            for token in list(self._delivered_seq):
+                if token not in remembered and self._delivered_seq[token] == latest.get(token):
+                    del self._delivered_seq[token]
+                    self.delivered.discard(token)
+        self._ledger_lines = self._kept_lines = len(kept)
 
     def depth(self) -> dict[str, int]:
         return {

@@ -58,7 +58,8 @@ class Node:
         self.key = key or ProjectKey.load(cfg.key_file)
         profile = load_profile(cfg.profile)
         self.filter = InstanceFilter(cfg.filters)  # verifies a configured approval now
-        self.queue = DurableQueue(cfg.queue, self.key, cfg.project, cfg.journal_segment_mb << 20)
+        remember = None if cfg.remember_delivered_days is None else cfg.remember_delivered_days * 86400
+        self.queue = DurableQueue(cfg.queue, self.key, cfg.project, cfg.journal_segment_mb << 20, remember)
         self.log = EventLog(cfg.log)
         self.stats = Stats()
         self.audit: AuditSink = (

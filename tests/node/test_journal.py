@@ -269,3 +269,43 @@ def test_node_killed_between_journal_append_and_ack(tmp_path: Path, key_file: Pa
     # The journaled-but-unacknowledged instance came back from the journal, not from the retry.
     skipped = Counter(e["reason"] for e in events if e["event"] == "skipped")
     assert skipped["duplicate"] + skipped["delivered"] == 3
+
+
+def test_the_ledger_is_compacted_and_nothing_delivered_comes_back(tmp_path: Path, key: ProjectKey) -> None:
+    def queue() -> DurableQueue:
+        # Remember deliveries for one hour; compact from 20 lines on.
+        return DurableQueue(tmp_path / "q", key, "p", SEG, remember_delivered_s=3600, compact_after=20)
+
+    q = queue()
+    sizes = []
+    for n in range(300):
+        item, why = q.put(b"d" * 3000, "1.2.3", f"1.2.3.{n % 40}", True)  # 40 instances, sent again and again
+        assert item is not None and why == "queued"
+        q.delivered_many([item])
+        sizes.append(len(q.ledger_path.read_bytes().splitlines()))
+    # 300 deliveries; the ledger keeps the latest line per instance and what the journal may still hold.
+    assert max(sizes[100:]) < 150 and sizes[-1] < 300
+    tokens = [line.split()[1] for line in q.ledger_path.read_bytes().splitlines()]
+    assert len(set(tokens)) == 40  # every instance still remembered
+    q.close()
+
+    q2 = queue()
+    assert q2.pending_incoming() == []  # no delivered record in the journal is taken for a new one
+    assert q2.put(b"d", "1.2.3", "1.2.3.7", False) == (None, "delivered")
+    q2.close()
+
+    # Past the retention, a delivered instance is forgotten once its journal record is gone too.
+    q3 = DurableQueue(tmp_path / "q", key, "p", SEG, remember_delivered_s=1e-6, compact_after=20)
+    for n in range(40, 100):
+        item, _ = q3.put(b"e" * 3000, "1.2.3", f"1.2.3.{n}", False)
+        assert item is not None
+        q3.delivered_many([item])
+    lines = q3.ledger_path.read_bytes().splitlines()
+    floor = q3.journal.oldest_seq_on_disk()
+    assert floor is not None and all(int(line.split()[0]) >= floor for line in lines)
+    assert len(lines) < 60
+    assert q3.put(b"d", "1.2.3", "1.2.3.7", False)[1] == "queued"  # forgotten: forwarded again
+    q3.close()
+    q4 = DurableQueue(tmp_path / "q", key, "p", SEG)
+    assert [i.instance for i in q4.pending_incoming()] == [q4.token("instance", "1.2.3.7")]
+    q4.close()
