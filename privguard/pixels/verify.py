@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from privguard.pixels.boxes import Box, merge_boxes
@@ -159,9 +160,18 @@ def _strokes(gray: np.ndarray, region: Box, masks: list[Box], kept: list[Box]) -
     crop = np.ascontiguousarray(gray[region.y0 : region.y1, region.x0 : region.x1])
     if crop.size == 0:
         return False
+    # the masks and kept words (each grown by a pixel) over the region: a component wholly inside
+    # them is explained, also when it spans two of them ("TIS" and "0.4" merged into one blob)
+    explained = np.zeros(crop.shape[:2], dtype=np.uint8)
+    for e in [*masks, *kept]:
+        c = e.pad(1).intersect(region)
+        if c.x1 > c.x0 and c.y1 > c.y0:
+            explained[c.y0 - region.y0 : c.y1 - region.y0, c.x0 - region.x0 : c.x1 - region.x0] = 1
+    inside = cv2.integral(explained)
     for x, y, w, h in glyph_components(crop, kernel_size(*gray.shape[:2])):
         b = Box(int(x), int(y), int(x + w), int(y + h)).shift(region.x0, region.y0)
-        if any(m.pad(1).contains(b) for m in masks) or any(k.pad(1).contains(b) for k in kept):
+        covered = inside[y + h, x + w] - inside[y, x + w] - inside[y + h, x] + inside[y, x]
+        if covered == w * h:
             continue
         # a residual must touch a mask (check() drops words farther than half a text height);
         # strokes within one text height of a mask are looked at, farther ones were read before
