@@ -16,7 +16,7 @@ def line(text: str, x: int) -> np.ndarray:
 
 
 def glyph_boxes(g: np.ndarray) -> list[Box]:
-    n, _, stats, _ = cv2.connectedComponentsWithStats((g > 60).astype(np.uint8))
+    _n, _, stats, _ = cv2.connectedComponentsWithStats((g > 60).astype(np.uint8))
     return [Box(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:]]
 
 
