@@ -210,6 +210,7 @@ class FolderForwarder:
     def __init__(self, dest: FolderDestination) -> None:
         self.root = dest.path
         self.root.mkdir(parents=True, exist_ok=True)
+        self._syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="privguard-fsync")
 
     def send(self, batch: list[Outgoing]) -> list[Delivery]:
         out = []
@@ -223,9 +224,8 @@ class FolderForwarder:
                 touched.add(final.parent)
                 out.append(self._place(o.path, final))
             placed = [self.root / o.relpath for o, d in zip(batch, out, strict=True) if d.ok]
-            with ThreadPoolExecutor(max_workers=min(8, len(placed) + len(touched) or 1)) as ex:
-                list(ex.map(fsync_file, placed))
-                list(ex.map(fsync_dir, touched))
+            list(self._syncers.map(fsync_file, placed))
+            list(self._syncers.map(fsync_dir, touched))
         except OSError as exc:
             raise DestinationDown(f"cannot write the destination folder ({exc.strerror})") from None
         return out
@@ -259,7 +259,7 @@ class FolderForwarder:
         return Delivery(False, "a different file already has this name at the destination")
 
     def close(self) -> None:
-        pass
+        self._syncers.shutdown(wait=True)
 
 
 def _new_dirs(root: Path, folder: Path) -> list[Path]:

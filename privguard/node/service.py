@@ -450,13 +450,11 @@ class Node:
         import pydicom
 
         path = self.queue.outgoing_path(item)
-        fm = pydicom.filereader.read_file_meta_info(path)
-        return Outgoing(
-            path=path,
-            relpath=str(meta["relpath"]),
-            sop_class=str(fm.MediaStorageSOPClassUID),
-            transfer_syntax=str(fm.TransferSyntaxUID),
-        )
+        sop, ts = str(meta.get("sop_class") or ""), str(meta.get("transfer_syntax") or "")
+        if not sop or not ts:  # described by an older version: read the file meta
+            fm = pydicom.filereader.read_file_meta_info(path)
+            sop, ts = str(fm.MediaStorageSOPClassUID), str(fm.TransferSyntaxUID)
+        return Outgoing(path=path, relpath=str(meta["relpath"]), sop_class=sop, transfer_syntax=ts)
 
     def _file_record(
         self, item: Item, meta: dict[str, Any], status: str, reason: str | None

@@ -40,9 +40,15 @@ class Outcome:
     pixels: dict[str, Any] | None = None
     input_sha256: str = ""
     output_sha256: str = ""
+    sop_class: str = ""
+    transfer_syntax: str = ""
+    """Of the output's file meta, for the forwarder's presentation contexts (read here, not in the node)."""
 
 
 _DEID: Deidentifier | None = None
+_CHUNKS = 0
+#: A worker empties its scratch folder after this many chunks (it holds only empty folders then).
+SCRATCH_CLEAN_EVERY = 256
 
 
 def make_deidentifier(cfg: NodeConfig, key: ProjectKey) -> Deidentifier:
@@ -105,11 +111,16 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
     Every input gets an outcome, errors never stop the others; failed inputs
     stay in ``incoming`` for the parent to quarantine.
     """
+    import pydicom
+
     deid = deid or _DEID
     assert deid is not None, "worker not initialised"
+    global _CHUNKS
     root = Path(queue_root)
     paths = [Path(p) for p in inputs]
-    chunk_dir = root / "work" / paths[0].stem
+    # One scratch folder per worker, kept between chunks: the patient/study/series folders the
+    # de-identifier creates for its outputs are reused by the next instances of the same series.
+    chunk_dir = root / "work" / f"w{os.getpid()}"
     results = deid.files(paths, chunk_dir)
     outcomes: list[Outcome] = []
     for path, res in zip(paths, results, strict=True):
@@ -124,6 +135,7 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
         out = chunk_dir / res.output
         try:
             out_sha = dig.output_sha256 if dig is not None and dig.output_sha256 else _sha256_file(out)
+            fm = pydicom.filereader.read_file_meta_info(out)
         except OSError as exc:
             outcomes.append(Outcome(name, False, reason=f"output not readable ({exc.strerror})"))
             continue
@@ -137,6 +149,8 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
                 pixels=res.pixels,
                 input_sha256=in_sha,
                 output_sha256=out_sha,
+                sop_class=str(fm.get("MediaStorageSOPClassUID", "") or ""),
+                transfer_syntax=str(fm.get("TransferSyntaxUID", "") or ""),
             )
         )
     done = [
@@ -149,13 +163,17 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
                 "pixels": o.pixels,
                 "input_sha256": o.input_sha256,
                 "output_sha256": o.output_sha256,
+                "sop_class": o.sop_class,
+                "transfer_syntax": o.transfer_syntax,
             },
         )
         for o in outcomes
         if o.ok and o.output is not None
     ]
     commit_outputs(root, done)
-    shutil.rmtree(chunk_dir, ignore_errors=True)
+    _CHUNKS += 1
+    if _CHUNKS % SCRATCH_CLEAN_EVERY == 0:  # drop the folders of series long gone
+        shutil.rmtree(chunk_dir, ignore_errors=True)
     return outcomes
 
 
