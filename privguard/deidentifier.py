@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -35,6 +35,7 @@ from privguard.dicomio import (
     write_output,
     write_whole,
 )
+from privguard.digests import Digester, attach
 from privguard.errors import InputError, OCRUnavailableError, OutputError, PrivguardError
 from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
@@ -82,6 +83,10 @@ class Deidentifier:
         quiet_pydicom()
         #: Give every written file's result the SHA-256 of its input and output bytes (FileResult.digests).
         self.digests = digests
+        #: Bytes of inputs and outputs :meth:`files` may hold unhashed for :meth:`take_digests`
+        #: (the batch worker hashes them while the outputs sync); 0: hashed in :meth:`files`.
+        self.hold_digests = 0
+        self._held: Digester | None = None
         prof = load_profile(profile)
         if options:
             prof = prof.with_options(set(options))
@@ -181,7 +186,7 @@ class Deidentifier:
         """
         results: list[FileResult | None] = [None] * len(paths)
         loaded: list[tuple[int, Source]] = []
-        in_sha: dict[int, str] = {}
+        dig = self._digester(dry_run)
         for i, path in enumerate(paths):
             try:
                 loaded.append((i, read_source(path)))
@@ -190,9 +195,10 @@ class Deidentifier:
             except Exception as exc:
                 results[i] = _unexpected(path, exc)
             else:
-                # hashed as read, while the bytes are in the cache
-                if self.digests and not dry_run and (sha := input_sha256(loaded[-1][1])) is not None:
-                    in_sha[i] = sha
+                if dig is not None:
+                    src = loaded[-1][1]
+                    whole = src.data is not None and len(src.data) == src.size
+                    dig.input(str(src.path), src.data if whole else None, src.path)
         pixel: dict[int, tuple[PixelOutcome, PhiContext]] = {}
         if self.pixel_stage is not None and loaded:
             pixel = self._run_pixels(loaded, results)
@@ -200,12 +206,28 @@ class Deidentifier:
             if results[i] is not None:
                 continue
             try:
-                results[i] = self._finish(src, pixel.get(i), Path(out_dir), dry_run, in_sha.get(i))
+                results[i] = self._finish(src, pixel.get(i), Path(out_dir), dry_run, dig)
             except PrivguardError as exc:
                 results[i] = _failed(src.path, str(exc))
             except Exception as exc:
                 results[i] = _unexpected(src.path, exc)
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        if dig is not None and dig is not self._held:
+            done = attach(done, dig.finish())
+        return done
+
+    def _digester(self, dry_run: bool) -> Digester | None:
+        if not self.digests or dry_run:
+            return None
+        if not self.hold_digests:
+            return Digester()
+        if self._held is None:
+            self._held = Digester(self.hold_digests)
+        return self._held
+
+    def take_digests(self) -> dict[str, FileDigests]:
+        """Hash what :meth:`files` held (see :attr:`hold_digests`); the digests by input path."""
+        return self._held.finish() if self._held is not None else {}
 
     def _run_pixels(
         self, loaded: list[tuple[int, Source]], results: list[FileResult | None]
@@ -236,16 +258,15 @@ class Deidentifier:
         pixel: tuple[PixelOutcome, PhiContext] | None,
         out_dir: Path,
         dry_run: bool,
-        input_sha: str | None = None,
+        dig: Digester | None = None,
     ) -> FileResult:
-        """Write the file's output; ``input_sha`` (the input's SHA-256) asks for its digests."""
+        """Write the file's output (and hand its bytes to ``dig``)."""
         outcome, context = pixel if pixel is not None else (None, None)
         if outcome is not None and outcome.failed:
             return FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
         forbidden = None if dry_run else self.forbidden_values(src)
-        digests: FileDigests | None = None
         st, rel = self.process(src, context=context)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
@@ -253,17 +274,16 @@ class Deidentifier:
             encoded = self.engine.method_bytes(src.implicit, src.little)
             if outcome is not None and outcome.verified:  # the code sequence gained 113101
                 encoded = {t: b for t, b in encoded.items() if t != 0x00120064}
-            out_sha = write_atomic(
+            key = str(src.path)
+            write_atomic(
                 src,
                 st,
                 out_dir / rel,
                 outcome,
                 encoded,
                 forbidden=forbidden,
-                digest=input_sha is not None,
+                digest=(lambda data: dig.output(key, data)) if dig is not None else None,
             )
-            if input_sha is not None:
-                digests = FileDigests(input_sha256=input_sha, output_sha256=out_sha)
         return FileResult(
             input=str(src.path),
             output=rel,
@@ -271,7 +291,6 @@ class Deidentifier:
             counts=dict(st.counts),
             warnings=tuple(st.warnings),
             pixels=outcome.report if outcome is not None else None,
-            digests=digests,
         )
 
     def forbidden_values(self, src: Source) -> Forbidden:
@@ -346,8 +365,8 @@ def write_atomic(
     encoded: dict[int, bytes] | None = None,
     *,
     forbidden: Forbidden | None = None,
-    digest: bool = False,
-) -> str | None:
+    digest: Callable[[bytes | Path], None] | None = None,
+) -> None:
     """Write the output to a temporary file beside ``final``, verify it, then link it into place.
 
     The written bytes are re-scanned strictly and searched for the input's
@@ -356,9 +375,9 @@ def write_atomic(
     An existing ``final`` is never overwritten: if it holds the same bytes
     (the same instance de-identified before, as on ``--resume``) that is fine;
     different bytes mean two inputs share a SOP Instance UID, which is an error.
-    With ``digest``, returns the SHA-256 (hex) of the bytes written, else None.
+    ``digest`` is given the bytes written (a file too large to hold: the
+    temporary file's path, before it is linked into place), for their SHA-256.
     """
-    sha: str | None = None
     created = _missing_dirs(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
@@ -371,17 +390,17 @@ def write_atomic(
                 copies: list[tuple[int, int, int]] = []
                 _write(src, st, buf, pixel, encoded, copies)
                 data = buf.getvalue()
-                if digest:  # the bytes written below, hashed while they are in the cache
-                    sha = hashlib.sha256(data).hexdigest()
                 copied = Copied(src.scan, src.header, copies) if src.scan is not None and copies else None
                 verify_output(data, forbidden or Forbidden(()), copied)
                 out.write(data)
+                if digest is not None:
+                    digest(data)
             else:
                 _write(src, st, out, pixel, encoded)
         if not in_memory:
             _verify_file(tmp, forbidden or Forbidden(()))
-            if digest:  # too large to hold: hashed from the file written, before it is linked
-                sha = file_sha256(tmp)
+            if digest is not None:
+                digest(tmp)
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, final)
@@ -400,26 +419,6 @@ def write_atomic(
                 break
         raise
     tmp.unlink(missing_ok=True)
-    return sha
-
-
-def input_sha256(src: Source) -> str | None:
-    """SHA-256 (hex) of the input's bytes as read (a file too large to hold is read again; None if gone)."""
-    if src.data is not None and len(src.data) == src.size:
-        return hashlib.sha256(src.data).hexdigest()
-    try:
-        return file_sha256(src.path)
-    except OSError:
-        return None
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _missing_dirs(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from privguard.batch.config import ScrubConfig
@@ -24,12 +25,15 @@ from privguard.batch.journal import JOURNAL_DIR
 from privguard.batch.limits import inflated_size_exceeds, loaded_libraries, memory_reason
 from privguard.cores import usable_cores
 from privguard.deidentifier import Deidentifier
+from privguard.digests import attach
 from privguard.errors import PrivguardError
-from privguard.models import FileResult
+from privguard.models import FileDigests, FileResult
 from privguard.pseudonym.keys import ProjectKey
 
 STAGING = "staging"
 _MEMORY = "unexpected error (MemoryError)"
+#: Input and output bytes a chunk may hold to hash while its outputs sync (beyond it: hashed at once).
+HOLD_DIGEST_BYTES = 64 << 20
 
 
 def make_deidentifier(cfg: ScrubConfig, key: ProjectKey) -> Deidentifier:
@@ -63,8 +67,11 @@ class WorkerState:
         setup_worker(cfg)
         self.cfg = cfg
         self.deid = make_deidentifier(cfg, key)
+        if self.deid.digests:
+            self.deid.hold_digests = HOLD_DIGEST_BYTES
         self.staging = cfg.out / JOURNAL_DIR / STAGING / f"{socket.gethostname()}-{os.getpid()}"
         self._out_fd: int | None = None
+        self._syncer: ThreadPoolExecutor | None = None
 
     def may_load(self) -> frozenset[str]:
         """The heavy libraries this worker may load on first use (see :mod:`privguard.batch.limits`)."""
@@ -80,6 +87,9 @@ class WorkerState:
         return loaded_libraries()
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.shutdown()
+            self._syncer = None
         self.deid.close()
         if self._out_fd is not None:
             os.close(self._out_fd)
@@ -131,7 +141,8 @@ class WorkerState:
             final.append(res)
         if placer is not None:
             try:
-                placer.sync()  # before the driver journals any of them
+                digests = self._sync(placer)  # before the driver journals any of them
+                final = attach(final, digests)
             except (OSError, PrivguardError) as exc:
                 reason = f"the output folder cannot be synced ({type(exc).__name__})"
                 final = [
@@ -141,6 +152,23 @@ class WorkerState:
                     for r in final
                 ]
         return final
+
+    def _sync(self, placer: Placer) -> dict[str, FileDigests]:
+        """Sync the chunk's outputs; meanwhile hash the bytes the de-identifier held (digests by input).
+
+        fsync waits on the disk and hashlib hashes without the GIL: the two overlap, so the
+        digests the audit log needs cost no time where a core is free.
+        """
+        if not self.deid.hold_digests:
+            placer.sync()
+            return {}
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privguard-sync")
+        syncing = self._syncer.submit(placer.sync)
+        try:
+            return self.deid.take_digests()
+        finally:
+            syncing.result()  # raises what the sync raised
 
     def _files(self, paths: list[Path]) -> list[FileResult]:
         target = self.cfg.out if self.cfg.dry_run else self.staging
