@@ -39,6 +39,7 @@ from privguard.pixels.boxes import Box, bounding, merge_boxes
 from privguard.pixels.cine import CinePlan, plan, presence
 from privguard.pixels.decode import DecodedImage, load
 from privguard.pixels.encode import encode
+from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.mask import MaskBox, apply, fills
 from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
 from privguard.pixels.phi_text import Decision, PhiDecider
@@ -108,6 +109,13 @@ class _File:
     lines: int = 0
     screened_out: int = 0
     """Whole-frame passes the pixel screen dropped (no text-like strokes: CRAFT not run)."""
+    matcher: HeaderMatcher | None = None
+
+    def settled(self, text: str) -> bool:
+        """A reading that matches one of this file's header values (see ``FrameJob.settled``)."""
+        if self.matcher is None:
+            self.matcher = HeaderMatcher(self.ctx)
+        return bool(self.matcher.match(text))
 
     @property
     def modality(self) -> str:
@@ -281,7 +289,7 @@ class OCRPixelStage:
                 if self.screen and not screen(r.gray[frame]).may_hold_text:
                     f.screened_out += 1  # no glyph-like strokes: the detector cannot find text here
                     continue
-                first.append((f, FrameJob(frame, r.color_frame(frame), r.gray[frame])))
+                first.append((f, FrameJob(frame, r.color_frame(frame), r.gray[frame], settled=f.settled)))
         self._run(first)
         second: list[tuple[_File, FrameJob]] = []
         for f in files:
@@ -297,7 +305,14 @@ class OCRPixelStage:
                 if frame in f.plan.rescans:
                     regions = merge_boxes([*regions, f.plan.rescan_box or Box(0, 0, cols, rows)], gap=8)
                 if regions:
-                    job = FrameJob(frame, r.color_frame(frame), r.gray[frame], regions=regions, known=present)
+                    job = FrameJob(
+                        frame,
+                        r.color_frame(frame),
+                        r.gray[frame],
+                        regions=regions,
+                        known=present,
+                        settled=f.settled,
+                    )
                     second.append((f, job))
                     f.region_frames += 1
         self._run(second)

@@ -25,7 +25,7 @@ on its own crop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -117,6 +117,11 @@ class FrameJob:
     """Boxes of words already read in this frame: detections covering them are not read again."""
     text_height: int | None = None
     """The height of the text expected in ``regions``; large text is detected downscaled."""
+    settled: Callable[[str], bool] | None = None
+    """True for a reading that makes its word PHI whatever else is read of it (it matches one of
+    the file's header values). A wide segment whose upright reading, and each of its words, is
+    settled is not read upside down: that reading would only be one more alternative, and the
+    PHI decision takes the first reading that matches a header value."""
 
 
 @dataclass
@@ -304,6 +309,8 @@ class TextFinder:
                 wide = self.upside_down and s.box.width > 1.5 * s.box.height
                 if not unsure or not (turnable or wide):
                     continue
+                if wide and not turnable and _settled(jobs[j].settled, upright.text):
+                    continue  # PHI by its upright reading whichever way up it is
                 crop = _crop(gray, s.box)
                 if turnable:
                     second.append((j, k, 90, np.ascontiguousarray(np.rot90(crop, 1))))
@@ -399,6 +406,14 @@ class TextFinder:
         box = bounding(line.words[k].box for k in run)
         assert box is not None
         pending.append((line, list(run), box))
+
+
+def _settled(test: Callable[[str], bool] | None, text: str) -> bool:
+    """True when ``text`` and each of its words pass ``test`` (so every word the segment becomes,
+    split or not, has a settled main reading)."""
+    if test is None or not text.strip():
+        return False
+    return test(text.strip()) and all(test(tok) for tok in text.split())
 
 
 #: A box this many times taller than wide is a vertical line of text (read at 90 / 270 degrees).

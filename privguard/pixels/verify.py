@@ -13,12 +13,14 @@ neighbourhoods (a static banner masked in every frame of a cine) are read once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from privguard.pixels.boxes import Box, merge_boxes
+from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.phi_text import PhiDecider
 from privguard.pixels.screen import glyph_components, kernel_size
 from privguard.pixels.textfind import FrameJob, TextFinder, Word
@@ -89,6 +91,7 @@ def check(
     such neighbourhood is not read at all."""
     jobs: list[FrameJob] = []
     owners: list[tuple[int, list[int], list[Box]]] = []
+    matchers: dict[int, Callable[[str], bool]] = {}
     for req in requests:
         rows, cols = req.gray.shape[1:3]
         seen: dict[bytes, int] = {}
@@ -117,7 +120,12 @@ def check(
             height = min(min(b.height, b.width) for b in boxes)
             jobs.append(
                 FrameJob(
-                    frame, np.ascontiguousarray(rgb), req.gray[frame], regions=regions, text_height=height
+                    frame,
+                    np.ascontiguousarray(rgb),
+                    req.gray[frame],
+                    regions=regions,
+                    text_height=height,
+                    settled=matchers.setdefault(req.key, _settled_test(req.context)),
                 )
             )
             owners.append((req.key, [frame], boxes))
@@ -151,6 +159,12 @@ def check(
                     continue  # unreadable texture spanning lines is not a fragment of masked text
                 out[key].append(Residual(list(frames), word.box, readable, word.bright))
     return out
+
+
+def _settled_test(ctx: PhiContext) -> Callable[[str], bool]:
+    """A reading that matches one of the file's header values (see ``FrameJob.settled``)."""
+    matcher = HeaderMatcher(ctx)
+    return lambda text: bool(matcher.match(text))
 
 
 def _strokes(gray: np.ndarray, region: Box, masks: list[Box], kept: list[Box]) -> bool:

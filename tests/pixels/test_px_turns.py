@@ -1,0 +1,51 @@
+"""Which segments are read turned: a wide, unsure segment upside down, unless its upright
+reading already matches a header value (then it is PHI whichever way up it is)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from privguard.pixels.boxes import Box
+from privguard.pixels.ocr import Detection, OCREngine, Reading
+from privguard.pixels.textfind import FrameJob, TextFinder
+
+
+class OneBox(OCREngine):
+    """Detects one fixed box and reads every crop as the same unsure text; counts the crops."""
+
+    def __init__(self, box: Box, text: str) -> None:
+        self.box, self.text, self.crops = box, text, 0
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        return [Detection([self.box]) for _ in images]
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        self.crops += len(crops)
+        return [Reading(self.text, 0.7) for _ in crops]
+
+
+def job(settled: object = None) -> FrameJob:
+    gray = np.zeros((80, 300), dtype=np.uint8)
+    cv2.putText(gray, "OYELARAN", (20, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    return FrameJob(0, rgb, gray, settled=settled)  # type: ignore[arg-type]
+
+
+def test_unsure_wide_segments_are_read_upside_down() -> None:
+    engine = OneBox(Box(15, 25, 190, 58), "OYELARAN")
+    lines = TextFinder(engine).find([job()])
+    assert engine.crops == 2  # upright, then 180 degrees
+    assert [w.text for ln in lines[0] for w in ln.words] == ["OYELARAN"]
+
+
+def test_a_header_match_upright_is_not_read_upside_down() -> None:
+    engine = OneBox(Box(15, 25, 190, 58), "OYELARAN")
+    TextFinder(engine).find([job(lambda t: t == "OYELARAN")])
+    assert engine.crops == 1
+    # a reading that does not match is still turned
+    other = OneBox(Box(15, 25, 190, 58), "NVUVTAYO")
+    TextFinder(other).find([job(lambda t: t == "OYELARAN")])
+    assert other.crops == 2
