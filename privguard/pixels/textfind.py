@@ -119,9 +119,11 @@ class FrameJob:
     """The height of the text expected in ``regions``; large text is detected downscaled."""
     settled: Callable[[str], bool] | None = None
     """True for a reading that makes its word PHI whatever else is read of it (it matches one of
-    the file's header values). A wide segment whose upright reading, and each of its words, is
-    settled is not read upside down: that reading would only be one more alternative, and the
-    PHI decision takes the first reading that matches a header value."""
+    the file's header values; the PHI decision takes the first reading that matches one). Other
+    readings would only be more alternatives, so they are skipped: a wide segment whose upright
+    reading, and each of its words, is settled is not read upside down; a word split off a
+    segment whose token is settled is not read again on its own crop; a phrase whose words'
+    main readings are all settled is not read."""
 
 
 @dataclass
@@ -366,6 +368,8 @@ class TextFinder:
             for tok, wb in zip(tokens, boxes, strict=True):
                 assert s.glyphs is not None
                 ws.append(Word(wb, tok, best.confidence, others, bright, 0, s.glyphs.mask_of(wb)))
+                if job.settled is not None and job.settled(tok):
+                    continue  # PHI by its main reading: another reading would change nothing
                 reread.append((si, len(ws) - 1))
                 crops.append(_crop(job.gray, wb))
             words_per_seg.append(ws)
@@ -383,6 +387,11 @@ class TextFinder:
                         run = []
                 run.append(k)
             self._close_phrase(line, run, seg_of, pending)
+        if job.settled is not None:
+            # a phrase only adds PHI to words that have none yet: not read when every word's
+            # main reading matches a header value already
+            test = job.settled
+            pending = [p for p in pending if not all(test(p[0].words[k].text) for k in p[1])]
         for _line, _run, box in pending:
             crops.append(_crop(job.gray, box))
         if crops:

@@ -49,3 +49,41 @@ def test_a_header_match_upright_is_not_read_upside_down() -> None:
     other = OneBox(Box(15, 25, 190, 58), "NVUVTAYO")
     TextFinder(other).find([job(lambda t: t == "OYELARAN")])
     assert other.crops == 2
+
+
+def two_words(second: int = 170) -> FrameJob:
+    gray = np.zeros((80, 400), dtype=np.uint8)
+    cv2.putText(gray, "RAFAEL", (20, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2)
+    cv2.putText(gray, "OYELARAN", (second, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2)
+    return FrameJob(0, np.repeat(gray[:, :, None], 3, axis=2), gray)
+
+
+def test_settled_words_are_not_read_again_on_their_own_crops() -> None:
+    engine = OneBox(Box(15, 25, 330, 58), "RAFAEL OYELARAN")
+    lines = TextFinder(engine).find([two_words()])
+    assert [w.text for ln in lines[0] for w in ln.words] == ["RAFAEL", "OYELARAN"]
+    assert engine.crops == 4  # upright, 180 degrees, each word on its own crop
+    settled = OneBox(Box(15, 25, 330, 58), "RAFAEL OYELARAN")
+    job = two_words()
+    job.settled = lambda t: t in ("RAFAEL", "OYELARAN", "RAFAEL OYELARAN")
+    lines = TextFinder(settled).find([job])
+    assert [w.text for ln in lines[0] for w in ln.words] == ["RAFAEL", "OYELARAN"]
+    assert settled.crops == 1
+
+
+class TwoBoxes(OneBox):
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        return [Detection([Box(15, 25, 135, 58), Box(140, 25, 300, 58)]) for _ in images]
+
+
+def test_a_phrase_of_settled_words_is_not_read() -> None:
+    engine = TwoBoxes(Box(0, 0, 1, 1), "OYELARAN")
+    lines = TextFinder(engine).find([two_words(145)])
+    assert len(lines[0]) == 1 and len(lines[0][0].phrases) == 1
+    assert engine.crops == 5  # two words upright and at 180 degrees, and their phrase
+    settled = TwoBoxes(Box(0, 0, 1, 1), "OYELARAN")
+    job = two_words(145)
+    job.settled = lambda t: t == "OYELARAN"
+    lines = TextFinder(settled).find([job])
+    assert len(lines[0]) == 1 and lines[0][0].phrases == []
+    assert settled.crops == 2
