@@ -117,6 +117,9 @@ class FrameJob:
     """Boxes of words already read in this frame: detections covering them are not read again."""
     text_height: int | None = None
     """The height of the text expected in ``regions``; large text is detected downscaled."""
+    near: list[Box] | None = None
+    """When set (verification: the masks), only text lines with a segment within half a text
+    height of one of these boxes are read; other lines are dropped before recognition."""
     settled: Callable[[str], bool] | None = None
     """True for a reading that makes its word PHI whatever else is read of it (it matches one of
     the file's header values; the PHI decision takes the first reading that matches one). Other
@@ -260,6 +263,7 @@ class TextFinder:
         segments = [
             self._segments(job, boxes, score) for job, boxes, score in zip(jobs, raw, scores, strict=True)
         ]
+        segments = [_near_lines(job, segs) for job, segs in zip(jobs, segments, strict=True)]
         self._read_segments(jobs, segments)
         return [self._lines(job, segs) for job, segs in zip(jobs, segments, strict=True)]
 
@@ -415,6 +419,23 @@ class TextFinder:
         box = bounding(line.words[k].box for k in run)
         assert box is not None
         pending.append((line, list(run), box))
+
+
+def _near_lines(job: FrameJob, segs: list[_Segment]) -> list[_Segment]:
+    """For a job with ``near`` boxes: only the segments of text lines that have a segment within
+    half a text height of one of them (the others' words cannot touch those boxes, and a line's
+    decisions depend only on its own words)."""
+    if job.near is None:
+        return segs
+
+    def touches(b: Box) -> bool:
+        return any(b.overlap(m.pad(max(2, min(m.height, b.height) // 2))) > 0 for m in job.near or ())
+
+    keep: set[int] = set()
+    for members in _line_members([s.box for s in segs]):
+        if any(touches(segs[k].box) for k in members):
+            keep.update(members)
+    return [s for k, s in enumerate(segs) if k in keep]
 
 
 def _settled(test: Callable[[str], bool] | None, text: str) -> bool:
@@ -619,9 +640,10 @@ def _join_line(boxes: list[Box]) -> list[Box]:
     return out
 
 
-def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> list[Line]:
-    """Group segments into text lines (same rows, similar height, within 2.5 heights), left to right."""
-    parent = list(range(len(segs)))
+def _line_members(boxes: list[Box]) -> list[list[int]]:
+    """Which boxes form one text line (same rows, similar height, within 2.5 heights; for
+    vertical lines the same columns, stacked): lists of indices, in first-seen order."""
+    parent = list(range(len(boxes)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -629,10 +651,10 @@ def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> l
             i = parent[i]
         return i
 
-    for i in range(len(segs)):
-        a = segs[i].box
-        for j in range(i + 1, len(segs)):
-            b = segs[j].box
+    for i in range(len(boxes)):
+        a = boxes[i]
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
             if is_vertical(a) and is_vertical(b):
                 # a rotated line: the same columns, stacked
                 ratio = a.width / max(1, b.width)
@@ -650,10 +672,15 @@ def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> l
             if a.vertical_overlap(b) >= 0.5 and 0.5 <= ratio <= 2.0 and gx <= 2.5 * max(a.height, b.height):
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(segs)):
+    for i in range(len(boxes)):
         groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def _group_lines(frame: int, segs: list[_Segment], words: list[list[Word]]) -> list[Line]:
+    """Group segments into text lines (see :func:`_line_members`), left to right."""
     out = []
-    for members in groups.values():
+    for members in _line_members([s.box for s in segs]):
         if len(members) > 1 and all(is_vertical(segs[k].box) for k in members):
             # reading order of a rotated line: top to bottom when read at 90 degrees, else bottom up
             turned = [w.orientation for k in members for w in words[k]]

@@ -125,6 +125,7 @@ def check(
                     req.gray[frame],
                     regions=regions,
                     text_height=height,
+                    near=boxes,
                     settled=matchers.setdefault(req.key, _settled_test(req.context)),
                 )
             )

@@ -87,3 +87,23 @@ def test_a_phrase_of_settled_words_is_not_read() -> None:
     lines = TextFinder(settled).find([job])
     assert len(lines[0]) == 1 and lines[0][0].phrases == []
     assert settled.crops == 2
+
+
+class TwoLines(OneBox):
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        return [Detection([Box(15, 10, 135, 34), Box(15, 50, 135, 74)]) for _ in images]
+
+
+def test_verification_reads_only_lines_by_the_masks() -> None:
+    gray = np.zeros((90, 200), dtype=np.uint8)
+    cv2.putText(gray, "RAFAEL", (20, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    cv2.putText(gray, "RAFAEL", (20, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    engine = TwoLines(Box(0, 0, 1, 1), "RAFAEL")
+    lines = TextFinder(engine, stroke_filter=False).find(
+        [FrameJob(0, rgb, gray, regions=[Box(0, 0, 200, 90)], near=[Box(140, 50, 190, 74)])]
+    )
+    assert [ln.box.y0 >= 45 for ln in lines[0]] == [True]  # the far line is not read
+    both = TwoLines(Box(0, 0, 1, 1), "RAFAEL")
+    lines = TextFinder(both, stroke_filter=False).find([FrameJob(0, rgb, gray, regions=[Box(0, 0, 200, 90)])])
+    assert len(lines[0]) == 2 and both.crops > engine.crops
