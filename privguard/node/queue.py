@@ -367,6 +367,9 @@ class DurableQueue:
         a crash leaves one or the other. Called by the thread that records deliveries.
         """
         floor = self.journal.oldest_seq_on_disk()
+        # Segments deleted before that must stay deleted: only then may the ledger forget the lines
+        # of their records (a deletion after it only makes the floor lower than needed).
+        fsync_dir(self.journal.folder)
         cutoff = None if self._remember_s is None else time.time_ns() // 1000 - int(self._remember_s * 1e6)
         if self._ledger_fh is not None:
             self._ledger_fh.close()

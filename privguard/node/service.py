@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from hashlib import sha256
 from io import BytesIO
@@ -79,6 +79,10 @@ class Node:
         self._wake = threading.Event()
         self._slots = threading.Semaphore(max(2, cfg.workers * 2))
         self._pool: ProcessPoolExecutor | None = None
+        #: A one-worker pool for instances retried alone after a worker died, one at a time: when it
+        #: breaks, the one instance in it is the cause (never an instance sharing the main pool).
+        self._alone: ProcessPoolExecutor | None = None
+        self._alone_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._ae: Any = None
         self._server: Any = None
@@ -155,6 +159,9 @@ class Node:
             t.join(timeout=60)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        alone = self._alone  # not under its lock: a retry in progress holds it
+        if alone is not None:
+            alone.shutdown(wait=True, cancel_futures=True)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -180,21 +187,19 @@ class Node:
             pass
         self.stop()
 
-    def _new_pool(self, replacing: bool = False) -> ProcessPoolExecutor:
+    def _new_pool(self, replacing: bool = False, workers: int | None = None) -> ProcessPoolExecutor:
         # OCR workers hold torch, which must not be forked: spawn them. Header-only workers fork
         # at start (before any thread runs). A replacement pool comes from a fork server (a fresh
         # process without torch or threads), since by then the node's threads are running, and the
         # thread replacing the pool may end (workers die with the thread that started them).
         ocr = self.cfg.ocr != "off"
         ctx = multiprocessing.get_context("forkserver" if replacing else "spawn" if ocr else "fork")
+        n = workers or self.cfg.workers
         pool = ProcessPoolExecutor(
-            max_workers=self.cfg.workers,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(self.cfg, self.key),
+            max_workers=n, mp_context=ctx, initializer=init_worker, initargs=(self.cfg, self.key)
         )
         # Start every worker now (and fail early on a bad profile or a missing OCR extra).
-        for f in [pool.submit(warm) for _ in range(self.cfg.workers)]:
+        for f in [pool.submit(warm) for _ in range(n)]:
             f.result()
         return pool
 
@@ -298,6 +303,11 @@ class Node:
 
     def _done(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:
         self._slots.release()
+        self._handle(chunk, fut, retry)
+
+    def _handle(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:
+        if fut.cancelled():
+            return  # stopping: the items stay in incoming and are scrubbed at the next start
         try:
             outcomes = fut.result()
         except BrokenProcessPool:
@@ -329,12 +339,23 @@ class Node:
 
     def _retry_alone(self, chunk: list[Item]) -> None:
         self._replace_pool()
-        for item in chunk:
-            if not self.queue.outgoing_path(item).exists():
-                self._submit([item], retry=True)
-            else:  # the worker had moved it into outgoing before it died
-                self._untrack(item)
-                self._wake.set()
+        with self._alone_lock:  # one instance at a time, in a pool of its own
+            for item in chunk:
+                if self._stop.is_set():
+                    return  # the rest stays in incoming and is scrubbed at the next start
+                if self.queue.outgoing_path(item).exists():  # moved into outgoing before the death
+                    self._untrack(item)
+                    self._wake.set()
+                    continue
+                if self._alone is None or getattr(self._alone, "_broken", False):
+                    if self._alone is not None:
+                        self._alone.shutdown(wait=False)
+                    self._alone = self._new_pool(replacing=True, workers=1)
+                fut = self._alone.submit(
+                    scrub_chunk, str(self.queue.root), [str(self.queue.incoming_path(item))]
+                )
+                wait([fut])
+                self._handle([item], fut, retry=True)
 
     def _quarantine(self, item: Item, reason: str | None, outcome: Outcome | None = None) -> None:
         reason = reason or "failed"
