@@ -381,6 +381,11 @@ class _Walker:
         prev = -1
         where = "the data set" if out is not None else "a sequence item"
         known = self.known if out is not None else None
+        # Hot loop: everything it reads per element is a local.
+        hhi, hh2sh, unpack_i = self.hhi, self.hh2sh, self.i
+        dictionary_get = _dictionary().get
+        vr_bytes, long_vrs, fixed_size = _VR_BYTES, LONG_VRS, FIXED_SIZE
+        index, collect, collected = self.index, self.collect, self.collected
         while pos < stop:
             if known:
                 k = known.get(pos)
@@ -401,31 +406,31 @@ class _Walker:
             if pos + 8 > stop:
                 raise ScanError(f"{where} ends inside an element header (truncated or trailing bytes)")
             if implicit:
-                g, el, length = self.hhi(buf, pos)
+                g, el, length = hhi(buf, pos)
                 tag = (g << 16) | el
                 hdr = 8
                 vr = ""
             else:
-                g, el, vrb, length = self.hh2sh(buf, pos)
+                g, el, vrb, length = hh2sh(buf, pos)
                 tag = (g << 16) | el
                 hdr = 8
                 vr = ""
                 if g == 0 or g == 0xFFFF:
                     raise ScanError(f"invalid element tag {tag_text(tag)} in {where} (trailing bytes?)")
                 if g != 0xFFFE:
-                    v = _VR_BYTES.get(vrb)
+                    v = vr_bytes.get(vrb)
                     if v is None:
                         raise ScanError(f"unknown VR in element {tag_text(tag)} of {where}")
                     vr = v
-                    if vrb in LONG_VRS:
+                    if vrb in long_vrs:
                         if pos + 12 > stop:
                             raise ScanError(f"{where} ends inside an element header")
                         if length != 0:
                             raise ScanError(f"reserved bytes are not zero in element {tag_text(tag)}")
-                        (length,) = self.i(buf, pos + 8)
+                        (length,) = unpack_i(buf, pos + 8)
                         hdr = 12
                 else:
-                    (length,) = self.i(buf, pos + 4)
+                    (length,) = unpack_i(buf, pos + 4)
             if g == 0xFFFE:
                 if tag == ITEM_END and undefined_item:
                     if length != 0:
@@ -443,7 +448,7 @@ class _Walker:
                 raise ScanError(f"invalid element tag {tag_text(tag)} in {where} (trailing bytes?)")
             self.count += 1
             start = pos + hdr
-            dict_vrs = dictionary_vrs(tag)
+            dict_vrs = None if g & 1 else (dictionary_get(tag) or _repeater_vr(tag))
             if implicit:
                 if dict_vrs is None or (length == UNDEFINED and "SQ" not in dict_vrs and tag != PIXEL_DATA):
                     vr = "UN"
@@ -481,7 +486,7 @@ class _Walker:
                 elif vr == "UN" and dict_vrs is not None and "SQ" in dict_vrs:
                     self._un_sequence(start, end, depth + 1, tag)
                 else:
-                    unit = FIXED_SIZE.get(vr)
+                    unit = fixed_size.get(vr)
                     if unit is not None and length % unit and not (implicit and len(dict_vrs or ()) > 1):
                         raise ScanError(
                             f"element {tag_text(tag)} ({vr}) has a length that is not a multiple of {unit}"
@@ -490,10 +495,10 @@ class _Walker:
                 if tag == PIXEL_DATA and self.encapsulated and length != UNDEFINED:
                     raise ScanError("the transfer syntax is encapsulated but the pixel data is not")
                 out.append(TopElement(tag, vr, pos, end))
-            if self.index is not None:
-                self.index.append(IndexEntry(tag, vr, pos, start, end, depth, length == UNDEFINED))
-            if tag in self.collect and length != UNDEFINED:
-                self.collected.append((tag, bytes(buf[start:end])))
+            if index is not None:
+                index.append(IndexEntry(tag, vr, pos, start, end, depth, length == UNDEFINED))
+            if tag in collect and length != UNDEFINED:
+                collected.append((tag, bytes(buf[start:end])))
             pos = end
         if undefined_item:
             raise ScanError(f"{where} has no item delimiter (truncated)")
