@@ -494,3 +494,22 @@ def test_the_documented_configuration_is_valid() -> None:
     assert cfg.destination.type == "dimse" and cfg.filters.inclusion is not None
     assert cfg.listen.tls is not None and cfg.status is not None and cfg.status.port == 8118
     assert {o.value for o in cfg.options} == {"clean_descriptors"}
+
+
+def test_chunks_cancelled_by_a_stop_stay_queued(tmp_path: Path, key_file: Path) -> None:
+    from concurrent.futures import Future
+
+    from privguard.node.worker import Outcome
+
+    node = Node(_config(tmp_path, key_file))
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=1)
+    item, why = node.queue.put(paths[0].read_bytes(), "1.2.3", "1.2.3.4", False)
+    assert item is not None and why == "queued"
+    fut: Future[list[Outcome]] = Future()
+    assert fut.cancel()  # what shutting the pool down with cancel_futures does to a waiting chunk
+    node._handle([item], fut, retry=False)
+    assert node.queue.depth() == {"incoming": 1, "outgoing": 0, "quarantine": 0}
+    assert node.stats.snapshot()["counts"].get("quarantined") is None
+    node.queue.close()
+    node.log.close()
+    node.audit.close()
