@@ -119,3 +119,25 @@ def test_digests_are_of_the_pixel_redacted_output(tmp_path: Path, key: ProjectKe
             assert res.pixels is not None and int(str(res.pixels["boxes_redacted"])) > 0
     # the header-only output holds the same header changes and the unmasked pixels: different bytes
     assert results[True] != results[False]
+
+
+def test_held_digests_equal_immediate_ones_and_stay_within_the_budget(tmp_path: Path) -> None:
+    from privguard.digests import Digester
+
+    big = tmp_path / "big.dcm"
+    big.write_bytes(b"b" * 5000)
+    files = {f"in{i}": (bytes([i]) * (1000 + i), bytes([255 - i]) * 900) for i in range(8)}
+    now, held = Digester(), Digester(hold_bytes=4096)
+    for dig in (now, held):
+        for key, (data, out) in files.items():
+            dig.input(key, data, tmp_path / "unused")
+            dig.output(key, out)
+        dig.input("big", None, big)  # too large to hold in memory: read from disk
+        dig.output("big", big)
+    assert held._held <= 4096 and held._held > 0  # some bytes held, the rest hashed at once
+    got_now, got_held = now.finish(), held.finish()
+    assert got_now == got_held
+    assert got_held["in3"].input_sha256 == hashlib.sha256(files["in3"][0]).hexdigest()
+    assert got_held["in3"].output_sha256 == hashlib.sha256(files["in3"][1]).hexdigest()
+    assert got_held["big"].input_sha256 == got_held["big"].output_sha256 == sha(big)
+    assert held.finish() == {}  # finish hands everything over once
