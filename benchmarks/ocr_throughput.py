@@ -279,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--n512", type=int, default=8, help="512x512 frames (default 8)")
-    ap.add_argument(
-        "--rounds", type=int, default=3, help="alternated rounds at 512x512 (default 3)"
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds at 512x512 (default 3)")
     ap.add_argument("--n2k", type=int, default=2, help="2048x2560 frames (default 2)")
     ap.add_argument("--cine", type=int, default=100, help="cine frames (default 100)")
     ap.add_argument("--naive-cine-sample", type=int, default=4, help="frames timed for per-frame OCR")
