@@ -32,8 +32,9 @@ from privguard.pseudonym.keys import ProjectKey
 
 STAGING = "staging"
 _MEMORY = "unexpected error (MemoryError)"
-#: Input and output bytes a chunk may hold to hash while its outputs sync (beyond it: hashed at once).
-HOLD_DIGEST_BYTES = 64 << 20
+#: Input and output bytes a chunk may hold to hash while its outputs sync; beyond it they are hashed at
+#: once, while in the cache (holding whole chunks, 64 MiB, cost more CPU in cold hashing than it saved).
+HOLD_DIGEST_BYTES = 8 << 20
 
 
 def make_deidentifier(cfg: ScrubConfig, key: ProjectKey) -> Deidentifier:
