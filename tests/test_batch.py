@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from study_gen import write_study
 from privguard.batch import ScrubConfig, dry_run, scrub
 from privguard.errors import ConfigError, OutputError
 from privguard.header.profile import Option
+from privguard.models import FileResult
 from privguard.pseudonym.keys import ProjectKey
 
 
@@ -220,3 +222,17 @@ def test_ray_executor_matches_local_processes(tmp_path: Path, key: ProjectKey) -
     assert tree_bytes(tmp_path / "ray") == tree_bytes(tmp_path / "local")
     resumed = scrub(_cfg([inp], tmp_path / "ray", key, workers=2, executor="ray", resume=True))
     assert resumed.resumed == 6
+    # The audit log's digests come back from the actors too (the parent then reads no file).
+    got: list[FileResult] = []
+    scrub(
+        _cfg([inp], tmp_path / "ray-digests", key, workers=2, executor="ray", digests=True),
+        on_result=got.append,
+    )
+    ok = [r for r in got if r.status == "ok"]
+    assert len(ok) == 6
+    for r in ok:
+        assert r.digests is not None and r.output is not None
+        assert (
+            r.digests.output_sha256
+            == hashlib.sha256((tmp_path / "ray-digests" / r.output).read_bytes()).hexdigest()
+        )

@@ -36,7 +36,11 @@ class _Actor:
         self.state = WorkerState(cfg, key)
 
     def process(self, paths: list[str]) -> list[dict[str, Any]]:
-        return [r.model_dump() for r in self.state.process([Path(p) for p in paths])]
+        # ``digests`` is excluded from dumps (never in reports); the audit log needs it, so it travels too.
+        return [
+            {**r.model_dump(), "digests": r.digests.model_dump() if r.digests is not None else None}
+            for r in self.state.process([Path(p) for p in paths])
+        ]
 
 
 class RayExecutor:
