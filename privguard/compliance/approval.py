@@ -50,6 +50,7 @@ from privguard.compliance.loader import PolicyRef, load_request
 from privguard.compliance.policy import PolicySet, PolicyVersion
 from privguard.compliance.request import ExportRequest
 from privguard.errors import AuditIntegrityError, ConfigError, ExportBlocked, KeyMaterialError
+from privguard.policyio import MAX_BYTES
 from privguard.pseudonym.keys import check_private_file, write_new_file, write_private_file
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,19 @@ def _unb64(text: object, length: int) -> bytes:
     if len(raw) != length or _b64(raw) != text:
         raise ValueError("key")
     return raw
+
+
+#: The largest key file read (privguard's are under 1 KiB); a larger file is refused unread.
+KEY_FILE_MAX_BYTES = 64 << 10
+#: The largest approval file read (the cap of every other document privguard reads).
+APPROVAL_MAX_BYTES = MAX_BYTES
+
+
+def _read_capped(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None when it holds more than ``limit`` (never read in full)."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    return data if len(data) <= limit else None
 
 
 class PublicKey:
@@ -118,7 +132,13 @@ class PublicKey:
         if not path.is_file():
             raise KeyMaterialError(f"public key file {path} not found")
         try:
-            doc = json.loads(path.read_bytes())
+            raw = _read_capped(path, KEY_FILE_MAX_BYTES)
+        except OSError as exc:
+            raise KeyMaterialError(f"public key file {path} cannot be read ({exc.strerror})") from None
+        if raw is None:
+            raise KeyMaterialError(f"{path} is too large to be a privguard public signing key")
+        try:
+            doc = json.loads(raw)
             if (
                 doc.get("format") != PUBLIC_FORMAT
                 or doc.get("version") != 1
@@ -200,7 +220,13 @@ class SigningKey:
         path = Path(path)
         check_private_file(path, "signing key file")
         try:
-            doc = json.loads(path.read_bytes())
+            raw = _read_capped(path, KEY_FILE_MAX_BYTES)
+        except OSError as exc:
+            raise KeyMaterialError(f"signing key file {path} cannot be read ({exc.strerror})") from None
+        if raw is None:
+            raise KeyMaterialError(f"{path} is too large to be a privguard signing key")
+        try:
+            doc = json.loads(raw)
             if (
                 doc.get("format") != PRIVATE_FORMAT
                 or doc.get("version") != 1
@@ -366,7 +392,14 @@ def load_approval(path: str | Path) -> Approval:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"approval file {path} not found")
-    raw = path.read_bytes()
+    try:
+        raw = _read_capped(path, APPROVAL_MAX_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"approval file {path} cannot be read ({exc.strerror})") from None
+    if raw is None:
+        raise AuditIntegrityError(
+            f"approval {path} is too large (over {APPROVAL_MAX_BYTES >> 20} MiB) to be a privguard approval"
+        )
     return approval_from_bytes(raw, str(path))
 
 

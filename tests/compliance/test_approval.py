@@ -111,3 +111,53 @@ def test_approval_binds_decision_policies_profile_and_inclusion(
 def test_load_approval_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_approval(tmp_path / "none.json")
+
+
+def test_oversized_key_files_are_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privguard.compliance import approval as approval_mod
+
+    private, public = SigningKey.generate().save(tmp_path / "k")
+    # A valid key followed by padding: only the size refuses it, and the file is never read whole.
+    reads: list[int] = []
+    real_open = open
+
+    class CountingFile:
+        def __init__(self, path: Path) -> None:
+            self.fh = real_open(path, "rb")
+
+        def __enter__(self) -> CountingFile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.fh.read(n)
+            reads.append(len(data))
+            return data
+
+    for path, load, what in (
+        (public, PublicKey.load, "public signing key"),
+        (private, SigningKey.load, "signing key"),
+    ):
+        path.write_bytes(path.read_bytes() + b" " * approval_mod.KEY_FILE_MAX_BYTES)
+        monkeypatch.setattr(approval_mod, "open", lambda p, mode="rb": CountingFile(p), raising=False)
+        reads.clear()
+        with pytest.raises(KeyMaterialError, match=f"too large to be a privguard {what}"):
+            load(path)
+        assert sum(reads) == approval_mod.KEY_FILE_MAX_BYTES + 1
+        monkeypatch.undo()
+
+
+def test_oversized_approval_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privguard.compliance import approval as approval_mod
+
+    path = tmp_path / "a.json"
+    path.write_bytes(b"[" * 5000 + b"]" * 5000)
+    monkeypatch.setattr(approval_mod, "APPROVAL_MAX_BYTES", 4096)
+    with pytest.raises(AuditIntegrityError, match="too large"):
+        load_approval(path)
+    monkeypatch.undo()
+    # Within the cap, deep nesting is damage, not a crash.
+    with pytest.raises(AuditIntegrityError, match="damaged or not a privguard approval"):
+        load_approval(path)
