@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pydicom
@@ -204,6 +205,43 @@ def test_duplicate_sop_instance_with_different_content_is_refused(tmp_path: Path
     assert summary.ok == 2  # the identical copy is fine
     assert summary.failed == 1 and "duplicate SOP Instance UID" in (summary.failures[0].reason or "")
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 1
+
+
+@pytest.mark.slow
+def test_a_ray_actor_past_the_time_limit_is_killed_and_only_its_file_fails(
+    tmp_path: Path, key: ProjectKey
+) -> None:
+    """The same time-limit policy as local workers: the actor is killed, the chunk split, one file fails."""
+    import ray
+
+    inp = tmp_path / "in"
+    paths = write_study(inp, series=1, per_series=4)
+    slow = paths[1].with_name("slow.dcm")
+    paths[1].rename(slow)
+    tests_dir = str(Path(__file__).parent)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={
+            "env_vars": {
+                "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
+            },
+            "worker_process_setup_hook": "ray_hang_hook.install",
+        },
+    )
+    try:
+        start = time.monotonic()
+        summary = scrub(
+            _cfg([inp], tmp_path / "out", key, workers=2, executor="ray", chunk_size=2, file_timeout=3.0)
+        )
+        assert time.monotonic() - start < 90
+    finally:
+        ray.shutdown()
+    assert summary.ok == 3 and summary.failed == 1
+    failure = summary.failures[0]
+    assert failure.input == str(slow) and "time limit" in (failure.reason or "")
 
 
 @pytest.mark.slow
