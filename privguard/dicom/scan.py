@@ -33,6 +33,7 @@ top-level elements.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ TEXT_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+#: Bytes no text value may hold (PS3.5 6.1.2/6.2: control characters other than ESC, and for the
+#: long text VRs TAB, LF, FF and CR, which are allowed everywhere here). NUL is allowed only as
+#: trailing padding. An element header swallowed by a wrong length always brings some of these.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 #: Fixed-size VRs: the value length must be a multiple of this.
 FIXED_SIZE = {
     "AT": 4, "FL": 4, "FD": 8, "SL": 4, "SS": 2, "UL": 4, "US": 2, "SV": 8, "UV": 8,
@@ -386,6 +391,7 @@ class _Walker:
         dictionary_get = _dictionary().get
         vr_bytes, long_vrs, fixed_size = _VR_BYTES, LONG_VRS, FIXED_SIZE
         index, collect, collected = self.index, self.collect, self.collected
+        text_vrs, control = TEXT_VRS, _CONTROL.search
         while pos < stop:
             if known:
                 k = known.get(pos)
@@ -491,6 +497,15 @@ class _Walker:
                         raise ScanError(
                             f"element {tag_text(tag)} ({vr}) has a length that is not a multiple of {unit}"
                         )
+                    if length and (
+                        vr in text_vrs or (vr == "UN" and dict_vrs is not None and dict_vrs[0] in text_vrs)
+                    ):
+                        bad = control(buf, start, end)
+                        if bad is not None and bytes(buf[bad.start() : end]).strip(b"\x00 "):
+                            raise ScanError(
+                                f"element {tag_text(tag)} ({vr}) holds control bytes no text value may hold "
+                                "(a wrong length that swallowed other elements?)"
+                            )
             if out is not None:
                 if tag == PIXEL_DATA and self.encapsulated and length != UNDEFINED:
                     raise ScanError("the transfer syntax is encapsulated but the pixel data is not")
