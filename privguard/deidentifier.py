@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import io
 import logging
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -41,6 +43,7 @@ from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
 from privguard.models import DeidRecord, FileDigests, FileResult
+from privguard.outdir import SymlinkInOutput, dir_fd, same_file_bytes
 from privguard.pixels.types import PixelOptions, PixelOutcome, PixelStage
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
@@ -278,7 +281,8 @@ class Deidentifier:
             write_atomic(
                 src,
                 st,
-                out_dir / rel,
+                out_dir,
+                rel,
                 outcome,
                 encoded,
                 forbidden=forbidden,
@@ -360,28 +364,83 @@ def _unexpected(path: Path, exc: Exception) -> FileResult:
 def write_atomic(
     src: Source,
     st: FileState,
-    final: Path,
+    out_dir: Path,
+    rel: str,
     pixel: PixelOutcome | None = None,
     encoded: dict[int, bytes] | None = None,
     *,
     forbidden: Forbidden | None = None,
     digest: Callable[[bytes | Path], None] | None = None,
 ) -> None:
-    """Write the output to a temporary file beside ``final``, verify it, then link it into place.
+    """Write the output to a temporary file beside ``out_dir/rel``, verify it, then link it into place.
 
     The written bytes are re-scanned strictly and searched for the input's
     identifying values (``forbidden``, see :mod:`privguard.dicom.verify`); an
     output that fails is deleted and the file reported failed.
-    An existing ``final`` is never overwritten: if it holds the same bytes
+    An existing output is never overwritten: if it holds the same bytes
     (the same instance de-identified before, as on ``--resume``) that is fine;
     different bytes mean two inputs share a SOP Instance UID, which is an error.
+    The folders of ``rel`` are created and entered without following links
+    (:mod:`privguard.outdir`): a link planted where one of them belongs fails the
+    file instead of sending the output elsewhere. ``out_dir`` itself is the
+    caller's choice and is created if missing. Folders created for an output that
+    then fails are removed again.
     ``digest`` is given the bytes written (a file too large to hold: the
     temporary file's path, before it is linked into place), for their SHA-256.
     """
-    created = _missing_dirs(final.parent)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".privguard-", suffix=".tmp", dir=final.parent)
-    tmp = Path(tmp_name)
+    parts = tuple(rel.split("/"))
+    root = _open_out_dir(out_dir)
+    try:
+        with dir_fd(root, parts[:-1], create=True) as (parent, created):
+            try:
+                _write_in(
+                    src,
+                    st,
+                    parent,
+                    parts[-1],
+                    out_dir.joinpath(*parts[:-1]),
+                    pixel,
+                    encoded,
+                    forbidden,
+                    digest,
+                )
+            except BaseException:
+                for parent_fd, prefix in reversed(created):  # folders made for this output, deepest first
+                    try:
+                        os.rmdir(parts[len(prefix)], dir_fd=parent_fd)
+                    except OSError:
+                        break
+                raise
+    finally:
+        os.close(root)
+
+
+def _open_out_dir(out_dir: Path) -> int:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError(
+            f"the output folder cannot be opened ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
+def _write_in(
+    src: Source,
+    st: FileState,
+    parent: int,
+    name: str,
+    folder: Path,
+    pixel: PixelOutcome | None,
+    encoded: dict[int, bytes] | None,
+    forbidden: Forbidden | None,
+    digest: Callable[[bytes | Path], None] | None,
+) -> None:
+    """:func:`write_atomic` inside the open folder ``parent`` (``folder`` names it, for hashing only)."""
+    tmp = f".privguard-{secrets.token_hex(8)}.tmp"
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent
+    )
     try:
         in_memory = src.size <= WHOLE_FILE_LIMIT
         with os.fdopen(fd, "wb") as out:
@@ -397,55 +456,63 @@ def write_atomic(
                     digest(data)
             else:
                 _write(src, st, out, pixel, encoded)
+            os.fchmod(out.fileno(), 0o644)
         if not in_memory:
-            _verify_file(tmp, forbidden or Forbidden(()))
+            _verify_at(parent, tmp, forbidden or Forbidden(()))
             if digest is not None:
-                digest(tmp)
-        os.chmod(tmp, 0o644)
+                digest(folder / tmp)
         try:
-            os.link(tmp, final)
+            os.link(tmp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
         except FileExistsError:
-            if not _same_bytes(tmp, final):
+            if not _same_at(parent, tmp, name):
                 raise OutputError(
                     "duplicate SOP Instance UID: another input with different content already produced "
                     "this output; scrub duplicates into a separate folder"
                 ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        for d in created:  # folders made for this output only, deepest first
-            try:
-                d.rmdir()
-            except OSError:
-                break
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=parent)
+
+
+def _open_at(parent: int, name: str) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkInOutput(
+                "the output path is a symbolic link; privguard never follows links there"
+            ) from None
         raise
-    tmp.unlink(missing_ok=True)
 
 
-def _missing_dirs(folder: Path) -> list[Path]:
-    out = []
-    while not folder.exists():
-        out.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
-    return out
+def _same_at(parent: int, a: str, b: str) -> bool:
+    fa, fb = _open_at(parent, a), _open_at(parent, b)
+    try:
+        return stat.S_ISREG(os.fstat(fb).st_mode) and same_file_bytes(fa, fb)
+    finally:
+        os.close(fa)
+        os.close(fb)
 
 
-def _verify_file(path: Path, forbidden: Forbidden) -> None:
-    size = path.stat().st_size
-    if size <= WHOLE_FILE_LIMIT:
-        verify_output(path.read_bytes(), forbidden)
-        return
-    import mmap
+def _verify_at(parent: int, name: str, forbidden: Forbidden) -> None:
+    fd = _open_at(parent, name)
+    try:
+        size = os.fstat(fd).st_size
+        if size <= WHOLE_FILE_LIMIT:
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                verify_output(fh.read(), forbidden)
+            return
+        import mmap
 
-    with open(path, "rb") as fh:
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         try:
             verify_output(memoryview(mm), forbidden)
         finally:
             # A view may still be referenced (by a traceback): the map is then closed when collected.
             with contextlib.suppress(BufferError):
                 mm.close()
+    finally:
+        os.close(fd)
 
 
 def _write(
@@ -490,18 +557,6 @@ def _write(
         for elem in src.trailing:
             ds.add(elem)
     write_whole(ds, out, ts)
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
-            if ca != cb:
-                return False
-            if not ca:
-                return True
 
 
 def deidentify(

@@ -18,13 +18,15 @@ import fcntl
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from privguard.errors import ConfigError, OutputError
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+from privguard.outdir import DIR_FLAGS as _DIR_FLAGS
+from privguard.outdir import SymlinkInOutput as SymlinkInOutput  # re-exported: the batch layer's names
+from privguard.outdir import dir_fd as dir_fd
+from privguard.outdir import open_root as open_root
+from privguard.outdir import same_file_bytes
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -57,84 +59,6 @@ def syncfs(fd: int) -> bool:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return True
-
-
-class SymlinkInOutput(OutputError):
-    """A component of an output path is a symbolic link (privguard never creates one)."""
-
-
-def _open_dir_at(parent_fd: int, name: str, create: bool) -> tuple[int, bool]:
-    """Open (optionally create) the directory ``name`` under ``parent_fd`` without following links."""
-    created = False
-    if create:
-        try:
-            os.mkdir(name, 0o755, dir_fd=parent_fd)
-            created = True
-        except FileExistsError:
-            pass
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd), created
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise SymlinkInOutput(
-                "the output path holds a symbolic link or a file where a folder belongs; "
-                "privguard never follows links under --out"
-            ) from None
-        raise
-
-
-def open_root(path: Path) -> int:
-    """Open the output folder itself (it must be a real folder, not a link)."""
-    try:
-        return os.open(path, _DIR_FLAGS)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise OutputError(f"the output {path} is a symbolic link or not a folder") from None
-        raise OutputError(f"the output folder {path} cannot be opened ({exc.strerror})") from None
-
-
-@contextmanager
-def dir_fd(
-    root_fd: int, parts: tuple[str, ...], create: bool = False
-) -> Iterator[tuple[int, list[tuple[int, tuple[str, ...]]]]]:
-    """Walk ``parts`` below ``root_fd`` (no links followed); yield the last folder's fd.
-
-    Also yields, for every folder this call created, its parent (fd and path
-    parts), which must be synced for the new entry to be durable.
-    """
-    fds: list[int] = []
-    created_parents: list[tuple[int, tuple[str, ...]]] = []
-    cur = root_fd
-    try:
-        for depth, name in enumerate(parts):
-            if name in ("", ".", "..") or "/" in name:
-                raise OutputError("an output path component is not a plain name")
-            fd, created = _open_dir_at(cur, name, create)
-            if created:
-                created_parents.append((cur, parts[:depth]))
-            fds.append(fd)
-            cur = fd
-        yield cur, created_parents
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _same_file_bytes(fd_a: int, fd_b: int) -> bool:
-    sa, sb = os.fstat(fd_a), os.fstat(fd_b)
-    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
-        return True
-    if sa.st_size != sb.st_size:
-        return False
-    off = 0
-    while True:
-        a = os.pread(fd_a, 1 << 20, off)
-        b = os.pread(fd_b, 1 << 20, off)
-        if a != b:
-            return False
-        if not a:
-            return True
-        off += len(a)
 
 
 class Placer:
@@ -183,7 +107,7 @@ class Placer:
                 if not linked:
                     src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                     try:
-                        same = stat.S_ISREG(os.fstat(final).st_mode) and _same_file_bytes(src_fd, final)
+                        same = stat.S_ISREG(os.fstat(final).st_mode) and same_file_bytes(src_fd, final)
                     finally:
                         os.close(src_fd)
                     if not same:

@@ -10,7 +10,9 @@ de-identified output.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -58,7 +60,26 @@ def write_preview(
     if out.shape[1] > max_width:
         s = max_width / out.shape[1]
         out = cv2.resize(out, (max_width, max(1, int(out.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", out)
+    if not ok:
+        logger.warning("a preview picture could not be encoded")
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), out):
-        logger.warning("a preview picture could not be written")
+    try:
+        _write_no_follow(path, png.tobytes())
+    except OSError as exc:
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        logger.warning("a preview picture could not be written (%s)", why)
     return path
+
+
+def _write_no_follow(path: Path, data: bytes) -> None:
+    """Write ``path`` (created or replaced in place) without following a link planted at its name."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path.name, flags, 0o644, dir_fd=folder)
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
