@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from privguard.dicom.verify import Copied, Forbidden, identifying_values, verify_output
+from privguard.dicom.verify import Copied, Forbidden, hidden_identifiers, identifying_values, verify_output
 from privguard.dicomio import (
     WHOLE_FILE_LIMIT,
     Source,
@@ -299,7 +299,10 @@ class Deidentifier:
 
     def forbidden_values(self, src: Source) -> Forbidden:
         """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
-        nested = src.scan.collected if src.scan is not None else ()
+        nested = list(src.scan.collected) if src.scan is not None else []
+        if src.scan is not None and src.header and not src.scan.deflated:
+            # Identifying elements hidden inside other values (see hidden_identifiers).
+            nested += hidden_identifiers(src.header, src.scan.meta_end, len(src.header), src.little)
         return identifying_values(
             src.ds,
             keep=self._kept,
