@@ -57,10 +57,14 @@ def charset_files() -> list[Path]:
 
 
 def dciodvfy_errors(path: Path) -> set[str]:
-    """dciodvfy's error lines, with numbers and UIDs normalised so that inputs and outputs compare."""
+    """dciodvfy's error lines, with numbers and UIDs normalised so that inputs and outputs compare.
+
+    A UID holding bytes that are not text (a fuzzed input's) is decoded with replacement
+    characters; they belong to the UID and are normalised with it.
+    """
     r = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, errors="replace", timeout=120)
     lines = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("Error")]
-    return {re.sub(r"[\d.]+", "#", line) for line in lines}
+    return {re.sub(r"[\d.\ufffd]+", "#", line) for line in lines}
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
