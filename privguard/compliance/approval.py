@@ -34,7 +34,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -85,6 +85,29 @@ KEY_FILE_MAX_BYTES = 64 << 10
 APPROVAL_MAX_BYTES = MAX_BYTES
 
 
+def _not_a_key(path: Path, what: str) -> str:
+    return f"{path} is not a privguard {what} (make one with: privguard keys new-signing)"
+
+
+def _key_document(path: Path, file_what: str, what: str, fmt: str) -> dict[str, Any]:
+    """A key file's JSON object of format ``fmt`` (Ed25519, version 1), read with a size cap."""
+    try:
+        raw = _read_capped(path, KEY_FILE_MAX_BYTES)
+    except OSError as exc:
+        raise KeyMaterialError(f"{file_what} {path} cannot be read ({exc.strerror})") from None
+    if raw is None:
+        raise KeyMaterialError(f"{path} is too large to be a privguard {what}")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise KeyMaterialError(_not_a_key(path, what)) from None
+    if not isinstance(doc, dict):
+        raise KeyMaterialError(_not_a_key(path, what))
+    if (doc.get("format"), doc.get("version"), doc.get("algorithm")) != (fmt, 1, "ed25519"):
+        raise KeyMaterialError(_not_a_key(path, what))
+    return doc
+
+
 def _read_capped(path: Path, limit: int) -> bytes | None:
     """The bytes of ``path``, or None when it holds more than ``limit`` (never read in full)."""
     with open(path, "rb") as fh:
@@ -131,25 +154,12 @@ class PublicKey:
         path = Path(path)
         if not path.is_file():
             raise KeyMaterialError(f"public key file {path} not found")
+        what = "public signing key"
+        doc = _key_document(path, "public key file", what, PUBLIC_FORMAT)
         try:
-            raw = _read_capped(path, KEY_FILE_MAX_BYTES)
-        except OSError as exc:
-            raise KeyMaterialError(f"public key file {path} cannot be read ({exc.strerror})") from None
-        if raw is None:
-            raise KeyMaterialError(f"{path} is too large to be a privguard public signing key")
-        try:
-            doc = json.loads(raw)
-            if (
-                doc.get("format") != PUBLIC_FORMAT
-                or doc.get("version") != 1
-                or doc.get("algorithm") != "ed25519"
-            ):
-                raise ValueError("format")
             key = cls(_unb64(doc["key"], 32))
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError):
-            raise KeyMaterialError(
-                f"{path} is not a privguard public signing key (make one with: privguard keys new-signing)"
-            ) from None
+            raise KeyMaterialError(_not_a_key(path, what)) from None
         if doc.get("key_id") != key.key_id:
             raise KeyMaterialError(f"public key file {path} is damaged: its key id does not match its key")
         return key
@@ -219,26 +229,13 @@ class SigningKey:
         """Read a private key file, refusing one with unsafe permissions or a wrong key id."""
         path = Path(path)
         check_private_file(path, "signing key file")
+        what = "signing key"
+        doc = _key_document(path, "signing key file", what, PRIVATE_FORMAT)
         try:
-            raw = _read_capped(path, KEY_FILE_MAX_BYTES)
-        except OSError as exc:
-            raise KeyMaterialError(f"signing key file {path} cannot be read ({exc.strerror})") from None
-        if raw is None:
-            raise KeyMaterialError(f"{path} is too large to be a privguard signing key")
-        try:
-            doc = json.loads(raw)
-            if (
-                doc.get("format") != PRIVATE_FORMAT
-                or doc.get("version") != 1
-                or doc.get("algorithm") != "ed25519"
-            ):
-                raise ValueError("format")
             seed = _unb64(doc["key"], 32)
             created = dt.datetime.fromisoformat(str(doc["created"]).replace("Z", "+00:00"))
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError):
-            raise KeyMaterialError(
-                f"{path} is not a privguard signing key (make one with: privguard keys new-signing)"
-            ) from None
+            raise KeyMaterialError(_not_a_key(path, what)) from None
         key = cls(seed, created)
         if doc.get("key_id") != key.key_id:
             raise KeyMaterialError(f"signing key file {path} is damaged: its key id does not match its key")
