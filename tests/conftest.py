@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -83,3 +86,16 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def part10(ds: Dataset, ts: str = ExplicitVRLittleEndian) -> bytes:
+    """``ds`` as a Part 10 file of transfer syntax ``ts`` (a secondary capture with fixed UIDs)."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

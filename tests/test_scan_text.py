@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from conftest import part10
+from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from privguard.deidentifier import Deidentifier
@@ -21,20 +21,12 @@ NAME = b"QZXWMBAPN^QZXWMBAPNG"
 
 def _file(ts: str, model: str = "Planning System  ", **extra: str) -> bytes:
     ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ts
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = "1.2.3.4"
     ds.ManufacturerModelName = model
     ds.PatientName = NAME.decode()
     ds.PatientID = "QZXWMBAPI1"
     for k, v in extra.items():
         setattr(ds, k, v)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return part10(ds, ts)
 
 
 def _swallow(data: bytes, implicit: bool) -> bytes:

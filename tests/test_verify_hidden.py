@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import pydicom_test_files
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from conftest import part10, pydicom_test_files
+from pydicom.dataset import Dataset
 
 from privguard.deidentifier import Deidentifier
 from privguard.dicom.scan import scan
@@ -67,21 +65,13 @@ def test_nothing_is_found_in_well_formed_files_beyond_their_own_elements() -> No
 
 def test_a_name_hidden_in_a_kept_binary_value_is_refused(tmp_path: Path) -> None:
     ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = "1.2.3.4"
     ds.PatientName = "DOE^JOHN"
     ds.PatientID = "ID123456"
     # A palette LUT (kept by every profile: not in Table E.1-1) carrying a copy of a PatientName element.
     lut = _hidden_name(explicit=False) + b"\x00" * 8
     ds.add_new(0x00281201, "OW", lut + b"\x00" * (len(lut) & 1))
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
     src = tmp_path / "in.dcm"
-    src.write_bytes(buf.getvalue())
+    src.write_bytes(part10(ds))
     res = Deidentifier("basic", KEY).file(src, tmp_path / "out")
     assert res.status == "failed" and "still holds the input's PatientName" in (res.reason or "")
     assert not list((tmp_path / "out").rglob("*.dcm"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import random
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from conftest import part10
+from pydicom.dataset import Dataset
 
 from privguard.dicom.verify import Forbidden, _pixels_may_hold, verify_output
 from privguard.errors import OutputError
@@ -18,12 +17,6 @@ ROWS, COLS = 256, 256  # 128 KiB of 16-bit samples: above the size where needles
 
 def _file(pixels: bytes) -> bytes:
     ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = "1.2.3.4"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = ROWS, COLS
@@ -31,9 +24,7 @@ def _file(pixels: bytes) -> bytes:
     ds.HighBit = 15
     ds.PixelRepresentation = 0
     ds.PixelData = pixels
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return part10(ds)
 
 
 def _ct_like(seed: int) -> bytearray:
