@@ -149,17 +149,17 @@ def inflated_size_exceeds(path: Path, limit: int) -> bool:
             fh.seek(offset)
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             total = 0
-            while True:
+            while not inflater.eof:
                 data = fh.read(_PIECE)
                 if not data:
                     break
-                while data:
+                while data and not inflater.eof:
+                    # Once the stream has ended, what follows it stays in unconsumed_tail and
+                    # every further call returns nothing: stop at the end, never loop on it.
                     total += len(inflater.decompress(data, _PIECE))
                     if total > limit:
                         return True
                     data = inflater.unconsumed_tail
-                if inflater.eof:
-                    break
             total += len(inflater.flush())
             return total > limit
     except (OSError, zlib.error):

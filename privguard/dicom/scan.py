@@ -291,8 +291,10 @@ def _inflate(buf: bytes | memoryview, start: int) -> bytes:
         out = d.decompress(bytes(buf[start:]), MAX_INFLATED + 1)
     except zlib.error:
         raise ScanError("the deflated data set cannot be inflated") from None
-    if len(out) > MAX_INFLATED or d.unconsumed_tail:
+    if len(out) > MAX_INFLATED or (d.unconsumed_tail and not d.eof):
         raise ScanError(f"the deflated data set inflates past {MAX_INFLATED >> 20} MiB")
+    if d.eof and d.unconsumed_tail:
+        raise ScanError("data follows the end of the deflated data set")
     if not d.eof:
         raise ScanError("the deflated data set is truncated")
     tail = d.unused_data

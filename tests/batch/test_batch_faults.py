@@ -240,6 +240,24 @@ def test_inflate_bound_counts_without_holding_the_bytes(tmp_path: Path) -> None:
     assert not inflated_size_exceeds(bomb, 1 << 30)  # under the limit: let the parser have it
 
 
+def test_bytes_after_the_deflate_stream_end_the_count(tmp_path: Path, key: ProjectKey) -> None:
+    """Found by fuzzing: a stream that ends with input left over once looped forever in the bound."""
+    bomb = tmp_path / "tail.dcm"
+    _deflate_bomb(bomb, 8 << 20)
+    with open(bomb, "ab") as fh:
+        fh.write(bytes(range(256)) * 300)  # 75 KiB after the end of the deflate stream
+    start = time.monotonic()
+    assert not inflated_size_exceeds(bomb, 1 << 30)
+    assert not inflated_size_exceeds(bomb, 64 << 20)
+    assert time.monotonic() - start < 5
+    start = time.monotonic()
+    summary = scrub(_cfg([bomb], tmp_path / "out", key, workers=1, file_timeout=60.0))
+    assert time.monotonic() - start < 60
+    assert summary.failed == 1 and "after the end of the deflated data set" in (
+        summary.failures[0].reason or ""
+    )
+
+
 def test_a_deflate_bomb_is_a_per_file_failure(tmp_path: Path, key: ProjectKey) -> None:
     inp = tmp_path / "in"
     write_study(inp, series=1, per_series=2)
