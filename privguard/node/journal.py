@@ -67,6 +67,34 @@ def datasync(fd: int) -> None:
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_file(path: Path, parts: list[bytes]) -> None:
+    """Write ``parts`` to ``path`` (created or truncated, 0600) without syncing it."""
+    fd = os.open(path, _CREATE, 0o600)
+    try:
+        write_all(fd, parts, 0)
+    finally:
+        os.close(fd)
+
+
+def write_durable(path: Path, parts: list[bytes], tmp: Path | None = None) -> None:
+    """Write ``parts`` to ``path`` through a temporary file: synced, renamed, folder fsync'd."""
+    tmp = tmp if tmp is not None else path.with_name(f".tmp-{path.name}")
+    fd = os.open(tmp, _CREATE, 0o600)
+    try:
+        write_all(fd, parts, 0)
+        datasync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 @dataclass(frozen=True)
 class Record:
     """Where one received instance lies in the journal (no PHI: tokens only)."""
@@ -295,7 +323,7 @@ class ReceiveJournal:
             head += struct.pack("<I", crc)
             try:
                 assert seg.fd is not None
-                _pwritev_all(seg.fd, [head, data], offset)
+                write_all(seg.fd, [head, data], offset)
             except BaseException:
                 seg.tail = seg.size  # a partial record ends the segment
                 seg.inflight -= 1
@@ -329,18 +357,7 @@ class ReceiveJournal:
         crc = _crc(head[:-4], data)
         head = head[:-4] + struct.pack("<I", crc)
         final = self.folder / f"{number:020d}.seg"
-        tmp = self.folder / f".new-{number}.seg"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            _pwritev_all(fd, [head, data], 0)
-            datasync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, final)
-        fsync_dir(self.folder)
+        write_durable(final, [head, data], tmp=self.folder / f".new-{number}.seg")
         seg = _Segment(number, final, HEADER_SIZE + len(data), None)
         seg.live = 1
         seg.tail = seg.size
@@ -424,7 +441,8 @@ class ReceiveJournal:
             self._active = None
 
 
-def _pwritev_all(fd: int, parts: list[bytes], offset: int) -> None:
+def write_all(fd: int, parts: list[bytes], offset: int) -> None:
+    """``pwritev`` until every byte of ``parts`` is written from ``offset``."""
     views = [memoryview(p) for p in parts]
     while views:
         n = os.pwritev(fd, views, offset)

@@ -45,7 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from privguard.errors import ConfigError
-from privguard.node.journal import DEFAULT_SEGMENT_SIZE, ReceiveJournal, Record, datasync, fsync_dir
+from privguard.node.journal import (
+    DEFAULT_SEGMENT_SIZE,
+    ReceiveJournal,
+    Record,
+    datasync,
+    fsync_dir,
+    write_durable,
+    write_file,
+)
 from privguard.pseudonym.keys import ProjectKey
 
 #: How long a delivered instance is remembered (skipped when sent again), by default: 90 days.
@@ -73,25 +81,6 @@ class Item:
     def parse(cls, stem: str) -> Item | None:
         m = _NAME.match(stem)
         return cls(int(m.group(1)), m.group(2), m.group(3)) if m else None
-
-
-def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file: fsync'd, renamed, directory fsync'd."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        datasync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def commit_outputs(root: Path, done: list[tuple[str, Path, dict[str, Any]]]) -> None:
@@ -255,7 +244,7 @@ class DurableQueue:
                 return
         except OSError:
             pass
-        _write_file(path, self.journal.read(record))
+        write_file(path, [self.journal.read(record)])
 
     def pending_incoming(self) -> list[Item]:
         """Received instances not yet de-identified, in arrival order."""
@@ -301,7 +290,7 @@ class DurableQueue:
                 on_new(item)
         path = self.incoming / f"{item.name}.dcm"
         try:
-            _write_file(path, data)  # for the workers; the journal record is the durable copy
+            write_file(path, [data])  # for the workers; the journal record is the durable copy
             self.journal.append(item.seq, study, inst, data)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -324,7 +313,7 @@ class DurableQueue:
 
     def to_quarantine(self, item: Item, sealed: bytes) -> None:
         """Keep a sealed copy (durably), then drop the item's files."""
-        write_durable(self.quarantine / f"{item.name}.pgq", sealed)
+        write_durable(self.quarantine / f"{item.name}.pgq", [sealed])
         self.outgoing_path(item).unlink(missing_ok=True)
         (self.outgoing / f"{item.name}.json").unlink(missing_ok=True)
         self.incoming_path(item).unlink(missing_ok=True)
@@ -419,18 +408,6 @@ class DurableQueue:
             self._ledger_fh.close()
             self._ledger_fh = None
         self.journal.close()
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write a file without syncing it (page cache; the journal holds the durable copy)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)
 
 
 def _intact(dcm: Path, desc: Path) -> bool:
