@@ -638,10 +638,11 @@ class HeaderEngine:
             self._set(ds, t, vr, dummy_value(vr), st)
             st.note(prefix, t, None, vr, "D", "dummy-sequence")
             return
-        elif prefix and vr == "PN":
-            # A person's name inside any item, whatever its sequence's action: a dummy.
+        elif vr == "PN":
+            # A person's name the table does not list (inside any item whatever its sequence's
+            # action, or a top-level one such as Evaluator Name): a dummy, never kept verbatim.
             self._set(ds, t, vr, dummy_value(vr), st)
-            st.note(prefix, t, None, vr, "D", "name-in-item")
+            st.note(prefix, t, None, vr, "D", "name-in-item" if prefix else "name-not-in-table")
             return
         if not self._valid_kept(ds, t, vr):
             self._invalid(ds, t, vr, st, prefix)
