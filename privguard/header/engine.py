@@ -54,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+#: Free-text VRs: under Clean Descriptors, a value of one of these the table does not list is
+#: cleaned too, as is an LO/SH attribute whose keyword names a description, comment or the like.
+FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UC"})
+_DESCRIPTIVE = re.compile(r"Description|Comment|Note|Reason|Title|Label|Explanation|Summary|Purpose|Remark")
 MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
 #: Code identifiers of coded entries: kept when a sequence's free text is dummied or cleaned,
 #: so that codes stay valid. CodeMeaning and MappingResourceName are free text and are not here.
@@ -249,6 +253,7 @@ class HeaderEngine:
         self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
         self.retain_uids = Option.RETAIN_UIDS in opts
         self._method_cache: dict[tuple[bool, bool], dict[int, bytes]] = {}
+        self.clean_free_text = Option.CLEAN_DESCRIPTORS in opts
         self.clean_items = bool(
             opts & {Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS}
         )
@@ -633,6 +638,16 @@ class HeaderEngine:
                 st.note(prefix, t, None, vr, "P", "clean-content")
             else:  # "clean" and "text-clean"
                 self._clean_text(ds, t, vr, st, prefix, "clean-content")
+            return
+        elif (
+            mode is None
+            and self.clean_free_text
+            and t not in CODE_IDENT_TAGS
+            and (vr in FREE_TEXT_VRS or (vr in ("LO", "SH") and _DESCRIPTIVE.search(_keyword(t))))
+        ):
+            # Clean Descriptors covers the descriptions the table lists; free text it does not
+            # list (comments, titles, Text Value, a segment's description) is cleaned the same way.
+            self._clean_text(ds, t, vr, st, prefix, "clean-text-not-in-table")
             return
         elif mode == "dummy" and vr in ("DA", "DT", "TM"):
             self._set(ds, t, vr, dummy_value(vr), st)
