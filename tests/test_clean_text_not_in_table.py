@@ -21,28 +21,32 @@ CLINICAL = {"SegmentDescription": "liver lesion segment 4"}  # ST without PHI: k
 MARKERS = (b"Quarternight", b"88123456", b"867-5309")
 
 
-def _scrub(tmp_path: Path, profile: str) -> pydicom.Dataset:
+def _scrub(tmp_path: Path, profile: str | Path) -> pydicom.Dataset:
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     for keyword, value in {**PHI, **CLINICAL}.items():
         setattr(ds, keyword, value)
     src = tmp_path / "in.dcm"
     ds.save_as(src)
-    deid = Deidentifier(profile, ProjectKey.generate())
+    deid = Deidentifier(profile, ProjectKey.generate(), vault=tmp_path / "tokens.vault")
+    name = Path(str(profile)).stem
     try:
-        res = deid.file(src, tmp_path / profile)
+        res = deid.file(src, tmp_path / name)
     finally:
         deid.close()
     assert res.status == "ok", res.reason
-    out = tmp_path / profile / str(res.output)
+    out = tmp_path / name / str(res.output)
     data = out.read_bytes()
-    if profile == "research":
+    if name != "basic":
         for marker in MARKERS:
             assert marker not in data, marker
     return pydicom.dcmread(out)
 
 
-def test_research_cleans_free_text_outside_the_table(tmp_path: Path) -> None:
-    out = _scrub(tmp_path, "research")
+@pytest.mark.parametrize("profile", ["research", "hipaa-safe-harbor"])
+def test_free_text_outside_the_table_is_cleaned(tmp_path: Path, profile: str) -> None:
+    # research: by Clean Descriptors; hipaa-safe-harbor: by its `free_text: clean` (any of the 18
+    # identifiers may sit in a comment, 45 CFR 164.514(b)(2)(i)).
+    out = _scrub(tmp_path, profile)
     for keyword in PHI:
         assert "Quarternight" not in str(out.data_element(keyword).value)
         assert str(out.data_element(keyword).value)  # cleaned, not removed
@@ -56,3 +60,21 @@ def test_basic_keeps_what_the_standard_keeps(tmp_path: Path, keyword: str) -> No
     # the cleaning above is the Clean Descriptors option's doing, not a silent change of basic.
     out = _scrub(tmp_path, "basic")
     assert str(out.data_element(keyword).value) == PHI[keyword]
+
+
+def test_a_profile_can_keep_free_text_under_clean_descriptors(tmp_path: Path) -> None:
+    prof = tmp_path / "keeps.yaml"
+    prof.write_text(
+        "schema_version: 1\nname: keeps\noptions: [clean_descriptors]\nfree_text: keep\n", encoding="utf-8"
+    )
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.TextValue = PHI["TextValue"]
+    src = tmp_path / "in.dcm"
+    ds.save_as(src)
+    deid = Deidentifier(prof, ProjectKey.generate())
+    try:
+        res = deid.file(src, tmp_path / "out")
+    finally:
+        deid.close()
+    assert res.status == "ok", res.reason
+    assert pydicom.dcmread(tmp_path / "out" / str(res.output)).TextValue == PHI["TextValue"]

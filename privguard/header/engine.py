@@ -253,11 +253,11 @@ class HeaderEngine:
         self.full_dates = Option.RETAIN_LONGITUDINAL_FULL_DATES in opts
         self.retain_uids = Option.RETAIN_UIDS in opts
         self._method_cache: dict[tuple[bool, bool], dict[int, bytes]] = {}
-        self.clean_free_text = Option.CLEAN_DESCRIPTORS in opts
+        self.clean_free_text = plan.profile.cleans_free_text
         self.clean_items = bool(
             opts & {Option.CLEAN_DESCRIPTORS, Option.CLEAN_STRUCTURED_CONTENT, Option.CLEAN_GRAPHICS}
         )
-        self.needs_context = bool(
+        self.needs_context = self.clean_free_text or bool(
             opts
             & {
                 Option.CLEAN_DESCRIPTORS,

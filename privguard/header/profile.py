@@ -204,7 +204,22 @@ class DeidProfile(_Model):
         le=150,
         description="When Patient's Age is kept, ages at or above this become this value (HIPAA: 90).",
     )
+    free_text: Literal["keep", "clean"] | None = Field(
+        default=None,
+        description=(
+            "Free text Table E.1-1 does not list (ST/LT/UT/UC values; LO/SH descriptions, comments, "
+            "titles...). keep: as PS3.15's Basic Profile does; clean: identifying words replaced. "
+            "Default: clean under clean_descriptors, keep otherwise."
+        ),
+    )
     overrides: tuple[Override, ...] = ()
+
+    @property
+    def cleans_free_text(self) -> bool:
+        """Whether free text outside Table E.1-1 goes through the text classifier."""
+        if self.free_text is None:
+            return Option.CLEAN_DESCRIPTORS in self.options
+        return self.free_text == "clean"
 
     @model_validator(mode="after")
     def _check(self) -> DeidProfile:
