@@ -1159,6 +1159,9 @@ def cli_table(n_ct: int, n_table: int, n_enh: int, repeat: int) -> str:
     cert = _make_cert(work)
     pg = str(REPO / ".venv" / "bin" / "privguard")
     py = str(REPO / ".venv" / "bin" / "python")
+    # An installed package runs from byte code (pip compiles it); an editable checkout under
+    # PYTHONDONTWRITEBYTECODE would compile privguard's modules from source on every start.
+    subprocess.run([py, "-m", "compileall", "-q", str(REPO / "privguard"), str(REPO / "cli")], check=True)
 
     def cmd(tool: str, src: Path, out: Path) -> list[str]:
         if tool == "privguard":
