@@ -28,7 +28,7 @@ from conftest import dciodvfy_errors
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from privguard.dicom.scan import LONG_VRS, IndexEntry, Scan, ScanError, scan
+from privguard.dicom.scan import LONG_VRS, IndexEntry, Scan, ScanError, scan, transfer_syntax_info
 from privguard.models import FileResult
 
 HAVE_DCMDUMP = shutil.which("dcmdump") is not None
@@ -230,8 +230,22 @@ def op_length(rng: random.Random, p: Planted, b: bytes) -> bytes:
     off, fmt = _length_field(p, e)
     (cur,) = struct.unpack_from(_e(p) + fmt, b, off)
     big = 0xFFFF if fmt == "H" else 0xFFFFFFFF
-    new = rng.choice((big, big - 1, 0, cur + 1, max(cur - 1, 0), cur + 2, max(cur - 2, 0), cur * 2 + 2,
-                      rng.randrange(big + 1), 0x7FFFFFFF & big, cur + 64, max(cur - 64, 0)))
+    new = rng.choice(
+        (
+            big,
+            big - 1,
+            0,
+            cur + 1,
+            max(cur - 1, 0),
+            cur + 2,
+            max(cur - 2, 0),
+            cur * 2 + 2,
+            rng.randrange(big + 1),
+            0x7FFFFFFF & big,
+            cur + 64,
+            max(cur - 64, 0),
+        )
+    )
     out = bytearray(b)
     struct.pack_into(_e(p) + fmt, out, off, new & big)
     return bytes(out)
@@ -449,9 +463,19 @@ def op_bad_ts(rng: random.Random, p: Planted, b: bytes) -> bytes:
     if found is None:
         return op_no_preamble(rng, p, b)
     off, ln = found
-    uid = rng.choice((b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2.2",
-                      b"1.2.840.10008.1.2.1.99", b"1.2.840.10008.1.2.4.50", b"1.2.3.4.5.6",
-                      b"garbage!", b"", b"1.2.840.10008.1.2.5"))
+    uid = rng.choice(
+        (
+            b"1.2.840.10008.1.2",
+            b"1.2.840.10008.1.2.1",
+            b"1.2.840.10008.1.2.2",
+            b"1.2.840.10008.1.2.1.99",
+            b"1.2.840.10008.1.2.4.50",
+            b"1.2.3.4.5.6",
+            b"garbage!",
+            b"",
+            b"1.2.840.10008.1.2.5",
+        )
+    )
     uid = uid + b"\x00" * (len(uid) & 1)
     if rng.random() < 0.6:
         uid = (uid + b"\x00" * ln)[:ln]  # the same length: the meta stays consistent
@@ -571,6 +595,515 @@ OPS: tuple[Op, ...] = (
 )  # fmt: skip
 
 
+# -- new mutation operators (issue 8, second pass) --------------------------------------------
+#
+# Kept apart from OPS so that the seeds of the existing tests draw exactly what they drew before.
+# Each plants markers of its own (see EXTRA_LABELS), all sharing the seed file's marker prefix, in
+# places the planter above does not reach; where the profile keeps a place by design (CodeMeaning
+# in a sequence the table does not list, a safe private attribute under ``research``, pixel data),
+# they plant a copy of an identifying value instead, which must then be removed or refused.
+
+#: Labels of the markers the new operators plant (each ``QZX<4 letters><label>``).
+EXTRA_LABELS = (
+    "NP", "NC", "NT", "NO", "NV", "NQ", "NM", "NR", "NL", "NU", "NS", "NG", "NW", "NA", "NB", "NX", "NI",
+)  # fmt: skip
+#: Non-ASCII name parts planted under other character sets (with the marker prefix after them).
+_CJK = "山田"
+_KOREAN = "홍길동"
+_LATIN = "Müller"
+CHARSETS: tuple[tuple[bytes, str, str], ...] = (
+    # (SpecificCharacterSet value, Python codec, name part)
+    (b"ISO_IR 192", "utf-8", _CJK),
+    (b"GB18030 ", "gb18030", _CJK),
+    (b"ISO_IR 100", "latin-1", _LATIN),
+    (b"\\ISO 2022 IR 87", "iso2022_jp", _CJK),
+    (b"\\ISO 2022 IR 149", "euc_kr", _KOREAN),
+)
+
+
+def _encode(cs: bytes, codec: str, part: str) -> bytes:
+    """``part`` as DICOM writes it under ``cs`` (ISO 2022: with its escape sequences, 8-bit for Korean)."""
+    if codec == "euc_kr":
+        return b"\x1b$)C" + part.encode(codec)
+    return part.encode(codec)
+
+
+def _prefix(p: Planted) -> bytes:
+    return p.markers[0][:7]
+
+
+def extra_markers(p: Planted) -> tuple[bytes, ...]:
+    """The markers the new operators may plant in ``p``, with their encoded variants."""
+    pre = _prefix(p)
+    out = [pre + lab.encode() for lab in EXTRA_LABELS]
+    name = p.markers[0].decode()
+    out += [name.encode("utf-16-le"), name.encode("utf-16-be")]
+    # The non-ASCII names, as planted in each character set (ISO 2022: with their escapes).
+    out += [_encode(cs, codec, part) + pre + b"NX" for cs, codec, part in CHARSETS]
+    return tuple(dict.fromkeys(out))
+
+
+def _m(p: Planted, label: str) -> bytes:
+    return _prefix(p) + label.encode()
+
+
+def _pad(value: bytes, pad: bytes = b" ") -> bytes:
+    return value + pad * (len(value) & 1)
+
+
+def _item(p: Planted, body: bytes, *, undefined: bool = False, implicit: bool | None = None) -> bytes:
+    e = "<" if implicit else _e(p)  # items inside a UN value are implicit VR little endian
+    if undefined:
+        end = struct.pack(e + "HHI", 0xFFFE, 0xE00D, 0)
+        return struct.pack(e + "HHI", 0xFFFE, 0xE000, UNDEF) + body + end
+    return struct.pack(e + "HHI", 0xFFFE, 0xE000, len(body)) + body
+
+
+UNDEF = 0xFFFFFFFF
+
+
+def _sq(
+    p: Planted, tag: int, items: list[bytes], *, undefined: bool = False, implicit: bool | None = None
+) -> bytes:
+    e = "<" if implicit else _e(p)
+    body = b"".join(items)
+    n = UNDEF if undefined else len(body)
+    tail = struct.pack(e + "HHI", 0xFFFE, 0xE0DD, 0) if undefined else b""
+    if implicit or (implicit is None and p.scan.implicit):
+        return struct.pack(e + "HHI", tag >> 16, tag & 0xFFFF, n) + body + tail
+    return struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, b"SQ", 0, n) + body + tail
+
+
+def _el_any(p: Planted, tag: int, vr: bytes, value: bytes, implicit: bool | None = None) -> bytes:
+    if implicit:
+        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+    return _element(p, tag, vr, value)
+
+
+def _code_item(p: Planted, meaning: bytes, inner: bytes = b"", *, implicit: bool | None = None) -> bytes:
+    """The elements of a coded item, CodeMeaning ``meaning``; ``inner`` (sorted after them) appended."""
+    return (
+        _el_any(p, 0x00080100, b"SH", b"T-D1100 ", implicit)
+        + _el_any(p, 0x00080102, b"SH", b"SRT ", implicit)
+        + _el_any(p, 0x00080104, b"LO", _pad(meaning), implicit)
+        + inner
+    )
+
+
+#: Sequences to plant nested text in: tag -> whether the profile dummies their items' free text.
+_NEST_OUTER = {
+    0x0040A730: True,  # ContentSequence, D
+    0x0040A073: True,  # VerifyingObserverSequence, D
+    0x00700001: True,  # GraphicAnnotationSequence, D
+    0x00082112: True,  # SourceImageSequence, X/Z/U* (kept as U*)
+    0x00081140: True,  # ReferencedImageSequence, X/Z/U*
+    0x00401101: True,  # PersonIdentificationCodeSequence, D
+    0x00082218: False,  # AnatomicRegionSequence: not in the table, kept
+    0x00081032: False,  # ProcedureCodeSequence: not in the table, kept
+}
+
+
+def _nested_body(
+    p: Planted, depth: int, dummied: bool, rng: random.Random, implicit: bool | None = None
+) -> bytes:
+    """One item's elements, ``depth`` levels of nesting below, markers at every level."""
+    # Where free text is kept by design, it holds a copy of the PatientName family name instead.
+    meaning = _m(p, "NC") if dummied else p.markers[0]
+    text = _m(p, "NT") if dummied else p.markers[2]  # PatientID's marker
+    inner = b""
+    if depth > 1:
+        sub = _nested_body(p, depth - 1, dummied, rng, implicit)
+        inner = _sq(p, 0x0040A730, [_item(p, sub, undefined=rng.random() < 0.3, implicit=implicit)],
+                    undefined=rng.random() < 0.3, implicit=implicit)  # fmt: skip
+    body = (
+        _el_any(p, 0x00080100, b"SH", b"121071", implicit)
+        + _el_any(p, 0x00080102, b"SH", b"DCM ", implicit)
+        + _el_any(p, 0x00080104, b"LO", _pad(meaning), implicit)
+        + _sq(
+            p,
+            0x0040A043,
+            [_item(p, _code_item(p, meaning, implicit=implicit), implicit=implicit)],
+            implicit=implicit,
+        )
+        + _el_any(p, 0x0040A123, b"PN", _pad(_m(p, "NP") + b"^" + _m(p, "NQ")), implicit)
+        + _el_any(p, 0x0040A160, b"UT", _pad(text), implicit)
+        + inner
+    )
+    return body
+
+
+def op_nested_text(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """CodeMeaning, TextValue and a PersonName at depth 2 to 4 inside a D, U* or kept sequence."""
+    free = [t for t in _NEST_OUTER if _top_named(p, t) is None]
+    if not free:
+        return b
+    tag = rng.choice(free)
+    depth = rng.randint(2, 4)
+    body = _nested_body(p, depth - 1, _NEST_OUTER[tag], rng)
+    items = [_item(p, body, undefined=rng.random() < 0.5)]
+    if rng.random() < 0.3:
+        items.insert(0, _item(p, _code_item(p, b"Chest")))
+    return _insert_top(p, b, tag, _sq(p, tag, items, undefined=rng.random() < 0.5))
+
+
+def op_nested_un(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """The nested text of :func:`op_nested_text` in a sequence written as UN (explicit files)."""
+    if p.scan.implicit:
+        return op_nested_text(rng, p, b)
+    free = [t for t in _NEST_OUTER if _top_named(p, t) is None]
+    if not free:
+        return b
+    tag = rng.choice(free)
+    body = _nested_body(p, rng.randint(1, 3), _NEST_OUTER[tag], rng, implicit=True)
+    value = _sq(p, tag, [_item(p, body, implicit=True)], implicit=True)[8:]  # the items only
+    undefined = rng.random() < 0.5
+    if undefined:
+        value += struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    e = _e(p)
+    head = struct.pack(e + "HH2sHI", tag >> 16, tag & 0xFFFF, b"UN", 0, UNDEF if undefined else len(value))
+    return _insert_top(p, b, tag, head + value)
+
+
+#: Safe private attributes (Table E.3.10-1) used below: (creator, group, element byte, VR).
+_SAFE = (
+    (b"GEMS_ACQU_01", 0x0019, 0x9E, b"LO"),
+    (b"GEMS_PARM_01", 0x0043, 0x27, b"SH"),
+    (b"Philips Imaging DD 001", 0x2001, 0x5F, b"SQ"),
+    (b"SIEMENS MR HEADER", 0x0019, 0x0C, b"IS"),
+    (b"Philips Imaging DD 097", 0x2001, 0x2F, b"OB"),
+)
+
+
+def _unsafe_element(creator: bytes, group: int, elem: int) -> int:
+    """An element byte after ``elem`` in the creator's block that Table E.3.10-1 does not list."""
+    from privguard.header.standard import safe_private
+
+    listed = {e for c, g, e in safe_private() if c == creator.decode().upper() and g == group}
+    return next(e for e in range(elem + 1, 0x100) if e not in listed)
+
+
+def op_private_spoof(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Private blocks with spoofed, missing, misplaced or look-alike creators of safe private names."""
+    creator, group, elem, vr = rng.choice(_SAFE)
+    choice = rng.randrange(7)
+    block = rng.choice((0x10, 0x11, 0x20, 0xFF))
+    cr_tag = (group << 16) | block
+    data_tag = (group << 16) | (block << 8) | elem
+    name = p.markers[0] + b"^" + p.markers[1]  # a copy of PatientName: kept only if safe, then refused
+    if vr == b"SQ":
+        inner = (
+            _el_any(p, 0x00080104, b"LO", _pad(_m(p, "NM")))
+            + _el_any(p, 0x00081070, b"PN", _pad(_m(p, "NO")))
+            + _el_any(p, 0x00100010, b"PN", _pad(name))
+            + _el_any(p, 0x0040A123, b"PN", _pad(_m(p, "NP")))
+        )
+        value_el = _sq(p, data_tag, [_item(p, inner)], undefined=rng.random() < 0.5)
+    elif vr == b"IS":
+        value_el = _element(p, data_tag, vr, _pad(_m(p, "NI")))  # a name where a number belongs
+    elif vr == b"OB":
+        value_el = _element(p, data_tag, vr, _pad(p.markers[0].decode().encode("utf-16-le") + b"\x00\x00"))
+    else:
+        value_el = _element(p, data_tag, vr, _pad(name)[:16] if vr == b"SH" else _pad(name))
+    unsafe = _element(p, data_tag - elem + _unsafe_element(creator, group, elem), b"LO", _pad(_m(p, "NV")))
+    cr = _element(p, cr_tag, b"LO", _pad(creator))
+    if choice == 0:  # the genuine creator, a safe element and an unsafe one after it
+        return _insert_top(p, b, cr_tag, cr + value_el + unsafe)
+    if choice == 1:  # no creator at all
+        return _insert_top(p, b, data_tag, value_el + unsafe)
+    if choice == 2:  # the creator names another block than the data's
+        other = (group << 16) | (block + 1 if block < 0xFF else 0x12)
+        return _insert_top(p, b, other, _element(p, other, b"LO", _pad(creator)) + value_el + unsafe)
+    if choice == 3:  # a look-alike creator: other case, trailing NUL or spaces, a prefix
+        fake = rng.choice((creator.lower(), creator + b"\x00", creator + b"  ", b" " + creator, creator[:-1]))
+        return _insert_top(p, b, cr_tag, _element(p, cr_tag, b"LO", _pad(fake, b"\x00")) + value_el + unsafe)
+    if choice == 4:  # the creator as UN, or in the wrong VR
+        cvr = rng.choice((b"UN", b"SH", b"UT", b"OB"))
+        return _insert_top(p, b, cr_tag, _element(p, cr_tag, cvr, _pad(creator)) + value_el + unsafe)
+    if choice == 5:  # a private element outside a block's range (gggg,0001-000F) or (gggg,01xx)
+        odd = (group << 16) | rng.choice((0x0001, 0x000F, 0x0100, 0x0FFF))
+        return _insert_top(p, b, odd, _element(p, odd, b"LO", _pad(_m(p, "NV"))))
+    # the same creator twice, in two blocks
+    cr2 = _element(p, cr_tag + 1, b"LO", _pad(creator)) if block < 0xFF else b""
+    return _insert_top(p, b, cr_tag, cr + cr2 + value_el + unsafe)
+
+
+def op_pn_forms(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Person names with several values, component groups, odd padding, NULs and escape sequences."""
+    forms = (
+        b"ANON^X\\" + _m(p, "NA") + b"^" + _m(p, "NB"),
+        _m(p, "NA") + b"^J=" + _m(p, "NB") + b"=",
+        b"\\\\" + _m(p, "NA"),
+        _m(p, "NA") + b"^" + _m(p, "NB") + b"\x00",
+        _m(p, "NA") + b"\x1b$B" + "山田".encode("iso2022_jp")[3:-3] + b"\x1b(B^" + _m(p, "NB"),
+        _m(p, "NA") + b"^^^^",
+    )
+    value = rng.choice(forms)
+    value = value + (b"\x00" if rng.random() < 0.5 else b" ") * (len(value) & 1)
+    tag = rng.choice((0x00100010, 0x00101001, 0x00081060, 0x00321032, 0x00081070))
+    e = _top_named(p, tag)
+    el = _element(p, tag, b"PN", value)
+    return _replace(p, b, e, el) if e is not None else _insert_top(p, b, tag, el)
+
+
+def op_charset_names(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """A character set and a non-ASCII PatientName (its copy in a kept, cleaned or nested place)."""
+    cs, codec, part = rng.choice(CHARSETS)
+    raw = _encode(cs, codec, part) + _prefix(p) + b"NX"
+    name = raw + b"^" + _m(p, "NG")
+    out = b
+    # Edits from the highest offset down, so that each one's offsets (from the scan) stay valid.
+    where = rng.randrange(3)
+    if where == 2 and _top_named(p, 0x0040A073) is None:  # a PN in an item of a D sequence
+        inner = _el_any(p, 0x0040A075, b"PN", _pad(name))
+        out = _insert_top(p, out, 0x0040A073, _sq(p, 0x0040A073, [_item(p, inner)]))
+    e = _top_named(p, 0x00100010)
+    if e is not None:
+        out = _replace(p, out, e, _element(p, 0x00100010, b"PN", _pad(name)))
+    if where == 0 and _top_named(p, 0x00082218) is None:  # a kept sequence's CodeMeaning
+        out = _insert_top(p, out, 0x00082218, _sq(p, 0x00082218, [_item(p, _code_item(p, _pad(raw)))]))
+    elif where == 1 and _top_named(p, 0x00081030) is None:  # a descriptor: cleaned (research) or removed
+        out = _insert_top(p, out, 0x00081030, _element(p, 0x00081030, b"LO", _pad(b"CT " + raw)))
+    e = _top_named(p, 0x00080005)
+    new = _element(p, 0x00080005, b"CS", _pad(cs))
+    return _replace(p, out, e, new) if e is not None else _insert_top(p, out, 0x00080005, new)
+
+
+def _fragment_pixels(p: Planted, b: bytes, frags: list[bytes]) -> bytes:
+    px = p.scan.pixel
+    assert px is not None
+    m = p.scan.meta_end
+    e = _e(p)
+    head = (
+        struct.pack(e + "HHI", 0x7FE0, 0x0010, UNDEF)
+        if p.scan.implicit
+        else struct.pack(e + "HH2sHI", 0x7FE0, 0x0010, b"OB", 0, UNDEF)
+    )
+    body = b"".join(struct.pack(e + "HHI", 0xFFFE, 0xE000, len(f)) + f for f in frags)
+    return b[: m + px.start] + head + body + struct.pack(e + "HHI", 0xFFFE, 0xE0DD, 0) + b[m + px.end :]
+
+
+def op_fragments(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Encapsulated pixel data: a text fragment, a marker in the offset table, a split element."""
+    px = p.scan.pixel
+    if px is None:
+        return op_overlay_curve(rng, p, b)
+    name = p.markers[0]  # PatientName's family marker (9 characters: searched in pixel data too)
+    choice = rng.randrange(4)
+    if not transfer_syntax_info(p.scan.transfer_syntax)[3]:
+        # A native file: a text value spliced into its pixel data instead.
+        m = p.scan.meta_end
+        at = m + px.end - len(name) - rng.randrange(0, 32)
+        return b[:at] + rng.choice((name, name.decode().encode("utf-16-le"))) + b[at + len(name) :]
+    if choice == 0:
+        frags = [b"", _pad(b"Patient: " + name + b" " + p.markers[2])]
+    elif choice == 1:
+        frags = [name[:8], _pad(b"\xff\xd8\xff\xd9")]  # a marker in the basic offset table
+    elif choice == 2:
+        # An identifying element split over two fragments: header in one, value in the next.
+        el = _element(p, 0x00100010, b"PN", _pad(name + b"^" + p.markers[1]))
+        cut = rng.randrange(4, len(el) - 1) & ~1
+        frags = [b"", el[:cut], el[cut:] + b"\x00" * (len(el[cut:]) & 1)]
+    else:
+        frags = [b"", _pad(name.decode().encode(rng.choice(("utf-16-le", "utf-16-be"))) * 2)]
+    return _fragment_pixels(p, b, frags)
+
+
+def op_overlay_curve(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Overlay (60xx) and curve (50xx) groups holding text: in their data, labels and comments."""
+    g = rng.choice((0x6000, 0x6002, 0x601E, 0x5000, 0x501E))
+    if g >= 0x6000:
+        els = [
+            (0x0010, b"US", struct.pack(_e(p) + "H", 8)),
+            (0x0011, b"US", struct.pack(_e(p) + "H", 8)),
+            (0x0022, b"LO", _pad(_m(p, "NL"))),  # OverlayDescription: not in the table
+            (0x0040, b"CS", b"G "),
+            (0x0050, b"SS", struct.pack(_e(p) + "hh", 1, 1)),
+            (0x0100, b"US", struct.pack(_e(p) + "H", 1)),
+            (0x0102, b"US", struct.pack(_e(p) + "H", 0)),
+            (0x1500, b"LO", _pad(p.markers[0])),  # OverlayLabel: kept by design, so a copy of the name
+            (0x3000, rng.choice((b"OW", b"OB")), _pad(_m(p, "NW") + b"\x00" * 2)),
+            (0x4000, b"LT", _pad(_m(p, "NR"))),  # OverlayComments
+        ]
+        if rng.random() < 0.4:
+            els = [x for x in els if x[0] != 0x3000]  # no overlay data: the group stays
+            els = [x if x[0] != 0x0022 else (0x0022, b"LO", _pad(p.markers[2])) for x in els]
+    else:
+        els = [
+            (0x0005, b"US", struct.pack(_e(p) + "H", 2)),
+            (0x0010, b"US", struct.pack(_e(p) + "H", 1)),
+            (0x0022, b"LO", _pad(_m(p, "NR"))),  # CurveDescription
+            (0x2500, b"LO", _pad(_m(p, "NL"))),  # CurveLabel
+            (0x3000, b"OB", _pad(_m(p, "NW"))),  # CurveData
+        ]
+    new = b"".join(_element(p, (g << 16) | el, vr, v) for el, vr, v in els)
+    return _insert_top(p, b, g << 16, new)
+
+
+def op_un_known(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Known tags written as UN in an explicit VR file: text, a character set, a PN at depth, a creator."""
+    if p.scan.implicit:
+        return op_nested_text(rng, p, b)
+    choice = rng.randrange(4)
+    if choice == 0:  # kept-by-design text attributes as UN, holding a copy of the name
+        tag = rng.choice((0x00081090, 0x00181030, 0x00204000, 0x00081030))
+        e = _top_named(p, tag)
+        el = _element(p, tag, b"UN", _pad(p.markers[0] + b"^" + p.markers[1]))
+        return _replace(p, b, e, el) if e is not None else _insert_top(p, b, tag, el)
+    if choice == 1:  # PersonName as UN inside an item of a kept sequence
+        if _top_named(p, 0x00082218) is not None:
+            return b
+        inner = _code_item(p, b"Chest ", _element(p, 0x0040A123, b"UN", _pad(_m(p, "NU"))))
+        return _insert_top(p, b, 0x00082218, _sq(p, 0x00082218, [_item(p, inner)]))
+    if choice == 2:  # SpecificCharacterSet as UN
+        e = _top_named(p, 0x00080005)
+        el = _element(p, 0x00080005, b"UN", _pad(rng.choice((b"ISO_IR 192", b"GB18030", b"ISO_IR 100"))))
+        return _replace(p, b, e, el) if e is not None else _insert_top(p, b, 0x00080005, el)
+    # a private creator as UN, with a safe name, and a marker in its block
+    creator, group, elem, _ = _SAFE[0]
+    cr = _element(p, (group << 16) | 0x10, b"UN", creator)
+    data = _element(p, (group << 16) | 0x1000 | elem, b"UN", _pad(p.markers[0]))
+    data += _element(p, (group << 16) | 0x1000 | (elem + 1), b"UN", _pad(_m(p, "NU")))
+    return _insert_top(p, b, (group << 16) | 0x10, cr + data)
+
+
+def op_order(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Tags out of order: an OperatorsName before a smaller tag, at the top or inside an item."""
+    el = _element(p, 0x00081070, b"PN", _pad(_m(p, "NO")))
+    if rng.random() < 0.5:
+        els = p.scan.elements
+        at = p.scan.meta_end + els[rng.randrange(len(els))].start
+        return b[:at] + el + b[at:]
+    if _top_named(p, 0x00082218) is not None:
+        return b
+    bad = el + _code_item(p, b"Chest ")  # (0008,1070) before (0008,0100) inside the item
+    return _insert_top(p, b, 0x00082218, _sq(p, 0x00082218, [_item(p, bad)]))
+
+
+_PADDED = ("PN", "LO", "SH", "CS", "UI", "DA", "LT")
+
+
+def op_padding(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Text values of odd length, padded with NUL instead of a space, or with NULs in the middle."""
+    e = _pick(
+        rng,
+        p,
+        lambda x: x.depth == 0 and x.vr in _PADDED and x.end - x.value_start >= 4,
+    )
+    if e is None:
+        return b
+    m = p.scan.meta_end
+    value = b[m + e.value_start : m + e.end]
+    choice = rng.randrange(4)
+    if choice == 0:
+        new = value.rstrip(b" \x00")  # odd length, no padding
+        if len(new) % 2 == 0:
+            new = new[:-1]
+    elif choice == 1:
+        new = _pad(value.rstrip(b" \x00"), b"\x00")
+    elif choice == 2:
+        new = value.rstrip(b" \x00") + b"\x00\x00\x00\x00" + _m(p, "NS")
+        new = _pad(new)
+    else:
+        new = value + b" " * rng.choice((1, 2, 64))
+    return _replace(p, b, e, _element(p, e.tag, e.vr.encode(), new))
+
+
+def op_after_delimiter(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Bytes after a sequence or item delimiter: an item, an element, or garbage with a marker."""
+    e = _pick(rng, p, lambda x: x.vr in ("SQ", "UN") and x.undefined)
+    inner = _element(p, 0x00081070, b"PN", _pad(_m(p, "NO")))
+    if e is None:
+        # Make one: a kept sequence with an undefined length, then something after its delimiter.
+        if _top_named(p, 0x00082218) is not None:
+            return b
+        seq = _sq(p, 0x00082218, [_item(p, _code_item(p, b"Chest "), undefined=True)], undefined=True)
+    else:
+        m = p.scan.meta_end
+        seq = b[m + e.start : m + e.end]
+    choice = rng.randrange(4)
+    if choice == 0:
+        extra = _item(p, inner)  # an item after the sequence delimiter
+    elif choice == 1:
+        extra = struct.pack(_e(p) + "HHI", 0xFFFE, 0xE00D, 0) + inner  # a stray item delimiter
+    elif choice == 2:
+        extra = struct.pack(_e(p) + "HHI", 0xFFFE, 0xE0DD, 0)  # a second sequence delimiter
+    else:
+        extra = _m(p, "NS") + b"\x00"
+    if e is None:
+        return _insert_top(p, b, 0x00082218, seq + extra)
+    m = p.scan.meta_end
+    return b[: m + e.end] + extra + b[m + e.end :]
+
+
+def op_group_length(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Group length elements (gggg,0000) with wrong values: too short, too long, huge, as another VR."""
+    groups = sorted({x.tag >> 16 for x in p.scan.elements if x.tag >> 16 not in (0x7FE0,)})
+    if not groups:
+        return b
+    g = rng.choice(groups)
+    size = sum(x.end - x.start for x in p.scan.elements if x.tag >> 16 == g)
+    value = rng.choice((0, 4, size - 2, size + 64, 0xFFFFFFFF, size))
+    vr = rng.choice((b"UL", b"UL", b"UN", b"OB"))
+    el = _element(p, g << 16, vr, struct.pack(_e(p) + "I", value & 0xFFFFFFFF))
+    if rng.random() < 0.3:
+        # One inside an item, and a marker after it in that item.
+        if _top_named(p, 0x00082218) is not None:
+            return b
+        gl = _element(p, 0x00080000, vr, struct.pack(_e(p) + "I", value & 0xFFFFFFFF))
+        inner = gl + _code_item(p, b"Chest ", _element(p, 0x00081070, b"PN", _pad(_m(p, "NO"))))
+        return _insert_top(p, b, 0x00082218, _sq(p, 0x00082218, [_item(p, inner)]))
+    return _insert_top(p, b, g << 16, el)
+
+
+def op_meta_fields(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """File meta: markers in its text fields, a duplicate, a wrong group length, an attribute twice."""
+    if b[128:132] != b"DICM" or p.scan.deflated:
+        return op_meta_in_dataset(rng, p, b)
+    pos = 132
+    # The end of the meta group.
+    while pos + 8 <= len(b):
+        g, _, vr, ln = struct.unpack_from("<HH2sH", b, pos)
+        if g != 2:
+            break
+        if vr in LONG_VRS:
+            (ln,) = struct.unpack_from("<I", b, pos + 8)
+            pos += 12 + ln
+        else:
+            pos += 8 + ln
+    meta = b[132:pos]
+    choice = rng.randrange(5)
+    extra = {
+        0: struct.pack("<HH2sH", 2, 0x0016, b"AE", 10) + _m(p, "NA")[:10].ljust(10),
+        1: struct.pack("<HH2sH", 2, 0x0013, b"SH", 10) + _m(p, "NA")[:10].ljust(10),
+        2: struct.pack("<HH2sHI", 2, 0x0102, b"OB", 0, 10) + _m(p, "NA")[:10].ljust(10),
+        3: struct.pack("<HH2sH", 2, 0x0010, b"UI", 20) + b"1.2.840.10008.1.2.1\x00",  # duplicate TS
+        4: b"",
+    }[choice]
+    # Insert in tag order (roughly: at the end of the meta).
+    new_meta = meta + extra
+    if meta[:4] == b"\x02\x00\x00\x00":  # fix up (or break) the group length
+        (gl,) = struct.unpack_from("<I", meta, 8)
+        fixed = gl + len(extra) if rng.random() < 0.7 else rng.choice((gl, gl + 2, 0, 0xFFFFFFFF))
+        new_meta = new_meta[:8] + struct.pack("<I", fixed & 0xFFFFFFFF) + new_meta[12:]
+    if choice == 4:
+        # The data set repeats a meta attribute that is also a data set attribute (SOP Instance UID):
+        # the meta's MediaStorageSOPInstanceUID differs from the data set's SOPInstanceUID.
+        e = _top_named(p, 0x00080018)
+        if e is None:
+            return b[:132] + new_meta + b[pos:]
+        uid = b"1.2.826.0.1.3680043.9.7777." + str(rng.randrange(10**6)).encode()
+        changed = _replace(p, b, e, _element(p, 0x00080018, b"UI", _pad(uid, b"\x00")))
+        return b[:132] + new_meta + changed[pos:]
+    return b[:132] + new_meta + b[pos:]
+
+
+NEW_OPS: tuple[Op, ...] = (
+    op_nested_text, op_nested_un, op_private_spoof, op_pn_forms, op_charset_names, op_fragments,
+    op_overlay_curve, op_un_known, op_order, op_padding, op_after_delimiter, op_group_length,
+    op_meta_fields,
+)  # fmt: skip
+
+
 @dataclass
 class Mutant:
     seed_file: str
@@ -598,6 +1131,35 @@ def mutants(seed: int, count: int) -> Iterator[Mutant]:
         yield Mutant(p.name, tuple(names), data, p.markers)
 
 
+def fresh_mutants(seed: int, count: int) -> Iterator[Mutant]:
+    """``count`` mutants of the new operators (:data:`NEW_OPS`), reproducible from ``seed``.
+
+    The first ``len(NEW_OPS) * len(seeds)`` apply each new operator alone to each seed file
+    (where the two counts are coprime, cycling both covers every pair); after that, one new
+    operator and up to two others (old or new), at random.
+    """
+    rng = random.Random(seed)
+    # The new operators edit the data set's bytes in place: not the deflated seed.
+    seeds = tuple(p for p in planted_seeds() if not p.scan.deflated)
+    every = len(NEW_OPS) * len(seeds)
+    for i in range(count):
+        if i < every:
+            p, ops = seeds[i % len(seeds)], [NEW_OPS[i % len(NEW_OPS)]]
+        else:
+            p = rng.choice(seeds)
+            ops = [rng.choice(NEW_OPS), *rng.sample(OPS + NEW_OPS, rng.choice((0, 0, 1, 2)))]
+            rng.shuffle(ops)
+        data = p.data
+        names = []
+        for op in ops:
+            try:
+                data = op(rng, p, data)
+            except (struct.error, IndexError, ValueError):
+                continue
+            names.append(op.__name__)
+        yield Mutant(p.name, tuple(names), data, p.markers + extra_markers(p))
+
+
 # -- the invariant --------------------------------------------------------------------------
 
 
@@ -623,6 +1185,39 @@ def pydicom_problem(path: Path) -> str | None:
     return None
 
 
+def _pixel_span(data: bytes) -> tuple[int, int] | None:
+    try:
+        sc = scan(data)
+    except Exception:
+        return None
+    px = sc.pixel
+    if px is None or sc.deflated:
+        return None
+    return sc.meta_end + px.start, sc.meta_end + px.end
+
+
+def _only_unmentioned_pixel_text(
+    mk: bytes, out: bytes, out_px: tuple[int, int] | None, src: bytes, in_px: tuple[int, int] | None
+) -> bool:
+    """A marker that lies only in the output's pixel data, and that the input's header never holds.
+
+    Operators combine: a name spliced into the pixel data by one and then replaced in the
+    header by another is no longer a value of the file, just text in its pixels, which only
+    the burned-in text stage (off in these runs) could find. A copy of a value the header
+    still holds (in ASCII, or the UTF-16 form of one) is not excused.
+    """
+    if out_px is None or in_px is None:
+        return False
+    i = out.find(mk)
+    while i >= 0:
+        if not out_px[0] <= i < out_px[1]:
+            return False
+        i = out.find(mk, i + 1)
+    text = mk.replace(b"\x00", b"") if mk.count(b"\x00") * 2 >= len(mk) else mk
+    header = src[: in_px[0]] + src[in_px[1] :]
+    return text not in header
+
+
 def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | None = None) -> list[str]:
     """What is wrong with privguard's handling of one mutant (empty: the invariant holds).
 
@@ -632,7 +1227,7 @@ def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | 
     problems: list[str] = []
     text = (result.reason or "") + (result.output or "") + " ".join(result.warnings)
     for mk in m.markers:
-        if mk.decode() in text:
+        if mk.decode("utf-8", "replace") in text:
             problems.append("a marker reached the result")
     files = [f for f in out_dir.rglob("*") if f.is_file()]
     if result.status != "ok":
@@ -647,9 +1242,10 @@ def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | 
         return [*problems, f"{len(files)} output files for one ok input"]
     out = files[0]
     data = out.read_bytes()
+    out_px, in_px = _pixel_span(data), _pixel_span(m.data)
     for mk in m.markers:
-        if mk in data:
-            problems.append(f"marker {mk.decode()[-3:]} in the output")
+        if mk in data and not _only_unmentioned_pixel_text(mk, data, out_px, m.data, in_px):
+            problems.append(f"marker {mk.decode('utf-8', 'replace')[-3:]} in the output")
     deflated = False
     try:
         deflated = scan(data, require_part10=True).deflated
