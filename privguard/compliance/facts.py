@@ -228,6 +228,12 @@ FACTS: dict[str, FactSpec] = {
     "profile.options": _spec(SET, "request", "PS3.15 options switched on.", [o.value for o in Option]),
     "profile.age_cap": _spec(INT, "request", "Ages at or above this are written as this (None: no cap)."),
     "profile.ocr": _spec(S, "request", "Burned-in text OCR mode.", ["auto", "on", "off"]),
+    "profile.free_text": _spec(
+        S,
+        "request",
+        "What the profile does with free text Table E.1-1 does not list (comments, Text Value, titles).",
+        ["keep", "clean"],
+    ),
     "profile.residual_identifiers": _spec(
         SET,
         "request",
@@ -576,6 +582,7 @@ def request_facts(ctx: Context) -> Facts:
         "profile.options": frozenset(o.value for o in prof.options),
         "profile.age_cap": prof.age_cap,
         "profile.ocr": prof.pixels.ocr,
+        "profile.free_text": "clean" if prof.cleans_free_text else "keep",
     }
     facts.update(_transfer_facts(ctx))
     facts.update(residual_facts(prof, tables.safe_harbor_identifiers))
