@@ -39,6 +39,19 @@ class EventLog:
             self._fh.write(line + "\n")
             self._fh.flush()
 
+    def emit_many(self, event: str, items: list[dict[str, Any]]) -> None:
+        """One event per entry of ``items``, written together (one write and flush)."""
+        if not items:
+            return
+        ts = now_iso()
+        text = "".join(
+            json.dumps({"ts": ts, "event": event, **fields}, sort_keys=False, default=str) + "\n"
+            for fields in items
+        )
+        with self._lock:
+            self._fh.write(text)
+            self._fh.flush()
+
     def close(self) -> None:
         if self._own:
             self._fh.close()

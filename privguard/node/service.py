@@ -31,7 +31,7 @@ from privguard.node.quarantine import seal
 from privguard.node.queue import DurableQueue, Item
 from privguard.node.records import AuditSink, ChainedAuditSink
 from privguard.node.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, start_scp
-from privguard.node.worker import Outcome, init_worker, scrub_chunk, warm
+from privguard.node.worker import Outcome, description, init_worker, scrub_chunk, warm
 from privguard.pseudonym.keys import ProjectKey
 
 #: A destination that refuses one instance this many times sends it to quarantine.
@@ -74,6 +74,11 @@ class Node:
         self._lock = threading.Lock()
         self._pool_lock = threading.Lock()
         self._scrubbing: dict[str, set[int]] = defaultdict(set)  # study token -> seqs not yet scrubbed
+        #: De-identified items waiting for the destination, with their descriptions (None: read it from
+        #: ``outgoing/<name>.json``). Kept in memory so that forwarding and the status endpoint never
+        #: list the queue folders or parse a description per instance.
+        self._ready: dict[Item, dict[str, Any] | None] = {}
+        self._quarantined = 0  # sealed files in quarantine/
         self._refusals: dict[str, int] = defaultdict(int)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -104,6 +109,10 @@ class Node:
                 "destination": cfg.destination.type,
             }
         )
+        depth = self.queue.depth()
+        self._quarantined = depth["quarantine"]
+        for item in self.queue.pending_outgoing():
+            self._ready[item] = None
         backlog = self.queue.pending_incoming()
         for item in backlog:
             self._track(item)
@@ -133,7 +142,6 @@ class Node:
                 f"cannot listen on {cfg.listen.host}:{cfg.listen.port} ({exc.strerror or type(exc).__name__})"
             ) from None
         self.port = int(self._server.server_address[1])
-        depth = self.queue.depth()
         self.log.emit(
             "started",
             ae_title=cfg.listen.ae_title,
@@ -330,7 +338,9 @@ class Node:
             if o is None or not o.ok:
                 self._quarantine(item, o.reason if o is not None else "no result", o)
                 continue
-            self._untrack(item)  # the worker moved it into outgoing
+            with self._lock:  # the worker moved it into outgoing
+                self._ready[item] = description(o)
+            self._untrack(item)
             scrubbed.append(item.name)
         if scrubbed:
             self.stats.add("scrubbed", len(scrubbed))
@@ -344,6 +354,8 @@ class Node:
                 if self._stop.is_set():
                     return  # the rest stays in incoming and is scrubbed at the next start
                 if self.queue.outgoing_path(item).exists():  # moved into outgoing before the death
+                    with self._lock:
+                        self._ready.setdefault(item, None)
                     self._untrack(item)
                     self._wake.set()
                     continue
@@ -367,6 +379,8 @@ class Node:
             return
         finally:
             self._untrack(item)
+        with self._lock:
+            self._quarantined += 1
         self.stats.add("quarantined")
         self.stats.error("scrub", reason, item.name)
         self.log.emit("quarantined", item=item.name, reason=reason)
@@ -385,30 +399,34 @@ class Node:
 
     # -- forwarding ----------------------------------------------------------------------
 
-    def _eligible(self) -> list[Item]:
-        """Outgoing items in arrival order, minus those an older unscrubbed instance of their study holds."""
+    def _eligible(self, limit: int) -> list[tuple[Item, dict[str, Any] | None]]:
+        """Up to ``limit`` outgoing items in arrival order, minus those an older unscrubbed instance of
+        their study holds, with their descriptions."""
         with self._lock:
             oldest = {s: min(seqs) for s, seqs in self._scrubbing.items() if seqs}
-        return [i for i in self.queue.pending_outgoing() if oldest.get(i.study, i.seq + 1) > i.seq]
+            ready = sorted(self._ready.items(), key=lambda kv: kv[0])
+        out = [(i, m) for i, m in ready if oldest.get(i.study, i.seq + 1) > i.seq]
+        return out[:limit]
 
     def _forward_loop(self) -> None:
         delay = self.cfg.retry_initial
         while not self._stop.is_set():
             self._wake.clear()
-            items = self._eligible()[: self.cfg.forward_batch]
-            if not items:
+            eligible = self._eligible(self.cfg.forward_batch)
+            if not eligible:
                 self._wake.wait(0.5)
                 continue
+            items: list[Item] = []
             batch: list[Outgoing] = []
             metas: list[dict[str, Any]] = []
-            for item in items:
+            for item, known in eligible:
                 try:
-                    meta = self.queue.meta(item)
+                    meta = known if known is not None else self.queue.meta(item)
                     batch.append(self._outgoing(item, meta))
-                    metas.append(meta)
-                except (OSError, ValueError):
-                    items = items[: len(batch)]
+                except (OSError, ValueError, KeyError):
                     break
+                items.append(item)
+                metas.append(meta)
             if not batch:
                 self._wake.wait(0.5)
                 continue
@@ -443,15 +461,19 @@ class Node:
             # Audit and log first, then the ledger: a crash in between sends the batch again
             # (and records it twice) rather than leaving a delivered instance unrecorded.
             self.audit.file_records(records)
-            for item, meta in zip(items, metas, strict=False):
-                if item in delivered:
-                    self.log.emit(
-                        "forwarded",
-                        item=item.name,
-                        output=meta.get("relpath"),
-                        sha256=meta.get("output_sha256"),
-                    )
+            done = set(delivered)
+            self.log.emit_many(
+                "forwarded",
+                [
+                    {"item": item.name, "output": meta.get("relpath"), "sha256": meta.get("output_sha256")}
+                    for item, meta in zip(items, metas, strict=False)
+                    if item in done
+                ],
+            )
             self.queue.delivered_many(delivered)
+            with self._lock:
+                for item in delivered:
+                    self._ready.pop(item, None)
             self.stats.add("forwarded", len(delivered))
             if len(deliveries) < len(batch):
                 self._down("the association ended before the batch was sent", delay)
@@ -498,6 +520,9 @@ class Node:
         except OSError as exc:
             self.stats.error("quarantine", f"cannot quarantine ({exc.strerror})", item.name)
             return
+        with self._lock:
+            self._ready.pop(item, None)
+            self._quarantined += 1
         self.stats.add("quarantined")
         self.log.emit("quarantined", item=item.name, reason=f"destination: {reason}")
         self.audit.file_records([self._file_record(item, meta, "quarantined", f"destination: {reason}")])
@@ -506,12 +531,22 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         snap = self.stats.snapshot()
-        snap["queue"] = self.queue.depth()
+        snap["queue"] = self.depth()
         snap["ae_title"] = self.cfg.listen.ae_title
         snap["port"] = self.port
         snap["destination"] = self.cfg.destination.type
         snap["run_id"] = self._run_id
         return snap
+
+
+    def depth(self) -> dict[str, int]:
+        """Queue depth from the node's own bookkeeping (the status endpoint lists no folder)."""
+        with self._lock:
+            return {
+                "incoming": sum(len(seqs) for seqs in self._scrubbing.values()),
+                "outgoing": len(self._ready),
+                "quarantine": self._quarantined,
+            }
 
 
 def _check_extra(module: str) -> None:

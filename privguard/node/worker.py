@@ -45,6 +45,19 @@ class Outcome:
     """Of the output's file meta, for the forwarder's presentation contexts (read here, not in the node)."""
 
 
+def description(o: Outcome) -> dict[str, Any]:
+    """What ``outgoing/<name>.json`` holds (no PHI); the node also keeps it in memory."""
+    return {
+        "relpath": o.relpath,
+        "counts": o.counts,
+        "pixels": o.pixels,
+        "input_sha256": o.input_sha256,
+        "output_sha256": o.output_sha256,
+        "sop_class": o.sop_class,
+        "transfer_syntax": o.transfer_syntax,
+    }
+
+
 _DEID: Deidentifier | None = None
 _CHUNKS = 0
 #: A worker empties its scratch folder after this many chunks (it holds only empty folders then).
@@ -153,23 +166,7 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
                 transfer_syntax=str(fm.get("TransferSyntaxUID", "") or ""),
             )
         )
-    done = [
-        (
-            o.name,
-            Path(o.output),
-            {
-                "relpath": o.relpath,
-                "counts": o.counts,
-                "pixels": o.pixels,
-                "input_sha256": o.input_sha256,
-                "output_sha256": o.output_sha256,
-                "sop_class": o.sop_class,
-                "transfer_syntax": o.transfer_syntax,
-            },
-        )
-        for o in outcomes
-        if o.ok and o.output is not None
-    ]
+    done = [(o.name, Path(o.output), description(o)) for o in outcomes if o.ok and o.output is not None]
     commit_outputs(root, done)
     _CHUNKS += 1
     if _CHUNKS % SCRATCH_CLEAN_EVERY == 0:  # drop the folders of series long gone
