@@ -43,7 +43,7 @@ from privguard.header.engine import FileState, HeaderEngine
 from privguard.header.plan import compile_plan
 from privguard.header.profile import DeidProfile, Option, load_profile
 from privguard.models import DeidRecord, FileDigests, FileResult
-from privguard.outdir import SymlinkInOutput, dir_fd, same_file_bytes
+from privguard.outdir import SymlinkInOutput, dir_fd, same_file_bytes, start_writeback
 from privguard.pixels.types import PixelOptions, PixelOutcome, PixelStage
 from privguard.pseudonym.keys import ProjectKey
 from privguard.pseudonym.pseudonymizer import Pseudonymizer, make_pseudonymizer
@@ -459,6 +459,8 @@ def _write_in(
                     digest(data)
             else:
                 _write(src, st, out, pixel, encoded)
+            out.flush()
+            start_writeback(out.fileno())  # the disk works while the next file is processed
             os.fchmod(out.fileno(), 0o644)
         if not in_memory:
             _verify_at(parent, tmp, forbidden or Forbidden(()))

@@ -17,32 +17,16 @@ import errno
 import fcntl
 import os
 import stat
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from privguard.errors import ConfigError, OutputError
 from privguard.outdir import DIR_FLAGS as _DIR_FLAGS
 from privguard.outdir import SymlinkInOutput as SymlinkInOutput  # re-exported: the batch layer's names
 from privguard.outdir import dir_fd as dir_fd
+from privguard.outdir import linux_call, same_file_bytes
 from privguard.outdir import open_root as open_root
-from privguard.outdir import same_file_bytes
 
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    """Linux's ``syncfs(2)`` (not in :mod:`os`), or None where it is not available."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNCFS = _load_syncfs()
+_SYNCFS = linux_call("syncfs", ctypes.c_int)
 #: A chunk with at least this many placed files is made durable by one ``syncfs``.
 SYNCFS_MIN_FILES = 2
 
