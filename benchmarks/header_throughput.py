@@ -1099,13 +1099,16 @@ _PYDICOM_LOOP = (
 #: syncfs per chunk of 16, as the batch runner does). No DICOM parsing at all.
 _IO_FLOOR = (
     "import ctypes, hashlib, os, sys, pathlib\n"
-    "syncfs = ctypes.CDLL(None, use_errno=True).syncfs\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "syncfs, sfr = libc.syncfs, libc.sync_file_range\n"
+    "sfr.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]\n"
     "src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
     "for i, f in enumerate(sorted(p for p in src.rglob('*') if p.is_file())):\n"
     "    b = f.read_bytes()\n"
     "    hashlib.sha256(b).digest()\n"
     "    fd = os.open(out / f.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)\n"
     "    os.write(fd, b)\n"
+    "    sfr(fd, 0, 0, 2)\n"
     "    hashlib.sha256(b).digest()\n"
     "    if i % 16 == 15:\n"
     "        syncfs(fd)\n"
