@@ -24,6 +24,10 @@ everything on 127.0.0.1, header de-identification only (``--ocr off``), the same
 ``storescu -> bare pynetdicom SCP (receive only)``
     The DIMSE receive ceiling: storescu to a pynetdicom SCP that only takes the bytes (no disk,
     no de-identification), one association. The node is built on this receiver.
+``storescu -> pynetdicom SCP + receive journal (durable receive only)``
+    The same SCP, answering each C-STORE only after appending it to the node's receive journal
+    (:class:`privguard.node.journal.ReceiveJournal`: CRC-32, write, ``fdatasync``), as the node
+    does; no de-identification, no forwarding. With one association the node cannot beat this.
 ``node (Orthanc -> node -> Orthanc)``
     An Orthanc PACS holding the corpus sends it (``/modalities/privguard/store``) to the
     node, which forwards by C-STORE to an Orthanc archive; until the archive holds every
@@ -36,8 +40,9 @@ Each node run gets a fresh queue and destination; each archive run a fresh archi
 
 CPU per instance (ms, user + system) is reported beside each ``scrub`` and storescu row:
 for ``scrub`` the whole process tree (driver and workers) less a one-file run's (start-up);
-for the node its process and its workers over the run, and separately the storescu senders,
-which share the same cores in this benchmark (a PACS would be another machine).
+for the node its process and its workers over the run (and each apart), and separately the
+storescu senders, which share the same cores in this benchmark (a PACS would be another machine);
+for the bare SCPs the receiving process (this one, idle otherwise) and the sender.
 """
 
 from __future__ import annotations
@@ -156,6 +161,7 @@ def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: in
         assert node.proc is not None
         pids = [node.proc.pid, *child_pids(node.proc.pid)]
         node_before = sum(_proc_cpu(p) for p in pids)
+        main_before = _proc_cpu(pids[0])
         senders_before = _children_cpu()
         start = time.perf_counter()
         base = [STORESCU, "-aet", "PACS", "-aec", "PRIVGUARD", "127.0.0.1", str(node.port)]
@@ -174,29 +180,52 @@ def run_node_storescu(files: list[Path], work: Path, key_file: Path, workers: in
         senders_cpu = _children_cpu() - senders_before
         wait_for(lambda: _forwarded(node) >= len(files), 1800, "the node to forward everything", 0.02)
         elapsed = time.perf_counter() - start
-        node_cpu = sum(_proc_cpu(p) for p in pids) - node_before
+        after = {p: _proc_cpu(p) for p in pids}
+        node_cpu = sum(after.values()) - node_before
         name = f"node (storescu x{senders} -> node -> folder)"
         CPU.setdefault(name, []).append(node_cpu * 1000 / len(files))
+        main_cpu = after[pids[0]] - main_before
+        CPU.setdefault(f"{name} [node process]", []).append(main_cpu * 1000 / len(files))
+        CPU.setdefault(f"{name} [workers]", []).append((node_cpu - main_cpu) * 1000 / len(files))
         CPU.setdefault(f"{name} [senders]", []).append(senders_cpu * 1000 / len(files))
         return len(files) / elapsed
     finally:
         node.stop()
 
 
-def run_bare_scp(files: list[Path]) -> float:
-    """storescu -> a bare pynetdicom Storage SCP that only takes the bytes (no disk, no de-identification).
+def _self_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
-    The ceiling a pynetdicom receiver reaches over one association on this machine.
+
+def run_bare_scp(files: list[Path], journal_dir: Path | None = None) -> float:
+    """storescu -> a pynetdicom Storage SCP that only takes the bytes (no de-identification).
+
+    With ``journal_dir``, each C-STORE is answered only after the node's receive journal holds it
+    (appended and synced, as the node does before it answers). Otherwise nothing touches the disk:
+    the ceiling a pynetdicom receiver reaches over one association on this machine.
     """
     from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
+    from privguard.node.journal import ReceiveJournal
+    from privguard.node.scp import copyable_contexts
+
     assert STORESCU is not None
     received = 0
+    journal = None
+    if journal_dir is not None:
+        shutil.rmtree(journal_dir, ignore_errors=True)
+        journal = ReceiveJournal(journal_dir)
+        journal.open(lambda r: True)
+        time.sleep(1.0)  # the spare segment is zero-filled in the background: not on the clock
 
     def on_store(event: Any) -> int:
         nonlocal received
-        event.encoded_dataset()
+        raw = event.encoded_dataset(include_meta=True)
         received += 1
+        if journal is not None:
+            record = journal.append(time.time_ns() // 1000, "0" * 16, f"{received:016x}", raw)
+            journal.release([record.seq])  # done at once: segments are reused, as in a node that keeps up
         return 0
 
     ae = AE(ae_title="BARE")
@@ -205,8 +234,15 @@ def run_bare_scp(files: list[Path]) -> float:
         assert cx.abstract_syntax is not None
         ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     port = free_port()
-    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    server = ae.start_server(
+        ("127.0.0.1", port),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        contexts=copyable_contexts(ae.supported_contexts),  # as the node (see privguard.node.scp)
+    )
+    assert server is not None
     try:
+        cpu, sender = _self_cpu(), _children_cpu()
         start = time.perf_counter()
         subprocess.run(
             [STORESCU, "-aet", "PACS", "-aec", "BARE", "127.0.0.1", str(port), *map(str, files)],
@@ -215,11 +251,17 @@ def run_bare_scp(files: list[Path]) -> float:
             timeout=1800,
         )
         elapsed = time.perf_counter() - start
+        cpu, sender = _self_cpu() - cpu, _children_cpu() - sender
     finally:
         server.shutdown()
         ae.shutdown()
+        if journal is not None:
+            journal.close()
     if received != len(files):
         raise RuntimeError(f"the bare SCP received {received} of {len(files)}")
+    name = "storescu -> pynetdicom SCP + receive journal" if journal is not None else "storescu -> bare SCP"
+    CPU.setdefault(f"{name} [receiver]", []).append(cpu * 1000 / len(files))
+    CPU.setdefault(f"{name} [sender]", []).append(sender * 1000 / len(files))
     return len(files) / elapsed
 
 
@@ -286,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--senders", default="1,2", help="Parallel storescu associations, comma-separated [1,2].")
     ap.add_argument("--json", type=Path, help="Write the results here.")
+    ap.add_argument("--no-orthanc", action="store_true", help="Skip the two Orthanc rows (network-bound).")
     args = ap.parse_args(argv)
 
     corpus = ensure_corpus(CorpusSpec(n_files=args.files))
@@ -304,21 +347,26 @@ def main(argv: list[str] | None = None) -> int:
     pair: Pair | None = None
     if STORESCU is not None:
         runs["storescu -> bare pynetdicom SCP (receive only)"] = lambda: run_bare_scp(files)
+        runs["storescu -> pynetdicom SCP + receive journal (durable receive only)"] = lambda: run_bare_scp(
+            files, work / "bare-journal"
+        )
     for k in (int(x) for x in args.senders.split(",") if x):
         name = f"node (storescu x{k} -> node -> folder)"
         if STORESCU is None:
             skipped[name] = "storescu (dcmtk) is not installed"
             continue
         runs[name] = lambda k=k: run_node_storescu(files, work, key_file, args.workers, k)  # type: ignore[misc]
-    if ORTHANC is not None:
+    if args.no_orthanc:
+        skipped["Orthanc rows"] = "--no-orthanc"
+    elif ORTHANC is not None:
         pair = Pair(work / "orthanc", files, free_port())
         runs["node (Orthanc -> node -> Orthanc)"] = lambda: run_node_orthanc(
             pair,
             work,
             key_file,
-            args.workers,  # type: ignore[arg-type]
+            args.workers,
         )
-        runs["Orthanc -> Orthanc (no de-identification)"] = lambda: run_orthanc_floor(pair)  # type: ignore[arg-type]
+        runs["Orthanc -> Orthanc (no de-identification)"] = lambda: run_orthanc_floor(pair)
     else:
         skipped["Orthanc rows"] = "orthanc is not installed"
     try:
@@ -355,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         runs_txt = ", ".join(f"{x:.1f}" for x in results[name])
         print(f"{name:45} {v:8.1f} {v / scrub:8.2f}   {runs_txt}")
     print("\nCPU ms per instance (user + system), median and runs:")
-    for name, v in CPU.items():
-        print(f"{name:60} {statistics.median(v):6.2f}   {', '.join(f'{x:.2f}' for x in v)}")
+    for name, per_round in CPU.items():
+        print(f"{name:60} {statistics.median(per_round):6.2f}   {', '.join(f'{x:.2f}' for x in per_round)}")
     for name, why in skipped.items():
         print(f"{name}: skipped ({why})")
     if args.json:

@@ -1,21 +1,22 @@
-"""The node: SCP -> durable queue -> worker pool -> forwarder, with status, logs and audit records.
+"""The node: SCP -> durable queue -> worker processes -> forwarder, with status, logs and audit records.
 
 Threads in the node process: pynetdicom's server (one thread per
-association), one dispatcher feeding the worker processes, one forwarder,
-and the status HTTP server. Worker processes are started before any thread,
-so forking them is safe.
+association), one feeder per worker process (it takes a chunk from the
+queue, sends it down the worker's pipe and handles the outcomes), one
+forwarder, and the status HTTP server. Worker processes are started before
+those threads, so forking them is safe; a worker that dies is replaced from a
+fork server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue as queue_mod
 import signal
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from hashlib import sha256
 from io import BytesIO
 from typing import Any
@@ -31,7 +32,7 @@ from privguard.node.quarantine import seal
 from privguard.node.queue import DurableQueue, Item
 from privguard.node.records import AuditSink, ChainedAuditSink
 from privguard.node.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS, start_scp
-from privguard.node.worker import Outcome, description, init_worker, scrub_chunk, warm
+from privguard.node.worker import Outcome, Task, description, scrub_chunk, worker_main
 from privguard.pseudonym.keys import ProjectKey
 
 #: A destination that refuses one instance this many times sends it to quarantine.
@@ -72,7 +73,6 @@ class Node:
         self.forwarder: Forwarder = make_forwarder(cfg.destination)
         self._todo: queue_mod.Queue[Item] = queue_mod.Queue()
         self._lock = threading.Lock()
-        self._pool_lock = threading.Lock()
         self._scrubbing: dict[str, set[int]] = defaultdict(set)  # study token -> seqs not yet scrubbed
         #: De-identified items waiting for the destination, with their descriptions (None: read it from
         #: ``outgoing/<name>.json``). Kept in memory so that forwarding and the status endpoint never
@@ -82,12 +82,9 @@ class Node:
         self._refusals: dict[str, int] = defaultdict(int)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._slots = threading.Semaphore(max(2, cfg.workers * 2))
-        self._pool: ProcessPoolExecutor | None = None
-        #: A one-worker pool for instances retried alone after a worker died, one at a time: when it
-        #: breaks, the one instance in it is the cause (never an instance sharing the main pool).
-        self._alone: ProcessPoolExecutor | None = None
-        self._alone_lock = threading.Lock()
+        #: One worker process per slot, each fed by its own thread, one chunk at a time; None
+        #: while a dead one waits to be replaced.
+        self._workers: list[WorkerProcess | None] = []
         self._threads: list[threading.Thread] = []
         self._ae: Any = None
         self._server: Any = None
@@ -100,7 +97,16 @@ class Node:
 
     def start(self) -> None:
         cfg = self.cfg
-        self._pool = self._new_pool()
+        # OCR workers hold torch, which must not be forked: spawn them. Header-only workers fork
+        # now, before the node's threads run. Starting every worker now fails early on a missing
+        # OCR extra.
+        ctx = multiprocessing.get_context("spawn" if cfg.ocr != "off" else "fork")
+        try:
+            for _ in range(cfg.workers):
+                self._workers.append(WorkerProcess(ctx, cfg, self.key, scrub_chunk))
+        except ConfigError:
+            self._close_workers()
+            raise
         self.audit.run_record(
             {
                 "phase": "start",
@@ -117,8 +123,12 @@ class Node:
         for item in backlog:
             self._track(item)
             self._todo.put(item)
-        for target, name in ((self._dispatch_loop, "dispatch"), (self._forward_loop, "forward")):
-            t = threading.Thread(target=target, name=f"privguard-{name}", daemon=True)
+        loops: list[tuple[Any, str, tuple[int, ...]]] = [
+            (self._feed_loop, f"worker-{slot}", (slot,)) for slot in range(len(self._workers))
+        ]
+        loops.append((self._forward_loop, "forward", ()))
+        for target, name, args in loops:
+            t = threading.Thread(target=target, args=args, name=f"privguard-{name}", daemon=True)
             t.start()
             self._threads.append(t)
         if cfg.status is not None:
@@ -163,13 +173,9 @@ class Node:
             self._ae.shutdown()
         self._stop.set()
         self._wake.set()
-        for t in self._threads:
+        for t in self._threads:  # a feeder finishes the chunk it holds
             t.join(timeout=60)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        alone = self._alone  # not under its lock: a retry in progress holds it
-        if alone is not None:
-            alone.shutdown(wait=True, cancel_futures=True)
+        self._close_workers()  # a chunk still running (past the wait) dies and stays queued
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -195,21 +201,11 @@ class Node:
             pass
         self.stop()
 
-    def _new_pool(self, replacing: bool = False, workers: int | None = None) -> ProcessPoolExecutor:
-        # OCR workers hold torch, which must not be forked: spawn them. Header-only workers fork
-        # at start (before any thread runs). A replacement pool comes from a fork server (a fresh
-        # process without torch or threads), since by then the node's threads are running, and the
-        # thread replacing the pool may end (workers die with the thread that started them).
-        ocr = self.cfg.ocr != "off"
-        ctx = multiprocessing.get_context("forkserver" if replacing else "spawn" if ocr else "fork")
-        n = workers or self.cfg.workers
-        pool = ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=init_worker, initargs=(self.cfg, self.key)
-        )
-        # Start every worker now (and fail early on a bad profile or a missing OCR extra).
-        for f in [pool.submit(warm) for _ in range(n)]:
-            f.result()
-        return pool
+    def _close_workers(self) -> None:
+        for slot, w in enumerate(self._workers):
+            if w is not None:
+                w.close()
+            self._workers[slot] = None
 
     # -- receiving (pynetdicom's threads) ------------------------------------------------
 
@@ -270,67 +266,96 @@ class Node:
 
     # -- de-identification ---------------------------------------------------------------
 
-    def _dispatch_loop(self) -> None:
-        while not self._stop.is_set():
+    def _next_chunk(self) -> list[Item]:
+        """Up to ``chunk_size`` queued items, waiting a little for the first (empty: none came)."""
+        try:
+            chunk = [self._todo.get(timeout=0.2)]
+        except queue_mod.Empty:
+            return []
+        while len(chunk) < self.cfg.chunk_size:
             try:
-                first = self._todo.get(timeout=0.2)
+                chunk.append(self._todo.get_nowait())
             except queue_mod.Empty:
+                break
+        return chunk
+
+    def _feed_loop(self, slot: int) -> None:
+        """One worker's feeder: take a chunk, have the worker scrub it, handle the outcomes."""
+        while not self._stop.is_set():
+            chunk = self._next_chunk()
+            if chunk:
+                self._run_chunk(slot, chunk)
+
+    def _worker(self, slot: int) -> WorkerProcess | None:
+        """The slot's worker, started again from a fork server if it died (None if that fails)."""
+        w = self._workers[slot]
+        if w is None and not self._stop.is_set():
+            try:
+                # A fresh process without the node's threads (and without torch).
+                w = WorkerProcess(multiprocessing.get_context("forkserver"), self.cfg, self.key, scrub_chunk)
+            except ConfigError as exc:
+                self.stats.error("scrub", str(exc))
+                self._stop.wait(1.0)
+                return None
+            self._workers[slot] = w
+            self.log.emit("worker-pool-restarted")
+        return w
+
+    def _scrub(self, slot: int, chunk: list[Item]) -> list[Outcome] | str:
+        """The chunk's outcomes, or why none: ``"died"``, ``"stopped"`` or the task's exception."""
+        w = self._worker(slot)
+        while w is None:
+            if self._stop.is_set():
+                return "stopped"
+            w = self._worker(slot)
+        try:
+            return w.run(str(self.queue.root), [str(self.queue.incoming_path(i)) for i in chunk])
+        except WorkerDied:
+            w.close()
+            self._workers[slot] = None
+            return "died"
+
+    def _run_chunk(self, slot: int, chunk: list[Item]) -> None:
+        got = self._scrub(slot, chunk)
+        if got == "died":
+            self._worker_died(slot, chunk)
+        elif isinstance(got, str):
+            if got != "stopped":
+                for item in chunk:
+                    self._quarantine(item, f"unexpected error ({got})")
+        else:
+            self._handle(chunk, got)
+
+    def _worker_died(self, slot: int, chunk: list[Item], retry: bool = False) -> None:
+        """A worker died on ``chunk``: retry its instances one by one, so only the culprit is quarantined.
+
+        When stopping, the chunk stays queued (in incoming) and is scrubbed at the next start.
+        """
+        if self._stop.is_set():
+            return
+        if retry:  # this one instance broke a worker on its own
+            self._quarantine(chunk[0], "a worker process died while de-identifying it")
+            return
+        self.stats.error("scrub", "a worker process died; retrying its instances one by one")
+        for item in chunk:
+            if self._stop.is_set():
+                return  # the rest stays in incoming and is scrubbed at the next start
+            if self.queue.outgoing_path(item).exists():  # moved into outgoing before the death
+                with self._lock:
+                    self._ready.setdefault(item, None)
+                self._untrack(item)
+                self._wake.set()
                 continue
-            chunk = [first]
-            while len(chunk) < self.cfg.chunk_size:
-                try:
-                    chunk.append(self._todo.get_nowait())
-                except queue_mod.Empty:
-                    break
-            self._submit(chunk)
+            got = self._scrub(slot, [item])
+            if got == "died":
+                self._worker_died(slot, [item], retry=True)
+            elif isinstance(got, str):
+                if got != "stopped":
+                    self._quarantine(item, f"unexpected error ({got})")
+            else:
+                self._handle([item], got)
 
-    def _submit(self, chunk: list[Item], retry: bool = False) -> None:
-        while not self._slots.acquire(timeout=0.2):
-            if self._stop.is_set():
-                return
-        assert self._pool is not None
-        paths = [str(self.queue.incoming_path(i)) for i in chunk]
-        try:
-            fut = self._pool.submit(scrub_chunk, str(self.queue.root), paths)
-        except (BrokenProcessPool, RuntimeError):
-            self._slots.release()
-            if self._stop.is_set():
-                return
-            self._replace_pool()
-            self._submit(chunk, retry)
-            return
-        fut.add_done_callback(lambda f: self._done(chunk, f, retry))
-
-    def _replace_pool(self) -> None:
-        with self._pool_lock:
-            old = self._pool
-            if old is not None and not getattr(old, "_broken", False):
-                return
-            self._pool = self._new_pool(replacing=True)
-        self.log.emit("worker-pool-restarted")
-
-    def _done(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:
-        self._slots.release()
-        self._handle(chunk, fut, retry)
-
-    def _handle(self, chunk: list[Item], fut: Future[list[Outcome]], retry: bool) -> None:
-        if fut.cancelled():
-            return  # stopping: the items stay in incoming and are scrubbed at the next start
-        try:
-            outcomes = fut.result()
-        except BrokenProcessPool:
-            if self._stop.is_set():
-                return  # the items stay in incoming and are scrubbed at the next start
-            if retry:  # this one instance broke a worker on its own: quarantine it
-                self._quarantine(chunk[0], "a worker process died while de-identifying it")
-                return
-            self.stats.error("scrub", "a worker process died; retrying its instances one by one")
-            threading.Thread(target=self._retry_alone, args=(chunk,), daemon=True).start()
-            return
-        except Exception as exc:
-            for item in chunk:
-                self._quarantine(item, f"unexpected error ({type(exc).__name__})")
-            return
+    def _handle(self, chunk: list[Item], outcomes: list[Outcome]) -> None:
         by_name = {o.name: o for o in outcomes}
         scrubbed = []
         for item in chunk:
@@ -346,28 +371,6 @@ class Node:
             self.stats.add("scrubbed", len(scrubbed))
             self.log.emit("scrubbed", items=scrubbed)
             self._wake.set()
-
-    def _retry_alone(self, chunk: list[Item]) -> None:
-        self._replace_pool()
-        with self._alone_lock:  # one instance at a time, in a pool of its own
-            for item in chunk:
-                if self._stop.is_set():
-                    return  # the rest stays in incoming and is scrubbed at the next start
-                if self.queue.outgoing_path(item).exists():  # moved into outgoing before the death
-                    with self._lock:
-                        self._ready.setdefault(item, None)
-                    self._untrack(item)
-                    self._wake.set()
-                    continue
-                if self._alone is None or getattr(self._alone, "_broken", False):
-                    if self._alone is not None:
-                        self._alone.shutdown(wait=False)
-                    self._alone = self._new_pool(replacing=True, workers=1)
-                fut = self._alone.submit(
-                    scrub_chunk, str(self.queue.root), [str(self.queue.incoming_path(item))]
-                )
-                wait([fut])
-                self._handle([item], fut, retry=True)
 
     def _quarantine(self, item: Item, reason: str | None, outcome: Outcome | None = None) -> None:
         reason = reason or "failed"
@@ -547,6 +550,46 @@ class Node:
                 "outgoing": len(self._ready),
                 "quarantine": self._quarantined,
             }
+
+
+class WorkerDied(Exception):
+    """The worker process ended while it held a chunk."""
+
+
+class WorkerProcess:
+    """One de-identification worker process and the pipe to it (see :func:`worker_main`)."""
+
+    def __init__(self, ctx: Any, cfg: NodeConfig, key: ProjectKey, task: Task) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=worker_main, args=(child, cfg, key, task), name="privguard-worker")
+        self.proc.start()
+        child.close()
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            msg = ("error", "it ended while starting")
+        if msg[0] != "ready":
+            self.close()
+            raise ConfigError(f"a de-identification worker could not start: {msg[1]}")
+
+    def run(self, root: str, paths: list[str]) -> list[Outcome] | str:
+        """The chunk's outcomes, or the name of the exception the task raised. Raises :class:`WorkerDied`."""
+        try:
+            self.conn.send((root, paths))
+            kind, value = self.conn.recv()
+        except (EOFError, OSError):
+            raise WorkerDied from None
+        return value if kind == "done" else str(value)
+
+    def close(self) -> None:
+        """Ask the worker to stop (it finishes its chunk); kill it if it does not within 10 s."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=10)
+        self.conn.close()
 
 
 def _check_extra(module: str) -> None:

@@ -13,8 +13,10 @@ import shutil
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,33 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
     return outcomes
 
 
-def warm() -> int:
-    """A no-op task, used to start every worker before the node's threads run."""
-    return os.getpid()
+Task = Callable[[str, list[str]], list[Outcome]]
+"""What a worker runs for each chunk: :func:`scrub_chunk` (a test may stand in its own)."""
+
+
+def worker_main(conn: Connection, cfg: NodeConfig, key: ProjectKey, task: Task) -> None:
+    """A worker process: build the de-identifier, then run chunks sent over ``conn`` until told to stop.
+
+    Messages to the node: ``("ready", pid)`` or ``("error", reason)`` once; then, per chunk,
+    ``("done", outcomes)`` or ``("raised", exception type)``. ``None`` (or a closed pipe) stops it.
+    One pipe per worker and one chunk at a time: no pool manager, no result queue shared by the
+    workers, so a chunk costs the node one send and one receive.
+    """
+    try:
+        init_worker(cfg, key)
+    except Exception as exc:  # privguard's own message (a profile, a missing extra): no PHI
+        conn.send(("error", str(exc) or type(exc).__name__))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        root, paths = msg
+        try:
+            conn.send(("done", task(root, paths)))
+        except Exception as exc:  # never expected: scrub_chunk reports per input
+            conn.send(("raised", type(exc).__name__))
