@@ -293,8 +293,8 @@ class Node:
             try:
                 # A fresh process without the node's threads (and without torch).
                 w = WorkerProcess(multiprocessing.get_context("forkserver"), self.cfg, self.key, scrub_chunk)
-            except ConfigError as exc:
-                self.stats.error("scrub", str(exc))
+            except Exception as exc:  # ConfigError (its own message), or the OS refused a process
+                self.stats.error("scrub", str(exc) if isinstance(exc, ConfigError) else type(exc).__name__)
                 self._stop.wait(1.0)
                 return None
             self._workers[slot] = w
