@@ -110,6 +110,10 @@ class _File:
     screened_out: int = 0
     """Whole-frame passes the pixel screen dropped (no text-like strokes: CRAFT not run)."""
     matcher: HeaderMatcher | None = None
+    scores: dict[int, np.ndarray] = field(default_factory=dict)
+    """Frame -> the detector's character score map of the frame before masking, for frames
+    detected whole at full resolution (verification looks there for what a stroke left by a mask
+    looked like to the detector)."""
 
     def settled(self, text: str) -> bool:
         """A reading that matches one of this file's header values (see ``FrameJob.settled``)."""
@@ -328,6 +332,8 @@ class OCRPixelStage:
         total = max(1, sum(pixels))
         for (f, job), lines, px in zip(work, results, pixels, strict=True):
             f.ocr_seconds += elapsed * px / total
+            if job.score is not None:
+                f.scores[job.frame] = job.score
             assert f.rendering is not None
             gray = f.rendering.gray
             n = gray.shape[0]
@@ -458,7 +464,9 @@ class OCRPixelStage:
                 f.rounds = round_
                 kept = [x.word.box for x in f.found if not x.decision.redact]
                 requests.append(
-                    VerifyRequest(f.index, f.rendering.gray, f.rendering.rgb, frames, f.ctx, f.modality, kept)
+                    VerifyRequest(
+                        f.index, f.rendering.gray, f.rendering.rgb, frames, f.ctx, f.modality, kept, f.scores
+                    )
                 )
             if not requests:
                 return

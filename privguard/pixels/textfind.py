@@ -127,6 +127,9 @@ class FrameJob:
     reading, and each of its words, is settled is not read upside down; a word split off a
     segment whose token is settled is not read again on its own crop; a phrase whose words'
     main readings are all settled is not read."""
+    score: np.ndarray | None = field(default=None, repr=False)
+    """Set by :meth:`TextFinder.find` when the frame was detected whole at full resolution: the
+    detector's character score map of the whole frame (0..1, frame-sized), else None."""
 
 
 @dataclass
@@ -260,6 +263,15 @@ class TextFinder:
                     raw[u.job].append(fb)
             if det.score is not None:
                 scores[u.job] = _paste(scores[u.job], det.score, u, rows, cols)
+        units_of = [0] * len(jobs)
+        whole = [False] * len(jobs)
+        for u in units:
+            units_of[u.job] += 1
+            full_size = u.image.shape[:2] == jobs[u.job].gray.shape
+            whole[u.job] = u.scale == 1.0 and u.offset == (0, 0) and full_size
+        for j, job in enumerate(jobs):
+            if job.regions is None and units_of[j] == 1 and whole[j]:
+                job.score = scores[j]
         segments = [
             self._segments(job, boxes, score) for job, boxes, score in zip(jobs, raw, scores, strict=True)
         ]

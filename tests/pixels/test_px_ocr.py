@@ -101,3 +101,45 @@ def test_cpu_inference_copies_compute_what_easyocr_computes(engine: ocr.OCREngin
         r_plain = reader.recognizer(crop, text)
         r_fast = engine._recognizer(crop, text)
     assert float((r_plain - r_fast).abs().max()) < 1e-3
+
+
+def test_cpu_recognition_spreads_batches_without_changing_readings(
+    engine: ocr.OCREngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CPU each recognizer batch runs on one torch thread and the batches are spread over
+    ``PRIVGUARD_OCR_THREADS`` Python threads: the readings are the same for 1 and 3 workers
+    (each batch is computed alone, on one thread, either way), and torch's thread setting is
+    restored afterwards."""
+    import torch
+
+    words = ["PORTABLE", "KOWALSKI", "11.03.2008", "C5-1", "TIS 0.4", "RT KIDNEY", "AP", "12 cm"]
+    crops = []
+    for k, w in enumerate(words):
+        img = np.zeros((40, 40 + 22 * len(w)), dtype=np.uint8)
+        cv2.putText(img, w, (6, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8 + 0.05 * k, 255, 2, cv2.LINE_AA)
+        crops.append(img)
+    before = torch.get_num_threads()
+    monkeypatch.setenv("PRIVGUARD_OCR_THREADS", "1")
+    one = engine.recognize(crops)
+    monkeypatch.setenv("PRIVGUARD_OCR_THREADS", "3")
+    three = engine.recognize(crops)
+    assert torch.get_num_threads() == before
+    assert one == three
+    assert sum(r.confidence > 0.5 for r in one) >= 6
+
+
+def test_whole_frame_jobs_keep_the_score_map(engine: ocr.OCREngine) -> None:
+    """A frame detected whole at full resolution keeps CRAFT's character score map (verification
+    looks there for what a stroke by a mask was before masking); a region job does not."""
+    from privguard.pixels.boxes import Box
+    from privguard.pixels.textfind import FrameJob, TextFinder
+
+    img = rendered("DOE   JOHN")
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    whole = FrameJob(0, img, gray)
+    region = FrameJob(0, img, gray, regions=[Box(0, 0, 160, 64)])
+    TextFinder(engine).find([whole, region])
+    assert whole.score is not None and whole.score.shape == gray.shape
+    letters = gray > 128
+    assert float(whole.score[letters].max()) > 0.5 and float(whole.score[:, 300:].max()) < 0.1
+    assert region.score is None

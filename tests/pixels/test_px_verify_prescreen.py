@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from privguard.pixels.boxes import Box
+from privguard.pixels.boxes import Box, bounding
 from privguard.pixels.verify import _strokes
 
 
@@ -39,3 +39,36 @@ def test_glyphs_inside_the_masks_and_kept_words_are_explained() -> None:
     assert not _strokes(g, region, [mask], [left, right])
     # only its left word kept: the right word's glyphs by the mask are not explained
     assert _strokes(g, region, [mask], [left])
+
+
+def test_a_stroke_without_character_score_before_masking_is_not_text() -> None:
+    """With the main pass's score map, a stroke by a mask that the detector gave no character
+    score before masking (speckle, an edge) is not looked at again; one it scored is."""
+    g = line("1", 60)
+    g[18:40, 72:160] = 0
+    mask = Box(72, 18, 160, 40)
+    region = Box(0, 0, 240, 60)
+    flat = np.zeros(g.shape, dtype=np.float16)
+    assert not _strokes(g, region, [mask], [], flat)
+    scored = flat.copy()
+    scored[20:38, 60:72] = 0.6  # what CRAFT gives a letter (every text glyph measured >= 0.37)
+    assert _strokes(g, region, [mask], [], scored)
+    faint = flat.copy()
+    faint[20:38, 60:72] = 0.05
+    assert not _strokes(g, region, [mask], [], faint)
+
+
+def test_a_kept_words_letter_reaching_past_its_box_is_explained() -> None:
+    """A component at least half inside a kept word is that word's (check() skips a word half
+    inside a kept word); less than half inside, it is still looked at."""
+    g = line("MI", 10)
+    word = bounding(glyph_boxes(g))
+    assert word is not None
+    mask = Box(word.x1 + 4, 18, word.x1 + 60, 40)
+    region = Box(0, 0, 240, 60)
+    # the kept box misses the letters' top third (a detector box cut short)
+    short = Box(word.x0, word.y0 + word.height // 3, word.x1, word.y1)
+    assert not _strokes(g, region, [mask], [short])
+    # a kept box holding less than half of the letters does not explain them
+    sliver = Box(word.x0, word.y1 - word.height // 3, word.x1, word.y1)
+    assert _strokes(g, region, [mask], [sliver])
