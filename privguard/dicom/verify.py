@@ -9,7 +9,8 @@ identifiers of 8 characters or more in the pixel data too): PatientName,
 PatientID, AccessionNumber, OtherPatientIDs and the input's own instance
 UIDs (every top-level UI value outside the DICOM root), each of at least 4
 characters; for names, each name part (family, given, ...) of at least 4
-characters too. A value a profile deliberately keeps (a site override keeping the
+characters too; outside the pixel data, also in UTF-16 (a name another program wrote into a
+binary value). A value a profile deliberately keeps (a site override keeping the
 PatientID, the Retain UIDs option) is not searched for. Purely numeric
 values shorter than 8 characters are not searched for either: they occur by
 chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
@@ -42,7 +43,28 @@ IDENTIFYING = {
     0x00120063: "DeidentificationMethod",
 }
 _NAMES = frozenset({0x00100010, 0x00101001, 0x00101005, 0x00101060})
+#: Searched for inside other values by :func:`hidden_identifiers`.
+_HIDDEN_TAGS = tuple(IDENTIFYING)
+
+
+def _person_names() -> dict[int, str]:
+    """Every other attribute of VR PN in the data dictionary -> its keyword.
+
+    No profile keeps a person's name (Table E.1-1 and its options never retain one; PN
+    values inside items become dummies): their values, at every depth, are searched for
+    too, whole (a name part alone could occur by chance in a value that is kept).
+    """
+    from pydicom._dicom_dict import DicomDictionary
+
+    return {t: e[4] for t, e in DicomDictionary.items() if e[0] == "PN" and t not in IDENTIFYING and e[4]}
+
+
+OTHER_NAMES = _person_names()
+IDENTIFYING.update(OTHER_NAMES)
 _METHOD = 0x00120063
+#: The method attributes privguard writes (DeidentificationMethod and its code sequence): a name
+#: part found in them counts only as a whole word (a patient named Long is not in "Longitudinal").
+_METHOD_RANGE = (0x00120063, 0x00120064)
 _DICOM_ROOT = b"1.2.840.10008."
 UID_KEYWORD = "an instance UID"
 #: Identifying values at least this long (UIDs excepted) are also searched for in the pixel data.
@@ -58,6 +80,8 @@ class Forbidden:
     """The input's identifying values (bytes as in the file) and the keyword each came from."""
 
     values: tuple[tuple[bytes, str], ...]
+    parts: frozenset[bytes] = frozenset()
+    """The values that are only a part of a person's name (a family or given name)."""
 
     @cached_property
     def pixel_needles(self) -> tuple[bytes, ...]:
@@ -69,6 +93,22 @@ class Forbidden:
         only the part is searched for: one search fewer over a large pixel data per name.
         """
         return _minimal(v for v, k in self.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+
+    @cached_property
+    def wide(self) -> tuple[tuple[bytes, str], ...]:
+        """The UTF-16 (little and big endian) forms of the ASCII values, UIDs excepted.
+
+        A name written by another program into a binary value the profile keeps (a safe
+        private OB, say) is often UTF-16; the header outside the pixel data is searched for
+        these forms too.
+        """
+        out = []
+        for v, k in self.values:
+            if k == UID_KEYWORD or not v.isascii():
+                continue
+            text = v.decode("ascii")
+            out += [(text.encode("utf-16-le"), k), (text.encode("utf-16-be"), k)]
+        return tuple(out)
 
 
 def _minimal(values: Iterable[bytes]) -> tuple[bytes, ...]:
@@ -91,14 +131,46 @@ def _minimal(values: Iterable[bytes]) -> tuple[bytes, ...]:
 _DEDUP_PIXELS = 1 << 16
 
 
-def _any_hit(hay: bytes, forbidden: Forbidden, base: int, px_start: int, px_end: int, end: int) -> bool:
+def _in_header(
+    hay: bytes, v: bytes, part: bool, base: int, px_start: int, px_end: int, end: int, method: tuple[int, int]
+) -> bool:
+    """Whether ``v`` occurs in the data set outside the pixel data.
+
+    A name part (``part``) inside privguard's own method attributes (``method``, an empty
+    range when absent) counts only as a whole word: "Long" is in "Retain Longitudinal
+    Temporal Information", but a patient named Long has not leaked into it.
+    """
+    ms, me = method
+    if not part or ms >= me:
+        return hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0
+    if hay.find(v, base, ms) >= 0 or hay.find(v, me, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
+        return True
+    if hay.find(v, ms, me) < 0:
+        return False
+    word = re.compile(rb"(?<![A-Za-z0-9])" + re.escape(v) + rb"(?![A-Za-z0-9])")
+    return word.search(hay, ms, me) is not None
+
+
+def _any_hit(
+    hay: bytes,
+    forbidden: Forbidden,
+    base: int,
+    px_start: int,
+    px_end: int,
+    end: int,
+    method: tuple[int, int] = (0, 0),
+) -> bool:
     """Whether any forbidden value occurs where :func:`verify_output` looks for it.
 
     Exactly as strict as the value-by-value search (see :attr:`Forbidden.pixel_needles`
     and :func:`_pixels_may_hold`); it only answers yes or no: on a yes the caller searches
     value by value, in order, for the message.
     """
+    parts = forbidden.parts
     for v, _ in forbidden.values:
+        if _in_header(hay, v, v in parts, base, px_start, px_end, end, method):
+            return True
+    for v, _ in forbidden.wide:
         if hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
             return True
     if px_end - px_start >= _DEDUP_PIXELS:
@@ -138,19 +210,24 @@ def _pixels_may_hold(hay: bytes, needles: tuple[bytes, ...], start: int, end: in
 
 def _components(raw: bytes, name: bool = False) -> list[bytes]:
     """The searchable parts of a value: each of its values and, for a person name, each name part."""
+    return [v for v, _ in _split(raw, name)]
+
+
+def _split(raw: bytes, name: bool = False) -> list[tuple[bytes, bool]]:
+    """(value, whether it is only a name part) for each searchable part of ``raw``."""
     parts = []
     for v in raw.split(b"\\"):
-        parts.append(v)
+        parts.append((v, False))
         if name:
-            parts.extend(p for group in v.split(b"=") for p in group.split(b"^"))
+            parts.extend((p, True) for group in v.split(b"=") for p in group.split(b"^"))
     out = []
-    for v in parts:
+    for v, part in parts:
         v = v.strip(b"\x00 ")
         if len(v) < 4 or v in _DUMMIES:
             continue
         if len(v) < 8 and set(v) <= _NUMERIC:
             continue
-        out.append(v)
+        out.append((v, part))
     return out
 
 
@@ -195,7 +272,7 @@ def hidden_identifiers(data: bytes, start: int, end: int, little: bool) -> list[
     short, long_ = struct.Struct(order + "H"), struct.Struct(order + "I")
     found: list[tuple[int, bytes]] = []
     end = min(end, len(data))
-    for tag in IDENTIFYING:
+    for tag in _HIDDEN_TAGS:
         pattern = struct.pack(order + "HH", tag >> 16, tag & 0xFFFF)
         i = data.find(pattern, start, end)
         while i >= 0 and i + 8 <= end:
@@ -233,17 +310,24 @@ def identifying_values(
     kept = set(keep)
     ours = [m.encode("utf-8") for m in written_methods]
     values: list[tuple[bytes, str]] = []
-    for tag, keyword in IDENTIFYING.items():
+    whole: set[bytes] = set()
+    parts: set[bytes] = set()
+
+    def add(tag: int, raw: bytes) -> None:
+        for v, part in _split(raw, tag in _NAMES):
+            if not _ours(tag, v, ours):
+                values.append((v, IDENTIFYING[tag]))
+                (parts if part else whole).add(v)
+
+    for tag in IDENTIFYING:
         if tag in kept:
             continue
         raw = _raw_value(ds, tag)
         if raw:
-            values.extend((v, keyword) for v in _components(raw, tag in _NAMES) if not _ours(tag, v, ours))
+            add(tag, raw)
     for tag, raw in nested:
         if tag not in kept and tag in IDENTIFYING:
-            values.extend(
-                (v, IDENTIFYING[tag]) for v in _components(raw, tag in _NAMES) if not _ours(tag, v, ours)
-            )
+            add(tag, raw)
     if not keep_uids:
         for tag, elem in ds._dict.items():
             if getattr(elem, "VR", None) != "UI" or int(tag) in kept or int(tag) >> 16 == 0x0002:
@@ -251,7 +335,7 @@ def identifying_values(
             raw = _raw_value(ds, int(tag))
             if raw:
                 values.extend((v, UID_KEYWORD) for v in _components(raw) if not v.startswith(_DICOM_ROOT))
-    return Forbidden(tuple(dict.fromkeys(values)))
+    return Forbidden(tuple(dict.fromkeys(values)), frozenset(parts - whole))
 
 
 @dataclass(frozen=True)
@@ -267,6 +351,7 @@ class Copied:
 
 
 _start = attrgetter("start")
+_tag = attrgetter("tag")
 
 
 def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
@@ -299,6 +384,16 @@ def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
     return Known(sc.transfer_syntax, elements)
 
 
+def _method_range(sc: Scan, base: int) -> tuple[int, int]:
+    """Where the output's DeidentificationMethod and its code sequence lie (empty when absent)."""
+    els = sc.elements  # in tag order (the scanner refuses anything else)
+    i = bisect_left(els, _METHOD_RANGE[0], key=_tag)
+    j = bisect_left(els, _METHOD_RANGE[1] + 1, key=_tag)
+    if i == j:
+        return (0, 0)
+    return base + els[i].start, base + els[j - 1].end
+
+
 def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied | None = None) -> None:
     """Raise :class:`OutputError` unless ``data`` parses strictly and holds no forbidden value.
 
@@ -327,10 +422,12 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
     end = base + len(sc.data)
     px = sc.pixel
     px_start, px_end = (base + px.start, base + px.end) if px is not None else (end, end)
-    if not _any_hit(hay, forbidden, base, px_start, px_end, end):
+    method = _method_range(sc, base)
+    if not _any_hit(hay, forbidden, base, px_start, px_end, end, method):
         return
+    parts = forbidden.parts
     for value, keyword in forbidden.values:  # a hit: find the first one, in order, for the message
-        if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:
+        if _in_header(hay, value, value in parts, base, px_start, px_end, end, method):
             raise OutputError(f"the output still holds the input's {keyword}; nothing written")
         # Pixel data is copied as decided by the pixel stage, but a name or an identifier
         # spelled out in its bytes (text spliced into the image data) is refused too. Only
@@ -341,3 +438,6 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
             and hay.find(value, px_start, px_end) >= 0
         ):
             raise OutputError(f"the output's pixel data holds the input's {keyword} as text; nothing written")
+    for value, keyword in forbidden.wide:
+        if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:
+            raise OutputError(f"the output still holds the input's {keyword} as UTF-16 text; nothing written")

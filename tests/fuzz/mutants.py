@@ -791,15 +791,19 @@ def op_private_spoof(rng: random.Random, p: Planted, b: bytes) -> bytes:
     data_tag = (group << 16) | (block << 8) | elem
     name = p.markers[0] + b"^" + p.markers[1]  # a copy of PatientName: kept only if safe, then refused
     if vr == b"SQ":
-        inner = (
-            _el_any(p, 0x00080104, b"LO", _pad(_m(p, "NM")))
-            + _el_any(p, 0x00081070, b"PN", _pad(_m(p, "NO")))
-            + _el_any(p, 0x00100010, b"PN", _pad(name))
-            + _el_any(p, 0x0040A123, b"PN", _pad(_m(p, "NP")))
-        )
+        # Person names in a safe private sequence's item: each there or not.
+        inner = b"".join(
+            el
+            for el in (
+                _el_any(p, 0x00081070, b"PN", _pad(_m(p, "NO"))),
+                _el_any(p, 0x00100010, b"PN", _pad(name)),
+                _el_any(p, 0x0040A123, b"PN", _pad(_m(p, "NP"))),
+            )
+            if rng.random() < 0.5
+        ) or _el_any(p, 0x00081070, b"PN", _pad(_m(p, "NO")))
         value_el = _sq(p, data_tag, [_item(p, inner)], undefined=rng.random() < 0.5)
     elif vr == b"IS":
-        value_el = _element(p, data_tag, vr, _pad(_m(p, "NI")))  # a name where a number belongs
+        value_el = _element(p, data_tag, vr, _pad(name))  # a name where a number belongs: a copy
     elif vr == b"OB":
         value_el = _element(p, data_tag, vr, _pad(p.markers[0].decode().encode("utf-16-le") + b"\x00\x00"))
     else:
@@ -827,6 +831,26 @@ def op_private_spoof(rng: random.Random, p: Planted, b: bytes) -> bytes:
     return _insert_top(p, b, cr_tag, cr + cr2 + value_el + unsafe)
 
 
+def op_safe_private_values(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """Text no safe private attribute may hold, under its genuine creator (see LEAK_OPS).
+
+    A name (not one the header holds) in an IS attribute of Table E.3.10-1, or in the
+    CodeMeaning of an item of a safe private sequence.
+    """
+    block = 0x7A  # a block no seed file uses
+    if rng.random() < 0.5:
+        creator, group, elem, _ = _SAFE[3]  # SIEMENS MR HEADER (0019,xx0C) IS
+        value = _element(p, (group << 16) | block << 8 | elem, b"IS", _pad(_m(p, "NI")))
+    else:
+        creator, group, elem, _ = _SAFE[2]  # Philips Imaging DD 001 (2001,xx5F) SQ
+        inner = _code_item(p, _pad(_m(p, "NM")))
+        value = _sq(p, (group << 16) | block << 8 | elem, [_item(p, inner)])
+    cr = _element(p, (group << 16) | block, b"LO", _pad(creator))
+    # Each in its place (the file may have other blocks in the group): the later one first.
+    out = _insert_top(p, b, (group << 16) | block << 8 | elem, value)
+    return _insert_top(p, out, (group << 16) | block, cr)
+
+
 def op_pn_forms(rng: random.Random, p: Planted, b: bytes) -> bytes:
     """Person names with several values, component groups, odd padding, NULs and escape sequences."""
     forms = (
@@ -849,7 +873,8 @@ def op_charset_names(rng: random.Random, p: Planted, b: bytes) -> bytes:
     """A character set and a non-ASCII PatientName (its copy in a kept, cleaned or nested place)."""
     cs, codec, part = rng.choice(CHARSETS)
     raw = _encode(cs, codec, part) + _prefix(p) + b"NX"
-    name = raw + b"^" + _m(p, "NG")
+    # The old family name stays a name part: copies of it planted by other operators stay identifying.
+    name = raw + b"^" + p.markers[0]
     out = b
     # Edits from the highest offset down, so that each one's offsets (from the scan) stay valid.
     where = rng.randrange(3)
@@ -893,7 +918,7 @@ def op_fragments(rng: random.Random, p: Planted, b: bytes) -> bytes:
         # A native file: a text value spliced into its pixel data instead.
         m = p.scan.meta_end
         at = m + px.end - len(name) - rng.randrange(0, 32)
-        return b[:at] + rng.choice((name, name.decode().encode("utf-16-le"))) + b[at + len(name) :]
+        return b[:at] + name + b[at + len(name) :]
     if choice == 0:
         frags = [b"", _pad(b"Patient: " + name + b" " + p.markers[2])]
     elif choice == 1:
@@ -904,7 +929,9 @@ def op_fragments(rng: random.Random, p: Planted, b: bytes) -> bytes:
         cut = rng.randrange(4, len(el) - 1) & ~1
         frags = [b"", el[:cut], el[cut:] + b"\x00" * (len(el[cut:]) & 1)]
     else:
-        frags = [b"", _pad(name.decode().encode(rng.choice(("utf-16-le", "utf-16-be"))) * 2)]
+        # A JPEG stream with a comment segment naming the patient (text in a compressed stream).
+        com = b"Patient " + name + b"^" + p.markers[1]
+        frags = [b"", _pad(b"\xff\xd8\xff\xfe" + struct.pack(">H", len(com) + 2) + com + b"\xff\xd9")]
     return _fragment_pixels(p, b, frags)
 
 
@@ -1097,6 +1124,11 @@ def op_meta_fields(rng: random.Random, p: Planted, b: bytes) -> bytes:
     return b[:132] + new_meta + b[pos:]
 
 
+#: Operators whose mutants privguard is known to write with a marker in them (the header engine
+#: keeps safe private values without checking them); tests/fuzz/test_adv_known_leaks.py holds
+#: them as strict xfails. Move an operator to NEW_OPS once its leak is fixed.
+LEAK_OPS: tuple[Op, ...] = (op_safe_private_values,)
+
 NEW_OPS: tuple[Op, ...] = (
     op_nested_text, op_nested_un, op_private_spoof, op_pn_forms, op_charset_names, op_fragments,
     op_overlay_curve, op_un_known, op_order, op_padding, op_after_delimiter, op_group_length,
@@ -1173,16 +1205,42 @@ def dcmdump_problems(path: Path) -> str | None:
     return None
 
 
-def pydicom_problem(path: Path) -> str | None:
+def _pydicom_warnings(src: Path | bytes, *, force: bool = False) -> set[str] | str:
+    """The warnings pydicom gives reading every value of ``src`` (validation on), or why it fails.
+
+    privguard switches pydicom's value validation off in-process (see ``quiet_pydicom``):
+    it is switched on here for the check, whatever ran before in this process.
+    """
+    from pydicom import config
+
+    mode = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.WARN
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            ds = pydicom.dcmread(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(src) if isinstance(src, bytes) else src, force=force)
             for elem in ds.iterall():
                 _ = elem.value
     except Exception as exc:
         return f"pydicom: {type(exc).__name__}: {exc}"[:300]
-    return None
+    finally:
+        config.settings.reading_validation_mode = mode
+    return {str(w.message) for w in caught}
+
+
+def pydicom_problem(path: Path, source: bytes | None = None) -> str | None:
+    """Why pydicom does not read ``path`` cleanly: an error, or a warning ``source`` (the input) lacks.
+
+    A warning about a value the input holds too (an over-long LO kept verbatim, say) is the
+    input's, not privguard's: with ``source`` given, only new warnings count.
+    """
+    found = _pydicom_warnings(path)
+    if isinstance(found, str):
+        return found
+    if found and source is not None:
+        before = _pydicom_warnings(source, force=True)
+        found -= before if isinstance(before, set) else set()
+    return f"pydicom: UserWarning: {sorted(found)[0]}"[:300] if found else None
 
 
 def _pixel_span(data: bytes) -> tuple[int, int] | None:
@@ -1240,7 +1298,12 @@ def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | 
         return problems
     if len(files) != 1:
         return [*problems, f"{len(files)} output files for one ok input"]
-    out = files[0]
+    return problems + output_problems(m, files[0], input_path)
+
+
+def output_problems(m: Mutant, out: Path, input_path: Path | None = None) -> list[str]:
+    """What is wrong with the output privguard wrote for ``m`` (see :func:`violations`)."""
+    problems: list[str] = []
     data = out.read_bytes()
     out_px, in_px = _pixel_span(data), _pixel_span(m.data)
     for mk in m.markers:
@@ -1251,8 +1314,7 @@ def violations(m: Mutant, result: FileResult, out_dir: Path, input_path: Path | 
         deflated = scan(data, require_part10=True).deflated
     except ScanError as exc:
         problems.append(f"privguard's scanner refuses the output: {exc}")
-    for check in (pydicom_problem, dcmdump_problems):
-        problem = check(out)
+    for problem in (pydicom_problem(out, m.data), dcmdump_problems(out)):
         if problem:
             problems.append(problem)
     if HAVE_DCIODVFY and input_path is not None and not deflated:  # dciodvfy cannot inflate
