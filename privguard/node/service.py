@@ -561,7 +561,10 @@ class WorkerProcess:
 
     def __init__(self, ctx: Any, cfg: NodeConfig, key: ProjectKey, task: Task) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=worker_main, args=(child, cfg, key, task), name="privguard-worker")
+        # Daemonic: ended at exit even if the node never reached stop() (as privguard scrub's workers).
+        self.proc = ctx.Process(
+            target=worker_main, args=(child, cfg, key, task), name="privguard-worker", daemon=True
+        )
         self.proc.start()
         child.close()
         try:
