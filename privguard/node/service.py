@@ -497,7 +497,9 @@ class Node:
 
         path = self.queue.outgoing_path(item)
         sop, ts = str(meta.get("sop_class") or ""), str(meta.get("transfer_syntax") or "")
-        if not sop or not ts:  # described by an older version: read the file meta
+        # Only C-STORE needs them; a description without them (an older version, or another
+        # destination type before a restart) is completed from the file meta.
+        if self.cfg.destination.type == "dimse" and (not sop or not ts):
             fm = pydicom.filereader.read_file_meta_info(path)
             sop, ts = str(fm.MediaStorageSOPClassUID), str(fm.TransferSyntaxUID)
         return Outgoing(path=path, relpath=str(meta["relpath"]), sop_class=sop, transfer_syntax=ts)
@@ -540,7 +542,6 @@ class Node:
         snap["destination"] = self.cfg.destination.type
         snap["run_id"] = self._run_id
         return snap
-
 
     def depth(self) -> dict[str, int]:
         """Queue depth from the node's own bookkeeping (the status endpoint lists no folder)."""

@@ -61,6 +61,9 @@ def description(o: Outcome) -> dict[str, Any]:
 
 
 _DEID: Deidentifier | None = None
+#: Whether the forwarder needs each output's SOP class and transfer syntax (C-STORE only): read
+#: from the output's file meta here, so that the node process never reads them.
+_SYNTAX = True
 _CHUNKS = 0
 #: A worker empties its scratch folder after this many chunks (it holds only empty folders then).
 SCRATCH_CLEAN_EVERY = 256
@@ -97,9 +100,15 @@ def die_with_parent() -> None:
         os._exit(0)
 
 
+def needs_syntax(cfg: NodeConfig) -> bool:
+    """Whether the destination needs each output's SOP class and transfer syntax (C-STORE)."""
+    return cfg.destination.type == "dimse"
+
+
 def init_worker(cfg: NodeConfig, key: ProjectKey) -> None:
-    global _DEID
+    global _DEID, _SYNTAX
     die_with_parent()
+    _SYNTAX = needs_syntax(cfg)
     os.environ.setdefault("PRIVGUARD_OCR_THREADS", str(max(1, usable_cores() // cfg.workers)))
     warnings.simplefilter("ignore")
     _DEID = make_deidentifier(cfg, key)
@@ -150,7 +159,7 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
         out = chunk_dir / res.output
         try:
             out_sha = dig.output_sha256 if dig is not None and dig.output_sha256 else _sha256_file(out)
-            fm = pydicom.filereader.read_file_meta_info(out)
+            fm = pydicom.filereader.read_file_meta_info(out) if _SYNTAX else None
         except OSError as exc:
             outcomes.append(Outcome(name, False, reason=f"output not readable ({exc.strerror})"))
             continue
@@ -164,8 +173,8 @@ def scrub_chunk(queue_root: str, inputs: list[str], deid: Deidentifier | None = 
                 pixels=res.pixels,
                 input_sha256=in_sha,
                 output_sha256=out_sha,
-                sop_class=str(fm.get("MediaStorageSOPClassUID", "") or ""),
-                transfer_syntax=str(fm.get("TransferSyntaxUID", "") or ""),
+                sop_class=str(fm.get("MediaStorageSOPClassUID", "") or "") if fm is not None else "",
+                transfer_syntax=str(fm.get("TransferSyntaxUID", "") or "") if fm is not None else "",
             )
         )
     done = [(o.name, Path(o.output), description(o)) for o in outcomes if o.ok and o.output is not None]

@@ -532,3 +532,38 @@ def test_chunks_cancelled_by_a_stop_stay_queued(tmp_path: Path, key_file: Path) 
     node.queue.close()
     node.log.close()
     node.audit.close()
+
+
+def test_syntax_is_read_for_c_store_only(
+    tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers read each output's SOP class and transfer syntax only for a C-STORE destination; a
+    description without them (a folder node's, before a restart as a C-STORE node) is completed."""
+    import privguard.node.worker as worker
+
+    paths, _ = make_study(tmp_path / "study", series=1, per_series=1)
+    sop_class = str(pydicom.dcmread(paths[0]).SOPClassUID)
+    folder = _config(tmp_path / "f", key_file)
+    to_archive = {"type": "dimse", "host": "127.0.0.1", "port": 1, "ae_title": "A"}
+    dimse = _config(tmp_path / "d", key_file, destination=to_archive)
+    described = {}
+    for name, cfg in (("folder", folder), ("dimse", dimse)):
+        assert worker.needs_syntax(cfg) is (name == "dimse")
+        monkeypatch.setattr(worker, "_SYNTAX", worker.needs_syntax(cfg))  # what init_worker sets
+        node = Node(cfg)
+        item, _ = node.queue.put(paths[0].read_bytes(), "1.2.3", "1.2.3.4", False)
+        assert item is not None
+        deid = worker.make_deidentifier(cfg, node.key)
+        [outcome] = worker.scrub_chunk(str(cfg.queue), [str(node.queue.incoming_path(item))], deid)
+        assert outcome.ok
+        described[name] = (outcome.sop_class, outcome.transfer_syntax)
+        out = node._outgoing(item, {"relpath": outcome.relpath})  # a description without the syntax
+        assert (out.sop_class, out.transfer_syntax) == (
+            ("", "") if name == "folder" else (sop_class, "1.2.840.10008.1.2.1")
+        )
+        node.forwarder.close()
+        node.queue.close()
+        node.log.close()
+        node.audit.close()
+    assert described["folder"] == ("", "")
+    assert described["dimse"] == (sop_class, "1.2.840.10008.1.2.1")
