@@ -60,6 +60,7 @@ def _person_names() -> dict[int, str]:
 
 
 OTHER_NAMES = _person_names()
+_OTHER_NAME_KEYWORDS = frozenset(OTHER_NAMES.values())
 IDENTIFYING.update(OTHER_NAMES)
 _METHOD = 0x00120063
 #: The method attributes privguard writes (DeidentificationMethod and its code sequence): a name
@@ -92,7 +93,7 @@ class Forbidden:
         ``FAMILY^GIVEN`` holds its name parts) cannot occur unless that part does too, so
         only the part is searched for: one search fewer over a large pixel data per name.
         """
-        return _minimal(v for v, k in self.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+        return _minimal(v for v, k in self.values if _pixel_searched(v, k))
 
     @cached_property
     def wide(self) -> tuple[tuple[bytes, str], ...]:
@@ -109,6 +110,13 @@ class Forbidden:
             text = v.decode("ascii")
             out += [(text.encode("utf-16-le"), k), (text.encode("utf-16-be"), k)]
         return tuple(out)
+
+
+def _pixel_searched(value: bytes, keyword: str) -> bool:
+    """Whether ``value`` is searched for in the pixel data too: the patient's own names and IDs of
+    :data:`PIXEL_SEARCH_MIN` characters or more (not UIDs, not the names of other persons, whose
+    search would cost a pass over the pixel data each)."""
+    return len(value) >= PIXEL_SEARCH_MIN and keyword != UID_KEYWORD and keyword not in _OTHER_NAME_KEYWORDS
 
 
 def _minimal(values: Iterable[bytes]) -> tuple[bytes, ...]:
@@ -178,7 +186,7 @@ def _any_hit(
         if not _pixels_may_hold(hay, needles, px_start, px_end):
             return False
     else:
-        needles = tuple(v for v, k in forbidden.values if len(v) >= PIXEL_SEARCH_MIN and k != UID_KEYWORD)
+        needles = tuple(v for v, k in forbidden.values if _pixel_searched(v, k))
     return any(hay.find(v, px_start, px_end) >= 0 for v in needles)
 
 
@@ -432,11 +440,7 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
         # Pixel data is copied as decided by the pixel stage, but a name or an identifier
         # spelled out in its bytes (text spliced into the image data) is refused too. Only
         # values long enough not to occur there by chance are searched for, UIDs excepted.
-        if (
-            len(value) >= PIXEL_SEARCH_MIN
-            and keyword != UID_KEYWORD
-            and hay.find(value, px_start, px_end) >= 0
-        ):
+        if _pixel_searched(value, keyword) and hay.find(value, px_start, px_end) >= 0:
             raise OutputError(f"the output's pixel data holds the input's {keyword} as text; nothing written")
     for value, keyword in forbidden.wide:
         if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:

@@ -863,7 +863,8 @@ def op_pn_forms(rng: random.Random, p: Planted, b: bytes) -> bytes:
     )
     value = rng.choice(forms)
     value = value + (b"\x00" if rng.random() < 0.5 else b" ") * (len(value) & 1)
-    tag = rng.choice((0x00100010, 0x00101001, 0x00081060, 0x00321032, 0x00081070))
+    # Not PatientName: other operators plant copies of its value, which must stay its value.
+    tag = rng.choice((0x00101005, 0x00101001, 0x00081060, 0x00321032, 0x00081070))
     e = _top_named(p, tag)
     el = _element(p, tag, b"PN", value)
     return _replace(p, b, e, el) if e is not None else _insert_top(p, b, tag, el)
@@ -1124,6 +1125,21 @@ def op_meta_fields(rng: random.Random, p: Planted, b: bytes) -> bytes:
     return b[:132] + new_meta + b[pos:]
 
 
+def op_deflate_dataset(rng: random.Random, p: Planted, b: bytes) -> bytes:
+    """The data set as it stands (after the other operators) deflated, under a new meta.
+
+    Applied last (see :func:`fresh_mutants`): the new operators' PHI inside a deflated file.
+    """
+    if p.scan.implicit or not p.scan.little or p.scan.deflated:
+        return op_nested_text(rng, p, b)
+    uid = b"1.2.840.10008.1.2.1.99"
+    meta_body = struct.pack("<HH2sH", 2, 0x0010, b"UI", len(uid)) + uid
+    meta = b"\x00" * 128 + b"DICM" + struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(meta_body)) + meta_body
+    comp = zlib.compressobj(rng.choice((1, 6, 9)), zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = comp.compress(b[p.scan.meta_end :]) + comp.flush()
+    return meta + stream + b"\x00" * (len(stream) & 1)
+
+
 #: Operators whose mutants privguard is known to write with a marker in them (the header engine
 #: keeps safe private values without checking them); tests/fuzz/test_adv_known_leaks.py holds
 #: them as strict xfails. Move an operator to NEW_OPS once its leak is fixed.
@@ -1132,7 +1148,7 @@ LEAK_OPS: tuple[Op, ...] = (op_safe_private_values,)
 NEW_OPS: tuple[Op, ...] = (
     op_nested_text, op_nested_un, op_private_spoof, op_pn_forms, op_charset_names, op_fragments,
     op_overlay_curve, op_un_known, op_order, op_padding, op_after_delimiter, op_group_length,
-    op_meta_fields,
+    op_meta_fields, op_deflate_dataset,
 )  # fmt: skip
 
 
@@ -1167,8 +1183,7 @@ def fresh_mutants(seed: int, count: int) -> Iterator[Mutant]:
     """``count`` mutants of the new operators (:data:`NEW_OPS`), reproducible from ``seed``.
 
     The first ``len(NEW_OPS) * len(seeds)`` apply each new operator alone to each seed file
-    (where the two counts are coprime, cycling both covers every pair); after that, one new
-    operator and up to two others (old or new), at random.
+    in turn; after that, one new operator and up to two others (old or new), at random.
     """
     rng = random.Random(seed)
     # The new operators edit the data set's bytes in place: not the deflated seed.
@@ -1176,11 +1191,13 @@ def fresh_mutants(seed: int, count: int) -> Iterator[Mutant]:
     every = len(NEW_OPS) * len(seeds)
     for i in range(count):
         if i < every:
-            p, ops = seeds[i % len(seeds)], [NEW_OPS[i % len(NEW_OPS)]]
+            p, ops = seeds[i % len(seeds)], [NEW_OPS[i // len(seeds)]]
         else:
             p = rng.choice(seeds)
             ops = [rng.choice(NEW_OPS), *rng.sample(OPS + NEW_OPS, rng.choice((0, 0, 1, 2)))]
             rng.shuffle(ops)
+            if op_deflate_dataset in ops:  # it deflates what the others made: last
+                ops = [op for op in ops if op is not op_deflate_dataset] + [op_deflate_dataset]
         data = p.data
         names = []
         for op in ops:
