@@ -397,8 +397,9 @@ class DurableQueue:
         self._ledger_lines = self._kept_lines = len(kept)
 
     def depth(self) -> dict[str, int]:
+        """Instances received and not yet de-identified, de-identified and not yet delivered, sealed."""
         return {
-            "incoming": sum(1 for _ in self.incoming.glob("*.dcm")),
+            "incoming": len(self.pending_incoming()),
             "outgoing": sum(1 for _ in self.outgoing.glob("*.dcm")),
             "quarantine": sum(1 for _ in self.quarantine.glob("*.pgq")),
         }

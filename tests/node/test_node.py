@@ -219,6 +219,8 @@ def test_queue_survives_a_restart(tmp_path: Path, key_file: Path) -> None:
         node.forwarder = Recording(down=10**6)  # the destination never answers in this run
         assert send(paths, node.port) == [0] * len(paths)
         wait_for(lambda: node.status()["queue"]["outgoing"] == len(paths), 30, "the scrubbed backlog")
+        # The status counts from memory; the folders say the same.
+        assert node.status()["queue"] == node.queue.depth() == {"incoming": 0, "outgoing": 5, "quarantine": 0}
     assert _archive(cfg) == []
     with running(cfg) as node:  # the real folder destination again
         wait_for(lambda: node.status()["counts"].get("forwarded") == len(paths), 30, "the backlog to go out")
