@@ -145,7 +145,8 @@ class Scan:
     elements: list[TopElement] = field(default_factory=list)
     index: list[IndexEntry] | None = None
     collected: list[tuple[int, bytes]] = field(default_factory=list)
-    """(tag, raw value) of the elements asked for with ``collect``, at every depth."""
+    """(tag, raw value) of the elements asked for with ``collect``, at every depth; when ``collect``
+    is given, also of every private element of VR PN (explicit VR: the file names the VR)."""
     count: int = 0
     """Elements at every depth."""
 
@@ -226,7 +227,8 @@ def scan(
 
     With ``with_index``, :attr:`Scan.index` lists every element at every depth
     (in the order their values end: an element after the elements inside it).
-    The raw values of the tags in ``collect``, at every depth, go to :attr:`Scan.collected`.
+    The raw values of the tags in ``collect``, at every depth, go to :attr:`Scan.collected`,
+    with those of private elements whose VR is PN (person names no tag list can name).
     """
     size = len(buf)
     if size == 0:
@@ -393,6 +395,7 @@ class _Walker:
         dictionary_get = _dictionary().get
         vr_bytes, long_vrs, fixed_size = _VR_BYTES, LONG_VRS, FIXED_SIZE
         index, collect, collected = self.index, self.collect, self.collected
+        private_names = bool(collect) and not implicit
         text_vrs, control = TEXT_VRS, _CONTROL.search
         while pos < stop:
             if known:
@@ -514,7 +517,7 @@ class _Walker:
                 out.append(TopElement(tag, vr, pos, end))
             if index is not None:
                 index.append(IndexEntry(tag, vr, pos, start, end, depth, length == UNDEFINED))
-            if tag in collect and length != UNDEFINED:
+            if (tag in collect or (private_names and g & 1 and vr == "PN")) and length != UNDEFINED:
                 collected.append((tag, bytes(buf[start:end])))
             pos = end
         if undefined_item:

@@ -60,7 +60,9 @@ def _person_names() -> dict[int, str]:
 
 
 OTHER_NAMES = _person_names()
-_OTHER_NAME_KEYWORDS = frozenset(OTHER_NAMES.values())
+PRIVATE_NAME_KEYWORD = "private person name"
+"""The keyword given to the value of a private element of VR PN (see Scan.collected)."""
+_OTHER_NAME_KEYWORDS = frozenset((*OTHER_NAMES.values(), PRIVATE_NAME_KEYWORD))
 IDENTIFYING.update(OTHER_NAMES)
 _METHOD = 0x00120063
 #: The method attributes privguard writes (DeidentificationMethod and its code sequence): a name
@@ -322,9 +324,10 @@ def identifying_values(
     parts: set[bytes] = set()
 
     def add(tag: int, raw: bytes) -> None:
+        keyword = IDENTIFYING.get(tag, PRIVATE_NAME_KEYWORD)
         for v, part in _split(raw, tag in _NAMES):
             if not _ours(tag, v, ours):
-                values.append((v, IDENTIFYING[tag]))
+                values.append((v, keyword))
                 (parts if part else whole).add(v)
 
     for tag in IDENTIFYING:
@@ -334,7 +337,7 @@ def identifying_values(
         if raw:
             add(tag, raw)
     for tag, raw in nested:
-        if tag not in kept and tag in IDENTIFYING:
+        if tag not in kept and (tag in IDENTIFYING or tag >> 16 & 1):  # private: a PN (see Scan.collected)
             add(tag, raw)
     if not keep_uids:
         for tag, elem in ds._dict.items():

@@ -21,7 +21,12 @@ from pydicom.data import get_testdata_file
 from fuzz import mutants as mu
 from fuzz.cli_campaign import run as cli_run
 from privguard.deidentifier import Deidentifier
-from privguard.dicom.verify import Forbidden, identifying_values, verify_output
+from privguard.dicom.verify import (
+    IDENTIFYING,
+    Forbidden,
+    identifying_values,
+    verify_output,
+)
 from privguard.errors import OutputError
 from privguard.pseudonym.keys import ProjectKey
 
@@ -118,19 +123,72 @@ def _philips_sequence(p: mu.Planted, tag: int, marker: bytes) -> bytes:
     return mu._insert_top(p, p.data, 0x20010010, creator + mu._sq(p, 0x2001105F, [mu._item(p, inner)]))
 
 
+def _nested(tag: int, value: bytes) -> bytes:
+    """An explicit VR little endian data set with ``tag`` = ``value`` inside a private sequence's item."""
+    import struct
+
+    def el(t: int, vr: bytes, v: bytes) -> bytes:
+        if vr in (b"SQ", b"OB"):
+            return struct.pack("<HH2sHI", t >> 16, t & 0xFFFF, vr, 0, len(v)) + v
+        return struct.pack("<HH2sH", t >> 16, t & 0xFFFF, vr, len(v)) + v
+
+    creator, name = el(0x00290010, b"LO", b"ACME 1.0"), el(tag, b"PN", value)
+    inner = name + creator if tag < 0x00290010 else creator + name
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
+    return (
+        el(0x00080016, b"UI", b"1.2.840.10008.5.1.4.1.1.7\x00")
+        + el(0x00080018, b"UI", b"2.25.12345678\x00")
+        + el(0x20010010, b"LO", b"Philips Imaging DD 001")
+        + el(0x2001105F, b"SQ", item)
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "keyword"),
+    [(0x00081070, "OperatorsName"), (0x0040A123, "PersonName"), (0x00291001, "private person name")],
+)
+def test_the_output_check_finds_a_nested_person_name(tag: int, keyword: str) -> None:
+    """Found by op_private_spoof: OperatorsName, PersonName and a private PN inside an item of
+    Philips Imaging DD 001 (2001,xx5F), a safe private sequence kept whole under research, were
+    written. The output check now searches for the value of every PN attribute of the input at
+    every depth the scanner walks, and of private elements of VR PN (explicit VR)."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+
+    from privguard.dicom.scan import scan
+
+    data = b"\x00" * 128 + b"DICM" + _meta() + _nested(tag, b"QZXNESTED^NAME")
+    sc = scan(data, collect=frozenset(IDENTIFYING))
+    ds = dcmread(DicomBytesIO(data))
+    forbidden = identifying_values(ds, nested=sc.collected)
+    assert (b"QZXNESTED^NAME", keyword) in forbidden.values
+    with pytest.raises(OutputError, match=keyword):
+        verify_output(data, forbidden)
+
+
+def _meta() -> bytes:
+    import struct
+
+    ts = b"1.2.840.10008.1.2.1\x00"
+    body = struct.pack("<HH2sH", 2, 0x0010, b"UI", len(ts)) + ts
+    return struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(body)) + body
+
+
 @pytest.mark.parametrize("seed_file", ["CT_small.dcm", "MR_small_bigendian.dcm"])
-def test_a_name_in_a_safe_private_sequence_is_refused(tmp_path: Path, seed_file: str) -> None:
-    """Found by op_private_spoof: OperatorsName and PersonName inside an item of Philips Imaging DD 001
-    (2001,xx5F), a safe private sequence kept whole under research, were written. The output check
-    now searches for every person name of the input (any PN attribute, at any depth the scanner
-    walks; implicit VR: see test_adv_known_leaks)."""
+def test_a_private_person_name_in_a_safe_private_sequence_is_not_written(
+    tmp_path: Path, seed_file: str
+) -> None:
     p = _seed(seed_file)
-    for tag, keyword in ((0x00081070, "OperatorsName"), (0x0040A123, "PersonName")):
-        marker = mu._m(p, "NO")
-        status, reason, out = _scrub(_philips_sequence(p, tag, marker), "research", tmp_path / keyword)
-        assert marker not in out
-        assert status == "failed"
-        assert reason == f"the output still holds the input's {keyword}; nothing written"
+    marker = mu._m(p, "NQ")
+    inner = mu._element(p, 0x00290010, b"LO", b"ACME 1.0")
+    inner += mu._element(p, 0x00291001, b"PN", marker + b"^XY")
+    creator = mu._element(p, 0x20010010, b"LO", b"Philips Imaging DD 001")
+    data = mu._insert_top(p, p.data, 0x20010010, creator + mu._sq(p, 0x2001105F, [mu._item(p, inner)]))
+    status, reason, out = _scrub(data, "research", tmp_path)
+    assert marker not in out
+    assert (
+        status == "ok" or reason == "the output still holds the input's private person name; nothing written"
+    )
 
 
 def test_a_person_name_the_table_does_not_list_is_not_kept(tmp_path: Path) -> None:
