@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from pydicom import config as pydicom_config
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -115,6 +115,15 @@ _VALUE_PATTERNS = {
     "IS": re.compile(rb"[0-9+\- \\]*"),
     "CS": re.compile(rb"[A-Za-z0-9_ \-./,()+\\]*"),
 }
+#: Bytes per value of the fixed-size VRs, for values of safe private attributes.
+_FIXED_SIZE = {
+    "FL": 4, "FD": 8, "US": 2, "SS": 2, "UL": 4, "SL": 4, "AT": 4, "UV": 8, "SV": 8, "OF": 4, "OD": 8,
+}  # fmt: skip
+#: VRs a safe private attribute read without one (implicit VR, or UN) is given from the table.
+_TABLE_VRS = frozenset(
+    {"SQ", "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UI", "UT", "UC", "PN"}
+    | set(_FIXED_SIZE)
+)
 #: The attributes privguard writes to record the de-identification (PS3.15 E.1.1).
 METHOD_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 _NO_VALIDATION = pydicom_config.IGNORE
@@ -403,12 +412,63 @@ class HeaderEngine:
             creator_elem = _elements(ds).get((group << 16) | block)
             if creator_elem is not None:
                 creator = _text(creator_elem.value).strip().upper()
-                if (creator, group, el & 0xFF) in self.plan.safe_private:
+                table_vr = self.plan.safe_private.get((creator, group, el & 0xFF))
+                if table_vr is not None:
+                    unsafe = self._unsafe_private(ds, t, table_vr, st, prefix)
+                    if unsafe is not None:
+                        self._remove(ds, t, st, prefix, unsafe)
+                        return
                     used.add((group, block))
                     vr = getattr(_elements(ds)[t], "VR", None) or "UN"
                     st.note(prefix, int(t), "", vr, "K", "safe-private")
                     return
         self._remove(ds, t, st, prefix, "private")
+
+    def _unsafe_private(self, ds: Dataset, t: int, table_vr: str, st: FileState, prefix: str) -> str | None:
+        """Why a safe private attribute (Table E.3.10-1) cannot be kept as it is, or None.
+
+        The table vouches for what the attribute means, not for what a file puts in it: a value
+        that does not fit the table's VR (a name in an IS, a string in an FL) is removed; a
+        sequence's items are walked like a D sequence's (free text, dates and names dummies, codes
+        kept; table attributes in them by their rules); the attribute's own free text is cleaned
+        when a classifier is at hand.
+        """
+        key = BaseTag(t)
+        elems = _elements(ds)
+        raw = elems[key]
+        file_vr = getattr(raw, "VR", None)
+        implicit = bool(getattr(raw, "is_implicit_VR", False))
+        if isinstance(raw, RawDataElement) and file_vr in (None, "UN") and table_vr in _TABLE_VRS:
+            if file_vr == "UN" and not implicit and table_vr == "SQ":
+                return "safe-private-sequence-as-un"  # implicit VR items inside an explicit file
+            elems[key] = raw = raw._replace(VR=table_vr)  # read it as the table says
+            file_vr = table_vr
+        if table_vr == "SQ" or file_vr == "SQ":
+            if table_vr != "SQ" or file_vr != "SQ":
+                return "safe-private-unexpected-vr"
+            fast = decode_sequence(ds, key)
+            if fast is not None:
+                elems[key] = fast
+            else:
+                try:
+                    ds[key]
+                except Exception:  # pydicom's reader refused the items: nothing to keep
+                    return "safe-private-sequence-unparsed"
+            # The table lists the sequence, not what its items hold: their free text, dates and
+            # names become dummies (codes stay), as in the items of a D sequence.
+            self._recurse(ds, t, (), st, "dummy", prefix)
+            return None
+        value = raw.value
+        if isinstance(value, bytes):
+            unit = _FIXED_SIZE.get(table_vr)
+            if unit is not None and len(value) % unit:
+                return "safe-private-bad-length"
+            pattern = _VALUE_PATTERNS.get(table_vr)
+            if pattern is not None and pattern.fullmatch(value.rstrip(b"\x00 ")) is None:
+                return "safe-private-unexpected-value"
+        if table_vr in TEXT_VRS and self.cleaner is not None and value:
+            self._clean_text(ds, t, table_vr, st, prefix, "safe-private-cleaned")
+        return None
 
     # -- one attribute --------------------------------------------------------------------
 

@@ -49,7 +49,8 @@ class Plan:
     overlay_data: Rule
     overlay_comments: Rule
     private: Rule
-    safe_private: frozenset[tuple[str, int, int]]
+    safe_private: dict[tuple[str, int, int], str]
+    """Table E.3.10-1: (creator, group, element byte) -> the table's VR."""
     options: frozenset[Option] = field(default_factory=frozenset)
 
     def has(self, option: Option) -> bool:

@@ -88,16 +88,18 @@ def e1_1() -> StandardTable:
 
 
 @lru_cache(maxsize=1)
-def safe_private() -> frozenset[tuple[str, int, int]]:
-    """Return Table E.3.10-1 as (creator, group, element byte) triples.
+def safe_private() -> dict[tuple[str, int, int], str]:
+    """Return Table E.3.10-1 as {(creator, group, element byte): VR}.
 
     The creator is upper-cased and stripped, as private creator values are
-    compared that way (trailing spaces are padding).
+    compared that way (trailing spaces are padding). The VR is the table's
+    (``OW/OB`` and an empty VR stay as written: no value check applies to them).
     """
     data = _load_json("safe_private.json")
-    return frozenset(
-        (r["creator"].strip().upper(), int(r["group"], 16), int(r["element"], 16)) for r in data["rows"]
-    )
+    return {
+        (r["creator"].strip().upper(), int(r["group"], 16), int(r["element"], 16)): str(r.get("vr") or "")
+        for r in data["rows"]
+    }
 
 
 @lru_cache(maxsize=1)
