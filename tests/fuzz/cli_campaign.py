@@ -67,7 +67,7 @@ def run(seed: int, count: int, profile: str, old: bool, root: Path, timeout: flo
     for i, m in enumerate(gen(seed, count)):
         data = _unique_instance(m.data, uids.get(m.seed_file), i)
         (src / f"{i}.dcm").write_bytes(data)
-        ms[str(src / f"{i}.dcm")] = Mutant(m.seed_file, m.ops, data, m.markers)
+        ms[str(src / f"{i}.dcm")] = Mutant(m.seed_file, m.ops, data, m.markers, m.copies)
     key = root / "key.json"
     bin_dir = Path(sys.executable).parent
     subprocess.run([bin_dir / "privguard", "keys", "new", "--out", key], check=True, capture_output=True)

@@ -1145,7 +1145,7 @@ def op_deflate_dataset(rng: random.Random, p: Planted, b: bytes) -> bytes:
 NEW_OPS: tuple[Op, ...] = (
     op_nested_text, op_nested_un, op_private_spoof, op_pn_forms, op_charset_names, op_fragments,
     op_overlay_curve, op_un_known, op_order, op_padding, op_after_delimiter, op_group_length,
-    op_meta_fields, op_deflate_dataset,
+    op_meta_fields, op_safe_private_values, op_deflate_dataset,
 )  # fmt: skip
 
 
@@ -1155,6 +1155,9 @@ class Mutant:
     ops: tuple[str, ...]
     data: bytes
     markers: tuple[bytes, ...]
+    copies: tuple[bytes, ...] = ()
+    """Markers the operators also plant as copies of an identifying value in places a profile keeps
+    (see :func:`_orphan_copy`)."""
 
 
 def mutants(seed: int, count: int) -> Iterator[Mutant]:
@@ -1203,7 +1206,8 @@ def fresh_mutants(seed: int, count: int) -> Iterator[Mutant]:
             except (struct.error, IndexError, ValueError):
                 continue
             names.append(op.__name__)
-        yield Mutant(p.name, tuple(names), data, p.markers + extra_markers(p))
+        # PatientName's family and given names and PatientID: copied into kept places.
+        yield Mutant(p.name, tuple(names), data, p.markers + extra_markers(p), p.markers[:3])
 
 
 # -- the invariant --------------------------------------------------------------------------
@@ -1255,6 +1259,26 @@ def pydicom_problem(path: Path, source: bytes | None = None) -> str | None:
         before = _pydicom_warnings(source, force=True)
         found -= before if isinstance(before, set) else set()
     return f"pydicom: UserWarning: {sorted(found)[0]}"[:300] if found else None
+
+
+def _orphan_copy(mk: bytes, src: bytes) -> bool:
+    """Whether no identifying element of the input (found wherever it lies) holds ``mk`` any more.
+
+    An operator plants a copy of PatientName's value where a profile keeps text, which the
+    output check must then refuse; another operator may then have cut, replaced or broken
+    PatientName itself. The copy is then no value of the file, just text in a kept place.
+    """
+    from privguard.dicom.verify import hidden_identifiers
+
+    data = src
+    try:
+        sc = scan(src)
+        if sc.deflated:
+            data = bytes(sc.data)
+    except Exception:
+        pass
+    found = hidden_identifiers(data, 0, len(data), True) + hidden_identifiers(data, 0, len(data), False)
+    return not any(mk in value for _, value in found)
 
 
 def _pixel_span(data: bytes) -> tuple[int, int] | None:
@@ -1322,6 +1346,8 @@ def output_problems(m: Mutant, out: Path, input_path: Path | None = None) -> lis
     out_px, in_px = _pixel_span(data), _pixel_span(m.data)
     for mk in m.markers:
         if mk in data and not _only_unmentioned_pixel_text(mk, data, out_px, m.data, in_px):
+            if mk in m.copies and _orphan_copy(mk, m.data):
+                continue
             problems.append(f"marker {mk.decode('utf-8', 'replace')[-3:]} in the output")
     deflated = False
     try:
