@@ -28,7 +28,7 @@ from operator import attrgetter
 
 from pydicom.dataset import Dataset
 
-from privguard.dicom.scan import Known, Scan, ScanError, scan
+from privguard.dicom.scan import Known, Scan, ScanError, scan, transfer_syntax_info
 from privguard.errors import OutputError
 
 #: Identifying attributes searched for, tag -> keyword (the message names the keyword only).
@@ -113,6 +113,18 @@ class Forbidden:
             out += [(text.encode("utf-16-le"), k), (text.encode("utf-16-be"), k)]
         return tuple(out)
 
+    @cached_property
+    def wide_pixels(self) -> tuple[tuple[bytes, str], ...]:
+        """The UTF-16 forms of the values searched for in the pixel data (see :func:`_pixel_searched`).
+
+        Searched for in encapsulated pixel data only: text there (a fragment holding a note) is
+        not image data, while a second pass over every native image would cost more than the
+        rest of the check.
+        """
+        return tuple(
+            (w, k) for w, k in self.wide if len(w) >= 2 * PIXEL_SEARCH_MIN and k not in _OTHER_NAME_KEYWORDS
+        )
+
 
 def _pixel_searched(value: bytes, keyword: str) -> bool:
     """Whether ``value`` is searched for in the pixel data too: the patient's own names and IDs of
@@ -169,6 +181,7 @@ def _any_hit(
     px_end: int,
     end: int,
     method: tuple[int, int] = (0, 0),
+    fragments: bool = False,
 ) -> bool:
     """Whether any forbidden value occurs where :func:`verify_output` looks for it.
 
@@ -183,6 +196,8 @@ def _any_hit(
     for v, _ in forbidden.wide:
         if hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
             return True
+    if fragments and forbidden.wide_pixels and _wide_pixels_hit(hay, forbidden, px_start, px_end):
+        return True
     if px_end - px_start >= _DEDUP_PIXELS:
         needles: tuple[bytes, ...] = forbidden.pixel_needles
         if not _pixels_may_hold(hay, needles, px_start, px_end):
@@ -190,6 +205,39 @@ def _any_hit(
     else:
         needles = tuple(v for v, k in forbidden.values if _pixel_searched(v, k))
     return any(hay.find(v, px_start, px_end) >= 0 for v in needles)
+
+
+def _wide_pixels_hit(hay: bytes, forbidden: Forbidden, start: int, end: int) -> bool:
+    """Whether a UTF-16 form of a pixel-searched value occurs in ``hay[start:end]``.
+
+    A direct search costs one pass over the pixel data per form (two per value). Instead, one
+    vectorised pass looks for the NULs every other byte that such a text needs; where there
+    are some, the bytes at even and at odd offsets are taken apart (two copies of half the
+    data), where a UTF-16 text shows as its ASCII form, and those are searched as the ASCII
+    values are (:func:`_pixels_may_hold` first); only on a hit are the UTF-16 forms searched for.
+    """
+    import numpy as np
+
+    needles = tuple(v for v in forbidden.pixel_needles if v.isascii())
+    if not needles:
+        return False
+    a = np.frombuffer(hay, np.uint8, end - start, start)
+    # A UTF-16 form of an ASCII value of n characters holds n NULs, one every other byte:
+    # rare in compressed data, so this pass (a compare and a few ANDs) usually ends it here.
+    nuls = a == 0
+    covered, step = 1, 2
+    while covered * 2 <= min(len(v) for v in needles) and nuls.size > step:
+        nuls = nuls[:-step] & nuls[step:]  # now: NULs at i, i+2, ..., i+2*(covered*2-1)
+        covered, step = covered * 2, step * 2
+    if not nuls.any():
+        return False
+    for offset in (0, 1):
+        half = a[offset::2].tobytes()
+        if len(half) >= _DEDUP_PIXELS and not _pixels_may_hold(half, needles, 0, len(half)):
+            continue
+        if any(half.find(v) >= 0 for v in needles):
+            return any(hay.find(w, start, end) >= 0 for w, _ in forbidden.wide_pixels)
+    return False
 
 
 def _pixels_may_hold(hay: bytes, needles: tuple[bytes, ...], start: int, end: int) -> bool:
@@ -434,7 +482,8 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
     px = sc.pixel
     px_start, px_end = (base + px.start, base + px.end) if px is not None else (end, end)
     method = _method_range(sc, base)
-    if not _any_hit(hay, forbidden, base, px_start, px_end, end, method):
+    fragments = px is not None and transfer_syntax_info(sc.transfer_syntax)[3]  # encapsulated
+    if not _any_hit(hay, forbidden, base, px_start, px_end, end, method, fragments):
         return
     parts = forbidden.parts
     for value, keyword in forbidden.values:  # a hit: find the first one, in order, for the message
@@ -448,3 +497,8 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
     for value, keyword in forbidden.wide:
         if hay.find(value, base, px_start) >= 0 or hay.find(value, px_end, end) >= 0:
             raise OutputError(f"the output still holds the input's {keyword} as UTF-16 text; nothing written")
+    for value, keyword in forbidden.wide_pixels if fragments else ():
+        if hay.find(value, px_start, px_end) >= 0:
+            raise OutputError(
+                f"the output's pixel data holds the input's {keyword} as UTF-16 text; nothing written"
+            )

@@ -191,6 +191,26 @@ def test_a_private_person_name_in_a_safe_private_sequence_is_not_written(
     )
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("seed_file", ["JPEG2000.dcm", "SC_rgb_rle.dcm"])
+def test_a_utf16_name_in_an_encapsulated_fragment_is_refused(
+    tmp_path: Path, encoding: str, seed_file: str
+) -> None:
+    """Found by op_fragments (seeds 9400 #200, 9401 #377): a UTF-16 copy of PatientName in an
+    encapsulated pixel data fragment (an EXIF UserComment is UTF-16) was written with --ocr off;
+    the pixel data was searched for ASCII only."""
+    p = _seed(seed_file)
+    wide = p.markers[0].decode().encode(encoding)
+    for at in (0, 1):  # at an even and at an odd offset of the fragment
+        data = mu._fragment_pixels(p, p.data, [b"", b"\xff" * at + b"JFIF" + wide + b"\xff" * (1 - at)])
+        status, reason, out = _scrub(data, "basic", tmp_path / str(at))
+        assert wide not in out
+        assert status == "failed"
+        assert (
+            reason == "the output's pixel data holds the input's PatientName as UTF-16 text; nothing written"
+        )
+
+
 def test_a_person_name_the_table_does_not_list_is_not_kept(tmp_path: Path) -> None:
     """EvaluatorName (0014,2006) and SecondaryReviewerName (0014,0104) are PN attributes outside
     Table E.1-1: at the top level the engine keeps them; the output check refuses the file."""
