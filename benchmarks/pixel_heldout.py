@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/pixel_heldout.py --json before.json
     .venv/bin/python benchmarks/pixel_heldout.py --json after.json --compare before.json
+    .venv/bin/python benchmarks/pixel_heldout.py --hard 24 --seed 31   # the adversarial set
 
 The held-out set is ``second_pass_specs(12, seed=5)`` + ``random_specs(8, seed=9)`` of
 ``tests/pixels/test_px_synthetic.py`` (20 files: US/CR/DX/MG/CT/SC/XA, vertical lines, large
@@ -12,6 +13,12 @@ scored by ``tests/pixels/scoring.py``: PHI regions redacted, non-PHI regions kep
 outside text lines, and files claimed clean (Burned In Annotation NO) with PHI still readable.
 Each output's pixel values are hashed, so ``--compare`` says which files' pixels changed between
 two runs of different code (same seeds).
+
+``--hard N --seed S`` runs ``hard_specs(N, S)`` instead: the adversarial generator
+(``synth.build(hard=True)``: names with diacritics, month-name and two-digit-year dates, oblique
+and italic faces, text at the very edge, inverse-video labels, low-contrast text, a scale bar
+across a line, lossy JPEG at quality 60-88 and YBR, MONOCHROME1 and windowed signed 16-bit), and
+lists every PHI region missed and every non-PHI region masked, by kind.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", type=Path, help="a previous run's JSON: list files whose pixels differ")
     ap.add_argument("--second-pass", type=int, default=12)
     ap.add_argument("--random", type=int, default=8)
+    ap.add_argument("--hard", type=int, default=0, help="run N adversarial files instead")
+    ap.add_argument("--seed", type=int, default=31, help="seed of the adversarial set")
     args = ap.parse_args(argv)
 
     import pydicom
@@ -47,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from privguard.pixels.decode import load
     from privguard.pseudonym.keys import ProjectKey
 
-    specs = tps.second_pass_specs(args.second_pass, seed=5) + tps.random_specs(args.random, seed=9)
+    if args.hard:
+        specs = tps.hard_specs(args.hard, seed=args.seed)
+    else:
+        specs = tps.second_pass_specs(args.second_pass, seed=5) + tps.random_specs(args.random, seed=9)
+    misses: list[dict[str, Any]] = []
     files: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="privguard-heldout-") as tmp:
         root = Path(tmp)
@@ -76,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             scores.append(s)
             ds = pydicom.dcmread(root / "out" / r.output, stop_before_pixels=True)
             leaked = [x.text for x in s.regions if x.phi and not x.ok]
+            misses += [
+                {"file": c.name, "phi": x.phi, "kind": x.kind, "text": x.text}
+                for x in s.regions
+                if not x.ok and x.kind != "label"
+            ]
             if leaked and ds.get("BurnedInAnnotation") == "NO":
                 false_no += 1
             rep = r.pixels or {}
@@ -89,7 +107,23 @@ def main(argv: list[str] | None = None) -> int:
                 "outside_share": round(s.outside_share, 6),
             }
     summary = scoring.summary(scores)
-    out = {"seconds": round(seconds, 1), "summary": summary, "false_clean_claims": false_no, "files": files}
+    by_kind: dict[str, list[int]] = {}
+    for sc in scores:
+        for x in sc.regions:
+            if x.kind == "label":
+                continue
+            got = by_kind.setdefault(f"{'phi' if x.phi else 'non-phi'}:{x.kind}", [0, 0])
+            got[0] += int(x.ok)
+            got[1] += 1
+    out = {
+        "seconds": round(seconds, 1),
+        "summary": summary,
+        "false_clean_claims": false_no,
+        "failed_files": [n for n, v in files.items() if v.get("status")],
+        "by_kind": {k: f"{a}/{b}" for k, (a, b) in sorted(by_kind.items())},
+        "misses": misses,
+        "files": files,
+    }
     print(json.dumps({k: v for k, v in out.items() if k != "files"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

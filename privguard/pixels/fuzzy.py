@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 
 from privguard.text.context import GENERIC_WORDS, PhiContext, has_cjk
 
@@ -53,9 +54,42 @@ _DIGIT_FOLD = str.maketrans(
 )
 
 
+#: Latin letters that Unicode does not decompose into a base letter and a mark.
+_LATIN_EXTRA = str.maketrans(
+    {
+        "Ø": "O",
+        "ø": "o",
+        "Ł": "L",
+        "ł": "l",
+        "Đ": "D",
+        "đ": "d",
+        "Ħ": "H",
+        "ħ": "h",
+        "Æ": "AE",
+        "æ": "ae",
+        "Œ": "OE",
+        "œ": "oe",
+        "Þ": "TH",
+        "þ": "th",
+        "ß": "ss",
+        "ı": "i",
+    }
+)
+
+
+def base_letters(text: str) -> str:
+    """Latin letters without their diacritics (``SZŐKE`` -> ``SZOKE``, ``ØSTERGAARD`` ->
+    ``OSTERGAARD``): the English recognizer reads only the base letters, while the header keeps
+    the name as written. Other scripts are left as they are."""
+    if text.isascii():
+        return text
+    t = unicodedata.normalize("NFKD", text.translate(_LATIN_EXTRA))
+    return unicodedata.normalize("NFC", "".join(c for c in t if not unicodedata.combining(c)))
+
+
 def alpha_fold(text: str) -> str:
-    """Upper-case, digits that look like letters turned into those letters."""
-    return text.upper().translate(_ALPHA_FOLD)
+    """Upper-case base letters, digits that look like letters turned into those letters."""
+    return base_letters(text).upper().translate(_ALPHA_FOLD)
 
 
 def letters(text: str) -> str:
@@ -69,7 +103,7 @@ def digits(text: str) -> str:
 
 
 def alnum(text: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "", text.upper())
+    return re.sub(r"[^A-Z0-9]", "", base_letters(text).upper())
 
 
 def digit_share(text: str) -> float:

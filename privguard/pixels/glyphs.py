@@ -116,6 +116,13 @@ def refine(gray: np.ndarray, box: Box, score: np.ndarray | None = None) -> Glyph
     core_bright = float((core > t).mean())
     ring_bright = float((ring > t).mean()) if ring.size else 0.5
     bright = ring_bright < 0.5 if abs(ring_bright - 0.5) > 0.1 else core_bright < 0.5
+    # the box's own edge, when nearly all of one class, is the background right around the text:
+    # dark letters on a light label plate (inverse video) sit in a dark frame, so the outer ring
+    # alone would take the plate for the text
+    edge = np.concatenate([core[0], core[-1], core[:, 0], core[:, -1]])
+    edge_bright = float((edge > t).mean())
+    if edge_bright >= 0.85 and bright:
+        bright = False
     text = (crop > t) if bright else (crop <= t)
     sc: np.ndarray | None = None
     if score is not None:

@@ -409,6 +409,9 @@ class OCRPixelStage:
                     pad = max(2, round(0.1 * core.height))
                     box = box.union(grown.pad(pad, 0).clip(cols, rows))
                     core = grown
+                marked = over_marks(g0, core, run[0].word.bright, level)
+                if marked != core:
+                    box = box.union(marked.pad(0, max(1, round(0.05 * core.height))).clip(cols, rows))
             for k in kept:
                 kb = k.word.box
                 if kb.overlap(box) and not kb.overlap(core) and set(k.frames) & set(run[0].frames):
@@ -737,6 +740,50 @@ def glyph_box(word: Word, gray: np.ndarray | None = None) -> Box:
     if word.orientation:
         return Box(b.x0 + a0, b.y0, b.x0 + a1, b.y1)
     return Box(b.x0, b.y0 + a0, b.x1, b.y0 + a1)
+
+
+def over_marks(gray: np.ndarray, core: Box, bright: bool | None, level: int | None) -> Box:
+    """Grow a PHI box up and down over the diacritics of its letters (the accents of Ő or É above
+    the capitals, a cedilla below Ç): small marks of the text's grey level within half a text
+    height of the box, in its columns, set apart from anything beyond them by a blank row.
+
+    A band whose text-coloured pixels do not stop before half a text height (another line, a
+    panel's edge) or that are dense (a bar) is not taken: the box then stays as it is there."""
+    rows = gray.shape[0]
+    h = core.height
+    if h < 6 or bright is None or level is None:
+        return core
+    inside = gray[core.y0 : core.y1, core.x0 : core.x1].astype(np.int16)
+    contrast = abs(level - int(np.median(inside)))
+    if contrast < 40:
+        return core
+    reach = max(3, h // 2)
+    y0, y1 = core.y0, core.y1
+
+    def rows_with_marks(lo: int, hi: int, upward: bool) -> int:
+        """How many rows next to the box hold marks (0 when there are none): after at most a
+        small gap, rows with text-coloured pixels, then a blank row within the reach."""
+        lo, hi = max(0, lo), min(rows, hi)
+        if hi <= lo:
+            return 0
+        band = np.abs(gray[lo:hi, core.x0 : core.x1].astype(np.int16) - level) <= 0.3 * contrast
+        counts = band.sum(axis=1)
+        order = counts[::-1] if upward else counts
+        hits = np.flatnonzero(order > 0)
+        if hits.size == 0 or int(hits[0]) > max(2, h // 5):
+            return 0  # nothing right by the letters
+        blank = np.flatnonzero(order[int(hits[0]) :] == 0)
+        if blank.size == 0:
+            return 0  # text-coloured pixels run on past the reach: another line, not marks
+        end = int(hits[0]) + int(blank[0])
+        marks = order[int(hits[0]) : end]
+        if int(marks.max()) > 0.5 * core.width or int(marks.sum()) > 0.2 * marks.size * core.width:
+            return 0  # dense: a bar or a line, not marks
+        return end
+
+    up = rows_with_marks(y0 - reach, y0, True)
+    down = rows_with_marks(y1, y1 + reach, False)
+    return Box(core.x0, y0 - up, core.x1, y1 + down) if up or down else core
 
 
 def text_level(word: Word, gray: np.ndarray) -> int | None:

@@ -1,7 +1,9 @@
 """Scoring redaction against ground truth: PHI recall, non-PHI kept, pixels changed away from text.
 
 * A PHI region is *redacted* when at least :data:`REDACTED` of its text pixels
-  changed in every frame it appears in.
+  are hidden in every frame it appears in: changed, or (a mask filled with the letters' own
+  value, e.g. a dark fill over dark text on a light label) unchanged but enclosed by changed
+  pixels, or inside a now uniform 3x3 patch next to them.
 * A non-PHI region is *kept* when at most :data:`KEPT` of its text pixels changed.
 * *Outside* counts stored values that changed away from the text lines: each
   line of regions (regions sharing rows) grown by 40% of its height; that zone
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 REDACTED = 0.98
@@ -47,6 +50,25 @@ class CaseScore:
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     diff = before != after
     return diff.any(axis=-1) if diff.ndim == 4 else diff
+
+
+def _hidden(after: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Pixels of one frame that changed, or that a mask filled with their own value (a dark fill
+    over dark letters on a light label leaves the letters' pixels as they were): unchanged pixels
+    enclosed by changed ones (inside a mask every pixel holds the fill), and unchanged pixels in a
+    now uniform 3x3 patch next to changed pixels (at a mask's edge)."""
+    keep = (~changed).astype(np.uint8)
+    labels = cv2.connectedComponents(keep, connectivity=4)[1]
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    enclosed = (labels > 0) & ~np.isin(labels, border)
+    k = np.ones((3, 3), dtype=np.uint8)
+    img = after.astype(np.float32)
+    chans = [img] if img.ndim == 2 else [img[..., c] for c in range(img.shape[-1])]
+    flat = np.ones(changed.shape, dtype=bool)
+    for ch in chans:
+        flat &= cv2.dilate(ch, k) == cv2.erode(ch, k)
+    near = cv2.dilate(changed.astype(np.uint8), k) > 0
+    return changed | enclosed | (flat & near)
 
 
 @dataclass
@@ -125,7 +147,9 @@ def score(name: str, before: np.ndarray, after: np.ndarray, truths: list[Truth])
         if t.kind == "label":
             continue  # labels next to PHI ("DOB:") count neither way
         mask = text_pixels(before, t)
-        shares = [float(changed[f][mask].mean()) if mask.any() else 0.0 for f in t.frames]
+        # PHI: changed, or filled with its own value (hidden); non-PHI: changed at all
+        seen = [_hidden(after[f], changed[f]) if t.phi else changed[f] for f in t.frames]
+        shares = [float(v[mask].mean()) if mask.any() else 0.0 for v in seen]
         worst = min(shares) if t.phi else max(shares)
         out.regions.append(RegionScore(t.text, t.phi, t.kind, worst))
     for f in range(n):

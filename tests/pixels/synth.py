@@ -46,6 +46,31 @@ TTF = [
     "STIXGeneral.ttf",
     "DejaVuSansMono-Bold.ttf",
 ]
+#: More faces for the adversarial set (``hard=True``): obliques, italics, bold serif, STIX bold/italic.
+HARD_TTF = [
+    *TTF,
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+]
+#: Names with diacritics, apostrophes and particles (the header holds them as written, UTF-8).
+HARD_FAMILIES = [
+    "MÜLLER",
+    "NÚÑEZ",
+    "ØSTERGAARD",
+    "GONÇALVES",
+    "DVOŘÁK",
+    "LEFÈVRE",
+    "SZŐKE",
+    "O'BRIEN",
+    "DE LA CRUZ",
+    "WÓJCIK",
+]
+HARD_GIVENS = ["JOSÉ", "RENÉE", "ZOË", "BJÖRN", "ÅSA", "FRANÇOIS", "JÜRGEN", "MARÍA", "ŁUKASZ", "INÊS"]
 HERSHEY = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX]
 FAMILIES = [
     "KOWALSKI",
@@ -184,6 +209,23 @@ def date_text(d: dt.date, rng: random.Random) -> str:
     if fmt == "compact":
         return f"{d:%Y%m%d}"
     return f"{d:%m/%d/%y}"
+
+
+def hard_date_text(d: dt.date, rng: random.Random) -> str:
+    """Date formats beyond :func:`date_text`: month names, two-digit years, other separators."""
+    month = MONTHS[d.month - 1]
+    return rng.choice(
+        [
+            f"{d.day} {month.title()} {d.year}",
+            f"{month.title()} {d.day}, {d.year}",
+            f"{d:%Y/%m/%d}",
+            f"{d:%d.%m.%y}",
+            f"{d:%d-%m-%Y}",
+            f"{d:%Y.%m.%d}",
+            f"{d.day:02d}{month}{d.year}",
+            f"{d:%d/%m/%Y}",
+        ]
+    )
 
 
 @dataclass
@@ -334,14 +376,18 @@ def background(kind: str, rows: int, cols: int, rng: np.random.Generator, shift:
 
 
 def _layout(
-    items: list[tuple[Item, Font]], rows: int, cols: int, rng: random.Random, corners: list[str]
+    items: list[tuple[Item, Font]],
+    rows: int,
+    cols: int,
+    rng: random.Random,
+    corners: list[str],
+    margin: int = 3,
 ) -> list[tuple[Item, Font, int, int]]:
     """Put items in lines at the image corners, items of a line separated by 1-3 spaces."""
     placed: list[tuple[Item, Font, int, int]] = []
     by_corner: dict[str, list[tuple[Item, Font]]] = {c: [] for c in corners}
     for k, it in enumerate(items):
         by_corner[corners[k % len(corners)]].append(it)
-    margin = 3
     occupied: list[tuple[int, int, int, int]] = []
 
     def free(x0: int, y0: int, x1: int, y1: int) -> bool:
@@ -404,11 +450,23 @@ def build(
     big_institution: bool = False,
     counters: bool = False,
     side_panel: bool = False,
+    hard: bool = False,
 ) -> Case:
-    """Render one case and write it to ``out_dir/name.dcm``."""
+    """Render one case and write it to ``out_dir/name.dcm``.
+
+    ``hard`` makes it adversarial (its own random stream, so the other cases of a seed are
+    unchanged): names with diacritics, more date formats and faces, text at the very edge,
+    inverse-video labels, low-contrast text, a scale bar across a line, lossy JPEG at lower
+    quality, and other stored representations (MONOCHROME1, 16-bit with a window)."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
+    hrng = random.Random(f"hard-{seed}")
     ident = Identity.random(rng)
+    if hard:
+        if hrng.random() < 0.7:
+            ident.family = hrng.choice(HARD_FAMILIES)
+        if hrng.random() < 0.7:
+            ident.given = hrng.choice(HARD_GIVENS)
     _ = rng.random()  # (kept so that seeds give the same cases)
     candidates = [
         (Item(f"{ident.family} {ident.given}", True, "name", "format", "PatientName"), 1.0),
@@ -448,6 +506,10 @@ def build(
     nonphi = rng.sample(
         NON_PHI.get(modality, NON_PHI["OT"]), k=min(nonphi_items, len(NON_PHI.get(modality, NON_PHI["OT"])))
     )
+    if hard:
+        for it in chosen:
+            if it.kind in ("dob", "date") and hrng.random() < 0.7:
+                it.text = hard_date_text(ident.birth if it.kind == "dob" else ident.study, hrng)
     items = chosen + [Item(t, False, "marker") for t in nonphi]
     if no_text:
         items = []
@@ -457,11 +519,13 @@ def build(
         f = random_font(rng, h)
         if foreign and it.header_match == "none" and it.kind == "name":
             f = Font("ttf", "DejaVuSans.ttf", max(10, round(h * 1.38))) if font_dir() else f
+        if hard and font_dir() is not None and hrng.random() < 0.5:
+            f = Font("ttf", hrng.choice(HARD_TTF), max(8, round(h * 1.38)), antialias=hrng.random() < 0.8)
         fonts.append(f)
     pairs = list(zip(items, fonts, strict=True))
     rng.shuffle(pairs)
     corners = ["tl", "tr", "bl", "br"] if modality != "US" else ["tl", "tr", "bl"]
-    placed = _layout(pairs, rows, cols, rng, corners)
+    placed = _layout(pairs, rows, cols, rng, corners, hrng.choice([0, 1, 3]) if hard else 3)
     if transient and frames > 3:
         lo = rng.randint(1, frames // 2)
         extra = Item(
@@ -523,6 +587,21 @@ def build(
         rgb = rng.choice(palette) if color else (255, 255, 255)
         if not color and modality in ("CR", "DX") and rng.random() < 0.2:
             rgb = (0, 0, 0)  # dark text
+        if hard:
+            style = hrng.random()
+            if style < 0.2:
+                # inverse video: a label box in the text's colour, the text in black
+                by0, by1 = max(0, int(ys.min()) - 3), min(rows, int(ys.max()) + 4)
+                bx0, bx1 = max(0, int(xs.min()) - 3), min(cols, int(xs.max()) + 4)
+                plate = np.zeros((rows, cols), dtype=np.float32)
+                plate[by0:by1, bx0:bx1] = 1.0
+                fr_all = list(range(frames)) if it.frames == "all" else list(it.frames)
+                light = rgb if sum(rgb) > 300 else (255, 255, 255)
+                layers.append((plate, np.asarray(light, dtype=np.float32), fr_all))
+                rgb = (0, 0, 0)
+            elif style < 0.4:
+                # low contrast: the text at about half the display range
+                rgb = tuple(int(40 + 0.45 * c) for c in rgb)
         left, t = max(0, int(xs.min()) - 2), max(0, int(ys.min()) - 2)
         r, b = min(cols, int(xs.max()) + 3), min(rows, int(ys.max()) + 3)
         fr = list(range(frames)) if it.frames == "all" else list(it.frames)
@@ -544,6 +623,19 @@ def build(
         )
         layers.append((a, np.asarray(rgb, dtype=np.float32), fr))
     # frames
+    if hard and regions and hrng.random() < 0.4:
+        # a scale bar with ticks drawn across one line of text (partly hiding it)
+        target = hrng.choice(regions)
+        bar = np.zeros((rows, cols), dtype=np.float32)
+        if hrng.random() < 0.5:
+            x = target.left + target.width // 3
+            bar[max(0, target.top - 20) : min(rows, target.top + target.height + 20), x : x + 2] = 1.0
+            for ty in range(max(0, target.top - 20), min(rows, target.top + target.height + 20), 8):
+                bar[ty : ty + 1, max(0, x - 3) : x + 5] = 1.0
+        else:
+            y = target.top + target.height // 2
+            bar[y : y + 2, max(0, target.left - 20) : min(cols, target.left + target.width + 20)] = 1.0
+        layers.append((bar, np.asarray((200, 200, 200), dtype=np.float32), list(range(frames))))
     disp = np.zeros((frames, rows, cols, 3), dtype=np.float32)
     base_kind = modality if modality in ("CT", "CR", "DX", "US") else "OT"
     static = background(base_kind, rows, cols, nrng)
@@ -564,6 +656,13 @@ def build(
             if i in fr:
                 img = img * (1 - a[:, :, np.newaxis]) + rgb[np.newaxis, np.newaxis, :] * a[:, :, np.newaxis]
         disp[i] = img
+    if hard:
+        encoding = hrng.choice(["native", "rle", "jpegls", "j2k", "jpeg", "jpeg"])
+        quality = hrng.randint(60, 88)
+        stored_kind = hrng.choice(["default", "mono1", "window16"])
+        return _write(
+            name, out_dir, ident, modality, disp, encoding, regions, color, rng, quality, stored_kind, hrng
+        )
     return _write(name, out_dir, ident, modality, disp, encoding, regions, color, rng)
 
 
@@ -702,10 +801,14 @@ def _write(
     regions: list[Region],
     color: bool,
     rng: random.Random,
+    quality: int = 92,
+    stored_kind: str = "default",
+    hrng: random.Random | None = None,
 ) -> Case:
     frames, rows, cols = disp.shape[:3]
     ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
+    # names with diacritics beyond Latin-1 (Ř, Ő, Ł) need UTF-8
+    ds.SpecificCharacterSet = "ISO_IR 192" if hrng is not None else "ISO_IR 100"
     ds.PatientName = f"{ident.family}^{ident.given}^{ident.initial}"
     ds.PatientID = ident.patient_id
     ds.PatientBirthDate = f"{ident.birth:%Y%m%d}"
@@ -765,7 +868,22 @@ def _write(
     else:
         gray = disp[..., 0]
         ds.SamplesPerPixel = 1
-        if modality in ("CR", "DX"):
+        if stored_kind == "mono1":
+            ds.PhotometricInterpretation = "MONOCHROME1"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+            stored = np.rint((255.0 - gray) * 4095.0 / 255.0).astype(np.uint16)
+        elif stored_kind == "window16":
+            # signed 16-bit, a rescale and a window that maps the display range back exactly
+            assert hrng is not None
+            slope = hrng.choice([2, 4, 8])
+            offset = hrng.randint(-2000, 500)
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            stored = (np.rint(gray * slope) + offset).astype(np.int16)
+            ds.RescaleIntercept, ds.RescaleSlope = "0", "1"
+            lo, hi = offset, offset + 255 * slope
+            ds.WindowCenter, ds.WindowWidth = str((lo + hi) / 2), str(hi - lo + 1)
+        elif modality in ("CR", "DX"):
             ds.PhotometricInterpretation = "MONOCHROME1"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
             stored = np.rint((255.0 - gray) * 4095.0 / 255.0).astype(np.uint16)
@@ -788,14 +906,16 @@ def _write(
     fds = FileDataset(str(out_dir / f"{name}.dcm"), ds, file_meta=meta, preamble=b"\0" * 128)
     fds.PixelData = stored.tobytes()
     fds["PixelData"].VR = "OB" if fds.BitsAllocated == 8 else "OW"
-    ts = _encode(fds, stored, encoding)
+    if encoding == "jpeg" and stored.dtype != np.uint8:
+        encoding = "j2k"  # baseline JPEG holds 8 bits only
+    ts = _encode(fds, stored, encoding, quality)
     path = out_dir / f"{name}.dcm"
     out_dir.mkdir(parents=True, exist_ok=True)
     fds.save_as(path, enforce_file_format=True)
     return Case(name, path, modality, frames, rows, cols, str(ts), regions, ident)
 
 
-def _encode(ds: FileDataset, stored: np.ndarray, encoding: str) -> UID:
+def _encode(ds: FileDataset, stored: np.ndarray, encoding: str, quality: int = 92) -> UID:
     if encoding == "native":
         return UID(ExplicitVRLittleEndian)
     if encoding in ("rle", "jpegls", "j2k"):
@@ -813,7 +933,9 @@ def _encode(ds: FileDataset, stored: np.ndarray, encoding: str) -> UID:
         out = []
         for fr in frames:
             bio = io.BytesIO()
-            Image.fromarray(fr).save(bio, format="JPEG", quality=92, subsampling=1 if fr.ndim == 3 else 0)
+            Image.fromarray(fr).save(
+                bio, format="JPEG", quality=quality, subsampling=1 if fr.ndim == 3 else 0
+            )
             out.append(bio.getvalue())
         ds.PixelData = encapsulate(out)
         ds["PixelData"].VR = "OB"

@@ -79,3 +79,21 @@ def test_cjk_names() -> None:
     m = HeaderMatcher(PhiContext.from_dataset(ds))
     assert m.match("山田太郎") == "name"
     assert m.match("Yamada") == "name"
+
+
+def test_names_with_diacritics_match_their_base_letters() -> None:
+    """The English recognizer reads only base letters; the header keeps the name as written."""
+    from privguard.pixels.fuzzy import base_letters
+
+    assert base_letters("SZŐKE") == "SZOKE" and base_letters("ØSTERGAARD") == "OSTERGAARD"
+    assert base_letters("ŁUKASZ") == "LUKASZ" and base_letters("straße") == "strasse"
+    assert base_letters("佐藤") == "佐藤" and base_letters("김민수") == "김민수"  # other scripts kept
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "NÚÑEZ^ÅSA^R"
+    ds.InstitutionName = "Clinique Lefèvre"
+    m = HeaderMatcher(PhiContext.from_dataset(ds))
+    assert m.match("NUNEZ") == "name" and m.match("ASA") == "name"
+    assert m.match("NÚÑEZ,") == "name"
+    assert m.match("LEFEVRE") == "place"
+    assert m.match("PORTABLE") is None

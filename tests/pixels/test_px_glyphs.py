@@ -73,3 +73,15 @@ def test_candidates_find_text_and_nothing_on_a_smooth_image() -> None:
     assert text_candidates(smooth) == []
     regions = candidate_regions(cands, 400, 60)
     assert all(r.x1 <= 400 and r.y1 <= 60 for r in regions)
+
+
+def test_dark_text_on_a_light_label_in_a_dark_frame() -> None:
+    """Inverse video: dark letters on a light plate, the plate on a dark image. The box's own
+    edge (the plate) is the text's background, not the dark surroundings beyond it."""
+    img = np.full((80, 320), 25, dtype=np.uint8)
+    img[20:52, 6:236] = 245  # the label plate
+    cv2.putText(img, "SZOKE FRANCOIS", (10, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 10, 2, cv2.LINE_AA)
+    g = refine(img, Box(8, 22, 234, 50))
+    assert g is not None and not g.bright
+    ys = np.nonzero(img[20:52, 6:236] < 128)[0]
+    assert g.box.y1 - g.box.y0 <= (ys.max() - ys.min()) + 6  # the letters, not the plate

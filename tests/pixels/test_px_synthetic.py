@@ -135,6 +135,41 @@ def second_pass_specs(count: int, seed: int) -> list[dict[str, object]]:
     return out
 
 
+def hard_specs(count: int, seed: int) -> list[dict[str, object]]:
+    """An adversarial held-out set (``synth.build(hard=True)``): names with diacritics, more date
+    formats and faces, text at the edge, inverse video, low contrast, a scale bar across a line,
+    lossy JPEG / YBR, MONOCHROME1 and windowed 16-bit, plus vertical lines, banners, side panels
+    and cines."""
+    rr = random.Random(seed)
+    out: list[dict[str, object]] = []
+    for k in range(count):
+        modality = rr.choice(["US", "CR", "DX", "CT", "OT", "MG", "XA"])
+        spec: dict[str, object] = dict(
+            name=f"hard_{k}",
+            modality=modality,
+            rows=rr.choice([320, 384, 480, 512]),
+            cols=rr.choice([384, 448, 512, 640]),
+            seed=seed * 1000 + k,
+            text_height=rr.choice([(9, 13), (11, 16), (13, 20), (16, 26)]),
+            phi_items=rr.randint(3, 6),
+            nonphi_items=rr.randint(1, 3),
+            color_text=rr.random() < 0.6,
+            hard=True,
+        )
+        extra = rr.random()
+        if extra < 0.25:
+            spec["vertical"] = rr.randint(1, 2)
+        elif extra < 0.4:
+            spec["big_institution"] = True
+        elif extra < 0.55 and modality == "US":
+            spec["side_panel"] = True
+        elif extra < 0.65 and modality in ("US", "XA"):
+            spec.update(frames=6, counters=True)
+            spec["rows"], spec["cols"] = 240, 320
+        out.append(spec)
+    return out
+
+
 @dataclass
 class Run:
     cases: list[synth.Case]

@@ -72,3 +72,19 @@ def test_a_kept_words_letter_reaching_past_its_box_is_explained() -> None:
     # a kept box holding less than half of the letters does not explain them
     sliver = Box(word.x0, word.y1 - word.height // 3, word.x1, word.y1)
     assert _strokes(g, region, [mask], [sliver])
+
+
+def test_scoring_counts_letters_a_mask_filled_with_their_own_value() -> None:
+    """The benchmark's scorer: a dark fill over dark letters on a light label leaves the letters'
+    pixels as they were, inside a now uniform patch; they are hidden. Letters left as they were
+    beside a mask are not."""
+    import scoring
+
+    before = np.full((1, 40, 120), 240, dtype=np.uint8)
+    before[0, 15:25, 10:14] = 5  # a dark letter on the light label
+    before[0, 15:25, 100:104] = 5  # another, away from the mask
+    after = before.copy()
+    after[0, 12:28, 6:40] = 5  # the mask, filled dark
+    hidden = scoring._hidden(after[0], scoring._changed(before, after)[0])
+    assert hidden[15:25, 10:14].all()
+    assert not hidden[15:25, 100:104].any()
