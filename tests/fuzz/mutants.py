@@ -911,12 +911,13 @@ def _fragment_pixels(p: Planted, b: bytes, frags: list[bytes]) -> bytes:
 
 
 def op_fragments(rng: random.Random, p: Planted, b: bytes) -> bytes:
-    """Encapsulated pixel data: a text fragment, a marker in the offset table, a split element."""
+    """Encapsulated pixel data: a text fragment, a marker in the offset table, a split element,
+    a JPEG comment or a UTF-16 EXIF-like comment naming the patient."""
     px = p.scan.pixel
     if px is None:
         return op_overlay_curve(rng, p, b)
     name = p.markers[0]  # PatientName's family marker (9 characters: searched in pixel data too)
-    choice = rng.randrange(4)
+    choice = rng.randrange(5)
     if not transfer_syntax_info(p.scan.transfer_syntax)[3]:
         # A native file: a text value spliced into its pixel data instead.
         m = p.scan.meta_end
@@ -925,12 +926,16 @@ def op_fragments(rng: random.Random, p: Planted, b: bytes) -> bytes:
     if choice == 0:
         frags = [b"", _pad(b"Patient: " + name + b" " + p.markers[2])]
     elif choice == 1:
-        frags = [name[:8], _pad(b"\xff\xd8\xff\xd9")]  # a marker in the basic offset table
+        frags = [name + b"\x00" * 3, _pad(b"\xff\xd8\xff\xd9")]  # a marker in the basic offset table
     elif choice == 2:
         # An identifying element split over two fragments: header in one, value in the next.
         el = _element(p, 0x00100010, b"PN", _pad(name + b"^" + p.markers[1]))
         cut = rng.randrange(4, len(el) - 1) & ~1
         frags = [b"", el[:cut], el[cut:] + b"\x00" * (len(el[cut:]) & 1)]
+    elif choice == 4:
+        # An EXIF-like UserComment: "UNICODE" and the name in UTF-16, in an APP1 segment.
+        text = b"UNICODE\x00" + name.decode().encode(rng.choice(("utf-16-le", "utf-16-be")))
+        frags = [b"", _pad(b"\xff\xd8\xff\xe1" + struct.pack(">H", len(text) + 2) + text + b"\xff\xd9")]
     else:
         # A JPEG stream with a comment segment naming the patient (text in a compressed stream).
         com = b"Patient " + name + b"^" + p.markers[1]
