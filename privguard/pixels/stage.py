@@ -745,7 +745,8 @@ def glyph_box(word: Word, gray: np.ndarray | None = None) -> Box:
 def over_marks(gray: np.ndarray, core: Box, bright: bool | None, level: int | None) -> Box:
     """Grow a PHI box up and down over the diacritics of its letters (the accents of Ő or É above
     the capitals, a cedilla below Ç): small marks of the text's grey level within half a text
-    height of the box, in its columns, set apart from anything beyond them by a blank row.
+    height of the box, in its columns, no taller than about a third of the text height, set apart
+    from anything beyond them by a blank row.
 
     A band whose text-coloured pixels do not stop before half a text height (another line, a
     panel's edge) or that are dense (a bar) is not taken: the box then stays as it is there."""
@@ -776,6 +777,8 @@ def over_marks(gray: np.ndarray, core: Box, bright: bool | None, level: int | No
         if blank.size == 0:
             return 0  # text-coloured pixels run on past the reach: another line, not marks
         end = int(hits[0]) + int(blank[0])
+        if end - int(hits[0]) > 0.35 * h:
+            return 0  # taller than an accent or a cedilla: a bar, a tick scale, a stroke
         marks = order[int(hits[0]) : end]
         if int(marks.max()) > 0.5 * core.width or int(marks.sum()) > 0.2 * marks.size * core.width:
             return 0  # dense: a bar or a line, not marks

@@ -599,8 +599,10 @@ def build(
                 light = rgb if sum(rgb) > 300 else (255, 255, 255)
                 layers.append((plate, np.asarray(light, dtype=np.float32), fr_all))
                 rgb = (0, 0, 0)
-            elif style < 0.4:
-                # low contrast: the text at about half the display range
+            elif style < 0.4 and modality not in ("CR", "DX"):
+                # low contrast: the text at about half the display range (on the dark margins of
+                # US, CT and screens; on a radiograph's mid-grey it would be invisible to a reader
+                # too, so not PHI a person could read)
                 rgb = tuple(int(40 + 0.45 * c) for c in rgb)
         left, t = max(0, int(xs.min()) - 2), max(0, int(ys.min()) - 2)
         r, b = min(cols, int(xs.max()) + 3), min(rows, int(ys.max()) + 3)

@@ -35,4 +35,7 @@ def test_no_marks_or_another_line_leave_the_box_as_it_is() -> None:
     g = letters()
     g[14:16, 20:50] = 240  # a bar across the whole box above, a gap from the letters
     assert over_marks(g, core, True, 240) == core
+    g = letters()
+    g[44:52, 30:32] = 240  # a scale bar's line running 8 rows below, then ending: not a mark
+    assert over_marks(g, core, True, 240) == core
     assert over_marks(letters(), core, None, 240) == core  # polarity unknown
