@@ -288,6 +288,9 @@ class TextFinder:
         # stop short of a word's last letters) become one segment, refined once more.
         segs = []
         too_tall = max(48, int(MAX_TEXT_HEIGHT * min(rows, cols)))
+        # a box too tall for text both ways (anatomy) is dropped before joining: joining only grows
+        # boxes, so it would be dropped after it too, together with the text lines it touched
+        refined = [b for b in refined if min(b.width, b.height) <= too_tall]
         for b in _join_vertical(_join_line(refined)):
             # a vertical line's text height is its width
             text_h = b.width if is_vertical(b) else b.height

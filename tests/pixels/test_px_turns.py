@@ -107,3 +107,26 @@ def test_verification_reads_only_lines_by_the_masks() -> None:
     both = TwoLines(Box(0, 0, 1, 1), "RAFAEL")
     lines = TextFinder(both, stroke_filter=False).find([FrameJob(0, rgb, gray, regions=[Box(0, 0, 200, 90)])])
     assert len(lines[0]) == 2 and both.crops > engine.crops
+
+
+def test_a_box_too_tall_for_text_does_not_swallow_a_line_it_touches() -> None:
+    """A detector box over anatomy, too tall for text both ways, is dropped before boxes are
+    joined: joined with a vertical name beside it, it took the name with it (found on the
+    adversarial set: a CR side label never masked, the file claimed clean)."""
+    import cv2
+    import numpy as np
+    from fakes import FakeEngine
+
+    from privguard.pixels.boxes import Box
+
+    gray = np.full((400, 300), 110, dtype=np.uint8)
+    line = np.zeros((24, 160), dtype=np.uint8)
+    cv2.putText(line, "KOWALSKI", (4, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2, cv2.LINE_AA)
+    gray[100:260, 260:284] = np.maximum(gray[100:260, 260:284], np.rot90(line, 1))
+    job = FrameJob(0, np.repeat(gray[:, :, None], 3, axis=2), gray)
+    name = Box(260, 100, 284, 260)
+    anatomy = Box(60, 80, 262, 300)  # touches the name's column
+    segs = TextFinder(FakeEngine({}))._segments(job, [name, anatomy], None)
+    letters = Box(265, 157, 279, 254)
+    assert any(s.box.overlap(letters) == letters.area for s in segs)
+    assert not any(s.box.width > 100 for s in segs)
