@@ -17,7 +17,7 @@ in it is ambiguous:
   than SQ or UN, or an attribute the dictionary does not list as a sequence
   written as SQ; a VR from another class than the dictionary's (text for a
   number, say). A VR of the same class is accepted: the attribute is then
-  handled by its tag's action;
+  handled by its tag's action (Specific Character Set excepted: CS or UN only);
 * UN holding a sequence in a big-endian file (its items are implicit VR
   little endian; readers disagree);
 * sequences nested deeper than :data:`MAX_DEPTH`; a deflated data set that
@@ -49,6 +49,7 @@ MAX_INFLATED = 1 << 30
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
 
 LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"}
@@ -467,7 +468,9 @@ class _Walker:
                     vr = dict_vrs[0]
             elif dict_vrs is not None and vr != "UN" and vr not in dict_vrs:
                 want = dict_vrs[0]
-                if vr == "SQ" or "SQ" in dict_vrs:
+                if vr == "SQ" or "SQ" in dict_vrs or tag == SPECIFIC_CHARACTER_SET:
+                    # Specific Character Set decides how every text value is decoded: as another
+                    # text VR (PN, say) it is decoded into something else than the terms it holds.
                     raise ScanError(f"element {tag_text(tag)} has VR {vr}, the data dictionary says {want}")
                 if _vr_class(vr) != _vr_class(want):
                     raise ScanError(

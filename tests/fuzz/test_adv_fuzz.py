@@ -211,6 +211,24 @@ def test_a_utf16_name_in_an_encapsulated_fragment_is_refused(
         )
 
 
+@pytest.mark.parametrize("vr", [b"PN", b"LO", b"SH"])
+def test_a_character_set_with_another_text_vr_is_refused_with_a_reason(tmp_path: Path, vr: bytes) -> None:
+    """Found by the nightly run (seed 1 #1362, chrH31.dcm, op_fragments+op_vr, research): Specific
+    Character Set written as PN was accepted (a VR of the same class) and pydicom then decoded it
+    into a PersonName: 'unexpected error (TypeError)' instead of a reason."""
+    p = _seed("chrH31.dcm")
+    e = mu._top_named(p, 0x00080005)
+    assert e is not None
+    m = p.scan.meta_end
+    data = mu._replace(p, p.data, e, mu._element(p, 0x00080005, vr, p.data[m + e.value_start : m + e.end]))
+    for profile in ("basic", "research"):
+        status, reason, _ = _scrub(data, profile, tmp_path / profile)
+        assert (status, reason) == (
+            "failed",
+            f"element (0008,0005) has VR {vr.decode()}, the data dictionary says CS",
+        )
+
+
 def test_a_person_name_the_table_does_not_list_is_not_kept(tmp_path: Path) -> None:
     """EvaluatorName (0014,2006) and SecondaryReviewerName (0014,0104) are PN attributes outside
     Table E.1-1: at the top level the engine keeps them; the output check refuses the file."""
