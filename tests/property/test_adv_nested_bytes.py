@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
 from fuzz.mutants import Mutant, violations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,6 +41,9 @@ ENCODINGS = {  # (implicit, little) -> transfer syntax
     (False, False): b"1.2.840.10008.1.2.2\x00",
 }
 LONG = (b"OB", b"OW", b"SQ", b"UT", b"UN", b"UC")
+#: Everything planted: the names of their own (PA, PB, PC and their given name G), PatientName's
+#: given name and PatientID, and the copies of PatientName's family name.
+MARKERS = (NAME, MARK + b"PA", MARK + b"PB", MARK + b"PC", MARK + b"G", MARK + b"ID")
 
 
 class Enc:
@@ -115,14 +119,30 @@ def files(draw: st.DrawFn) -> bytes:
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=_SLOW)
-@given(data=files(), research=st.booleans())
-def test_nested_names_in_raw_bytes_are_refused_or_removed(
-    tmp_path_factory: object, data: bytes, research: bool
-) -> None:
+def _check(tmp_path_factory: object, data: bytes, research: bool) -> None:
     tmp = tmp_path_factory.mktemp("adv")  # type: ignore[attr-defined]
     (tmp / "out").mkdir()
     (tmp / "in.dcm").write_bytes(data)
     res = Deidentifier("research" if research else "basic", KEY).file(tmp / "in.dcm", tmp / "out")
-    m = Mutant("hypothesis", ("nested-bytes",), data, (MARK,))
+    # The copies of PatientName's family name count only while PatientName still holds it, and
+    # PatientID's value only while PatientID does: a damaged byte may have turned PatientID into
+    # another attribute a profile keeps (PatientOrientation), or changed the name; the text is
+    # then no identifying value of the file (see _orphan_copy).
+    m = Mutant("hypothesis", ("nested-bytes",), data, MARKERS, copies=(NAME, MARK + b"ID"))
     assert violations(m, res, Path(tmp / "out")) == [], res.reason
+
+
+# make test: the same 70 examples every run (a new failure is found by the nightly run, not by CI).
+@settings(max_examples=70, deadline=None, suppress_health_check=_SLOW, derandomize=True)
+@given(data=files(), research=st.booleans())
+def test_nested_names_in_raw_bytes_are_refused_or_removed(
+    tmp_path_factory: object, data: bytes, research: bool
+) -> None:
+    _check(tmp_path_factory, data, research)
+
+
+@pytest.mark.nightly
+@settings(max_examples=1500, deadline=None, suppress_health_check=_SLOW)
+@given(data=files(), research=st.booleans())
+def test_nested_names_in_raw_bytes_nightly(tmp_path_factory: object, data: bytes, research: bool) -> None:
+    _check(tmp_path_factory, data, research)
