@@ -76,6 +76,7 @@ _NUMERIC = frozenset(b"0123456789.-+ ")
 #: Values privguard itself writes as dummies: never searched for.
 _DUMMIES = frozenset({b"ANONYMIZED", b"ANONYMOUS", b"REMOVED"})
 _PARTS = re.compile(rb"[\\^= ]")
+_NAME_PARTS = re.compile(rb"[\\^=, ]+")
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,9 @@ def _split(raw: bytes, name: bool = False) -> list[tuple[bytes, bool]]:
     for v in raw.split(b"\\"):
         parts.append((v, False))
         if name:
-            parts.extend((p, True) for group in v.split(b"=") for p in group.split(b"^"))
+            # Name parts: at the component separators, and at spaces and commas too (many
+            # files hold "SMITH JOHN" or "SMITH, JOHN" in a single component).
+            parts.extend((p, True) for p in _NAME_PARTS.split(v))
     out = []
     for v, part in parts:
         v = v.strip(b"\x00 ")

@@ -1273,7 +1273,7 @@ def _orphan_copy(mk: bytes, src: bytes) -> bool:
     output check must then refuse; another operator may then have cut, replaced or broken
     PatientName itself. The copy is then no value of the file, just text in a kept place.
     """
-    from privguard.dicom.verify import hidden_identifiers
+    from privguard.dicom.verify import _split, hidden_identifiers
 
     data = src
     try:
@@ -1283,7 +1283,9 @@ def _orphan_copy(mk: bytes, src: bytes) -> bool:
     except Exception:
         pass
     found = hidden_identifiers(data, 0, len(data), True) + hidden_identifiers(data, 0, len(data), False)
-    return not any(mk in value for _, value in found)
+    # Still identifying if a whole value or name part of an identifying element (as the output
+    # check splits them) lies within the copy; a damaged separator ("NAME!GIVEN") leaves none.
+    return not any(value in mk for _, v in found for value, _ in _split(v, name=True))
 
 
 def _pixel_span(data: bytes) -> tuple[int, int] | None:

@@ -298,3 +298,15 @@ def test_campaign_tools_import() -> None:
 
     assert callable(fuzz.campaign.main)
     assert tempfile.gettempdir()
+
+
+@pytest.mark.parametrize("name", ["Smithson Johnny", "Smithson, Johnny", "Smithson^Johnny"])
+def test_name_parts_split_at_spaces_and_commas_too(name: str) -> None:
+    """Found by the nightly property run: PatientName 'NAME GIVEN' in one component (common in real
+    files) was searched for whole only, so a copy of the family name in kept text got through."""
+    from pydicom.dataset import Dataset
+
+    src = Dataset()
+    src.PatientName = name
+    forbidden = identifying_values(src)
+    assert {b"Smithson", b"Johnny"} <= forbidden.parts
