@@ -41,6 +41,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from privguard.dicom.scan import FIXED_SIZE
 from privguard.dicomio import decode_sequence
 from privguard.errors import ProcessingError
 from privguard.header.plan import PSEUDONYM_TAGS, Plan, Rule, public_vr
@@ -115,14 +116,10 @@ _VALUE_PATTERNS = {
     "IS": re.compile(rb"[0-9+\- \\]*"),
     "CS": re.compile(rb"[A-Za-z0-9_ \-./,()+\\]*"),
 }
-#: Bytes per value of the fixed-size VRs, for values of safe private attributes.
-_FIXED_SIZE = {
-    "FL": 4, "FD": 8, "US": 2, "SS": 2, "UL": 4, "SL": 4, "AT": 4, "UV": 8, "SV": 8, "OF": 4, "OD": 8,
-}  # fmt: skip
 #: VRs a safe private attribute read without one (implicit VR, or UN) is given from the table.
 _TABLE_VRS = frozenset(
     {"SQ", "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UI", "UT", "UC", "PN"}
-    | set(_FIXED_SIZE)
+    | set(FIXED_SIZE)
 )
 #: The attributes privguard writes to record the de-identification (PS3.15 E.1.1).
 METHOD_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
@@ -460,7 +457,7 @@ class HeaderEngine:
             return None
         value = raw.value
         if isinstance(value, bytes):
-            unit = _FIXED_SIZE.get(table_vr)
+            unit = FIXED_SIZE.get(table_vr)
             if unit is not None and len(value) % unit:
                 return "safe-private-bad-length"
             pattern = _VALUE_PATTERNS.get(table_vr)
