@@ -39,7 +39,6 @@ from privguard.pixels.boxes import Box, bounding, merge_boxes
 from privguard.pixels.cine import CinePlan, plan, presence
 from privguard.pixels.decode import DecodedImage, load
 from privguard.pixels.encode import encode
-from privguard.pixels.follow import follow
 from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.mask import MaskBox, apply, fills
 from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
@@ -100,8 +99,6 @@ class _File:
     rounds: int = 0
     residual_phi: bool = False
     unresolved: bool = False
-    edge_strokes: int = 0
-    """Masks the text's strokes still touch (see :mod:`privguard.pixels.follow`): no clean claim."""
     """Text the last verification round still found by the masks, not classifiable as non-PHI."""
     error: str | None = None
     ocr_seconds: float = 0.0
@@ -422,33 +419,14 @@ class OCRPixelStage:
                         box = Box(box.x0, box.y0, max(core.x1, min(box.x1, kb.x0)), box.y1)
                     elif kb.x1 <= core.x0:
                         box = Box(min(core.x0, max(box.x0, kb.x1)), box.y0, box.x1, box.y1)
-            patches: list[Box] = []
-            if f.rendering is not None and not run[0].word.orientation:
-                # the mask follows the letters: grown while the text's strokes touch its edge;
-                # strokes left touching it mean no clean claim (see privguard.pixels.follow)
-                kept_here = [k.word.box for k in kept if set(k.frames) & set(run[0].frames)]
-                followed = follow(g0, box, core, run[0].word.bright, level, core.height, kept_here)
-                box = followed.box
-                patches = list(followed.extra)
-                if not followed.clear:
-                    f.edge_strokes += 1
             dark = run[0].word.bright is not False
             frames = sorted(
                 set(run[0].frames).intersection(*(set(x.frames) for x in run[1:])) or run[0].frames
             )
-            for b in [box, *patches]:
-                if len(frames) == n:
-                    out.append(MaskBox(b, None, dark))
-                else:
-                    out += [MaskBox(b, fr, dark) for fr in frames]
-            # a word of the run in every frame (a static ID line) next to words read in some
-            # frames only (a timer) is masked in its other frames on its own
-            for x in run:
-                more = sorted(set(x.frames) - set(frames))
-                if more and len(x.frames) == n:
-                    b = glyph_box(x.word, gray0)
-                    own = b.pad(max(2, round(0.1 * b.height))).clip(cols, rows)
-                    out += [MaskBox(own, fr, x.word.bright is not False) for fr in more]
+            if len(frames) == n:
+                out.append(MaskBox(box, None, dark))
+            else:
+                out += [MaskBox(box, fr, dark) for fr in frames]
         for region in f.triage.regions:
             out.append(MaskBox(region.clip(cols, rows), None, True))
         return out
@@ -648,13 +626,11 @@ class OCRPixelStage:
             verification = "no-text"
         elif f.residual_phi:
             verification = "failed"
-        elif f.unresolved or f.edge_strokes:
+        elif f.unresolved:
             verification = "needs_review"
         else:
             verification = "passed"
         report["verification"] = verification
-        if f.edge_strokes:
-            report["masks_with_strokes_at_edge"] = f.edge_strokes
         report["verification_rounds"] = f.rounds
         if verification == "failed":
             report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
