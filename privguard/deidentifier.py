@@ -309,6 +309,9 @@ class Deidentifier:
             keep_uids=self.engine.retain_uids,
             nested=nested,
             written_methods=self.engine.method_texts(),
+            name_words=self.engine.patient_name_words(src.ds),
+            method_codes=self.engine.method_codes(),
+            temporal=self.engine.temporal_value(),
         )
 
     def _apply_pixel_outcome(self, src: Source, st: FileState, outcome: PixelOutcome) -> None:

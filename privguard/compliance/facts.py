@@ -234,6 +234,13 @@ FACTS: dict[str, FactSpec] = {
         "What the profile does with free text Table E.1-1 does not list (comments, Text Value, titles).",
         ["keep", "clean"],
     ),
+    "profile.unlisted_dates": _spec(
+        S,
+        "request",
+        "What the compiled profile does with dates and times Table E.1-1 does not list (handled by VR "
+        "like the table's: removed, shifted by the keyed offset, or kept).",
+        ["removed", "shifted", "kept"],
+    ),
     "profile.residual_identifiers": _spec(
         SET,
         "request",
@@ -478,6 +485,12 @@ def _iso(day: dt.date | None) -> str | None:
 _CODED = frozenset({"U", "H"})
 
 
+def _unlisted_dates(profile: DeidProfile) -> str:
+    """``profile.unlisted_dates``: the compiled rule for dates and times Table E.1-1 does not list."""
+    code = compile_plan(profile).unlisted_dates.code
+    return {"K": "kept", "C": "shifted"}.get(code, "removed")
+
+
 def residual_facts(profile: DeidProfile, table: IdentifierTable | None) -> Facts:
     """What the compiled profile leaves of the Safe Harbor identifiers (HHS: "residual identifiers").
 
@@ -583,6 +596,7 @@ def request_facts(ctx: Context) -> Facts:
         "profile.age_cap": prof.age_cap,
         "profile.ocr": prof.pixels.ocr,
         "profile.free_text": "clean" if prof.cleans_free_text else "keep",
+        "profile.unlisted_dates": _unlisted_dates(prof),
     }
     facts.update(_transfer_facts(ctx))
     facts.update(residual_facts(prof, tables.safe_harbor_identifiers))

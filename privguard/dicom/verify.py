@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import re
 import struct
-from bisect import bisect_left
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from operator import attrgetter
 
 from pydicom.dataset import Dataset
 
-from privguard.dicom.scan import Known, Scan, ScanError, scan, transfer_syntax_info
+from privguard.dicom.scan import (
+    LONG_VRS,
+    IndexEntry,
+    Known,
+    Scan,
+    ScanError,
+    TopElement,
+    scan,
+    transfer_syntax_info,
+)
 from privguard.errors import OutputError
 
 #: Identifying attributes searched for, tag -> keyword (the message names the keyword only).
@@ -65,9 +74,12 @@ PRIVATE_NAME_KEYWORD = "private person name"
 _OTHER_NAME_KEYWORDS = frozenset((*OTHER_NAMES.values(), PRIVATE_NAME_KEYWORD))
 IDENTIFYING.update(OTHER_NAMES)
 _METHOD = 0x00120063
-#: The method attributes privguard writes (DeidentificationMethod and its code sequence): a name
-#: part found in them counts only as a whole word (a patient named Long is not in "Longitudinal").
-_METHOD_RANGE = (0x00120063, 0x00120064)
+#: The attributes privguard writes to record the de-identification (PatientIdentityRemoved,
+#: DeidentificationMethod, its code sequence, LongitudinalTemporalInformationModified): generated from
+#: the profile, never from the input. A value found in them does not count when they hold exactly
+#: what privguard writes (see :func:`_method_is_ours`).
+_OURS_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
+_CODE_SEQUENCE = 0x00120064
 _DICOM_ROOT = b"1.2.840.10008."
 UID_KEYWORD = "an instance UID"
 #: Identifying values at least this long (UIDs excepted) are also searched for in the pixel data.
@@ -86,6 +98,15 @@ class Forbidden:
     values: tuple[tuple[bytes, str], ...]
     parts: frozenset[bytes] = frozenset()
     """The values that are only a part of a person's name (a family or given name)."""
+    words: tuple[bytes, ...] = ()
+    """The patient's name words (ASCII, lower case, at least 3 letters; see ``header.names``): searched
+    for in the header's text values as whole words, whatever their case (:func:`_word_in_text`)."""
+    method: bytes = b""
+    """DeidentificationMethod exactly as privguard writes it (values joined by a backslash)."""
+    method_codes: frozenset[tuple[bytes, bytes]] = frozenset()
+    """The (CodeValue, CodeMeaning) pairs privguard may write in DeidentificationMethodCodeSequence."""
+    temporal: bytes = b""
+    """LongitudinalTemporalInformationModified as privguard writes it."""
 
     @cached_property
     def pixel_needles(self) -> tuple[bytes, ...]:
@@ -154,24 +175,42 @@ def _minimal(values: Iterable[bytes]) -> tuple[bytes, ...]:
 _DEDUP_PIXELS = 1 << 16
 
 
+Ranges = tuple[tuple[int, int], ...]
+
+
 def _in_header(
-    hay: bytes, v: bytes, part: bool, base: int, px_start: int, px_end: int, end: int, method: tuple[int, int]
+    hay: bytes,
+    v: bytes,
+    base: int,
+    px_start: int,
+    px_end: int,
+    end: int,
+    skip: Ranges,
+    ours: Callable[[], bool],
 ) -> bool:
     """Whether ``v`` occurs in the data set outside the pixel data.
 
-    A name part (``part``) inside privguard's own method attributes (``method``, an empty
-    range when absent) counts only as a whole word: "Long" is in "Retain Longitudinal
-    Temporal Information", but a patient named Long has not leaked into it.
+    Inside privguard's own method attributes (``skip``, their byte ranges in order) an occurrence
+    does not count when they hold exactly what privguard writes (``ours``): those values are
+    generated from the profile, never from the input ("Basic" is in "Basic Profile", but a
+    patient named Basic has not leaked into it). When they hold anything else, they are
+    searched like the rest. (A value cannot straddle a range's edge: it would have to hold an
+    element header's bytes, which no text value the scanner accepts holds.)
     """
-    ms, me = method
-    if not part or ms >= me:
+    if not skip:
         return hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0
-    if hay.find(v, base, ms) >= 0 or hay.find(v, me, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
+    pos = base
+    for s, e in skip:
+        if hay.find(v, pos, s) >= 0:
+            return True
+        pos = e
+    if hay.find(v, pos, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
         return True
-    if hay.find(v, ms, me) < 0:
-        return False
-    word = re.compile(rb"(?<![A-Za-z0-9])" + re.escape(v) + rb"(?![A-Za-z0-9])")
-    return word.search(hay, ms, me) is not None
+    return any(hay.find(v, s, e) >= 0 for s, e in skip) and not ours()
+
+
+def _never() -> bool:
+    return False
 
 
 def _any_hit(
@@ -181,8 +220,9 @@ def _any_hit(
     px_start: int,
     px_end: int,
     end: int,
-    method: tuple[int, int] = (0, 0),
+    skip: Ranges = (),
     fragments: bool = False,
+    ours: Callable[[], bool] = _never,
 ) -> bool:
     """Whether any forbidden value occurs where :func:`verify_output` looks for it.
 
@@ -190,9 +230,8 @@ def _any_hit(
     and :func:`_pixels_may_hold`); it only answers yes or no: on a yes the caller searches
     value by value, in order, for the message.
     """
-    parts = forbidden.parts
     for v, _ in forbidden.values:
-        if _in_header(hay, v, v in parts, base, px_start, px_end, end, method):
+        if _in_header(hay, v, base, px_start, px_end, end, skip, ours):
             return True
     for v, _ in forbidden.wide:
         if hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0:
@@ -357,6 +396,9 @@ def identifying_values(
     keep_uids: bool = False,
     nested: Iterable[tuple[int, bytes]] = (),
     written_methods: Iterable[str] = (),
+    name_words: Iterable[str] = (),
+    method_codes: Iterable[tuple[str, str]] = (),
+    temporal: str = "",
 ) -> Forbidden:
     """Collect the identifying values of a data set before it is de-identified.
 
@@ -367,6 +409,10 @@ def identifying_values(
     writes: an input's method value that is part of one of them (a file that
     privguard de-identified before) is not searched for, since the output holds
     it by construction, not because it was copied.
+    ``name_words`` are the patient's name words (see ``privguard.header.names``), searched for in
+    the output's text values whatever their case; ``method_codes`` the CID 7050 (code value,
+    meaning) pairs privguard may write: with ``written_methods`` they tell privguard's own
+    method attributes from values copied into them (:func:`_method_is_ours`).
     """
     kept = set(keep)
     ours = [m.encode("utf-8") for m in written_methods]
@@ -397,7 +443,19 @@ def identifying_values(
             raw = _raw_value(ds, int(tag))
             if raw:
                 values.extend((v, UID_KEYWORD) for v in _components(raw) if not v.startswith(_DICOM_ROOT))
-    return Forbidden(tuple(dict.fromkeys(values)), frozenset(parts - whole))
+    words = tuple(
+        dict.fromkeys(
+            w.encode("ascii") for w in name_words if w.isascii() and w.upper().encode("ascii") not in _DUMMIES
+        )
+    )
+    return Forbidden(
+        tuple(dict.fromkeys(values)),
+        frozenset(parts - whole),
+        words,
+        b"\\".join(ours),
+        frozenset((v.encode("ascii"), m.encode("ascii")) for v, m in method_codes),
+        temporal.encode("ascii"),
+    )
 
 
 @dataclass(frozen=True)
@@ -446,14 +504,153 @@ def _known(data: bytes | memoryview, copied: Copied) -> Known | None:
     return Known(sc.transfer_syntax, elements)
 
 
-def _method_range(sc: Scan, base: int) -> tuple[int, int]:
-    """Where the output's DeidentificationMethod and its code sequence lie (empty when absent)."""
+def _ours_ranges(sc: Scan, base: int) -> Ranges:
+    """Where the output's method attributes lie (adjacent ones merged), in order."""
     els = sc.elements  # in tag order (the scanner refuses anything else)
-    i = bisect_left(els, _METHOD_RANGE[0], key=_tag)
-    j = bisect_left(els, _METHOD_RANGE[1] + 1, key=_tag)
-    if i == j:
-        return (0, 0)
-    return base + els[i].start, base + els[j - 1].end
+    out: list[tuple[int, int]] = []
+    for tag in _OURS_TAGS:
+        i = bisect_left(els, tag, key=_tag)
+        if i < len(els) and els[i].tag == tag:
+            s, e = base + els[i].start, base + els[i].end
+            if out and out[-1][1] == s:
+                out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
+    return tuple(out)
+
+
+def _value_start(sc: Scan, e: TopElement) -> int:
+    """Where a top-level element's value starts (after its tag, VR and length)."""
+    if sc.implicit:
+        return e.start + 8
+    return e.start + (12 if e.vr.encode() in LONG_VRS else 8)
+
+
+def _method_is_ours(data: bytes | memoryview, sc: Scan, forbidden: Forbidden) -> bool:
+    """Whether the output's method attributes hold exactly what privguard writes for this profile.
+
+    PatientIdentityRemoved must be ``YES``, DeidentificationMethod and
+    LongitudinalTemporalInformationModified privguard's values byte for byte (padding aside),
+    and every item of DeidentificationMethodCodeSequence exactly a CodeValue, a
+    CodingSchemeDesignator ``DCM`` and a CodeMeaning, a pair privguard writes. Anything else (an
+    item more, another attribute, a value an earlier tool wrote) means they were not all
+    written by privguard: nothing in them is then excused.
+    """
+    if not forbidden.method:
+        return False
+    expected = {0x00120062: b"YES", 0x00120063: forbidden.method, 0x00280303: forbidden.temporal}
+    codes = dict(forbidden.method_codes)
+    els = sc.elements
+    for tag in _OURS_TAGS:
+        i = bisect_left(els, tag, key=_tag)
+        if i >= len(els) or els[i].tag != tag:
+            continue
+        e = els[i]
+        if tag != _CODE_SEQUENCE:
+            if bytes(sc.data[_value_start(sc, e) : e.end]).rstrip(b"\x00 ") != expected[tag]:
+                return False
+            continue
+        try:
+            index = scan(data, require_part10=True, with_index=True).index or []
+        except ScanError:
+            return False
+        inner = sorted((x for x in index if e.start < x.start and x.end <= e.end), key=_start)
+        if not inner or len(inner) % 3:
+            return False
+        for k in range(0, len(inner), 3):
+            cv, cs, cm = inner[k : k + 3]
+            if (cv.tag, cs.tag, cm.tag) != (0x00080100, 0x00080102, 0x00080104):
+                return False
+            if (cv.depth, cs.depth, cm.depth) != (1, 1, 1):
+                return False
+            got = [bytes(sc.data[x.value_start : x.end]).rstrip(b"\x00 ") for x in (cv, cs, cm)]
+            if got[1] != b"DCM" or codes.get(got[0]) != got[2]:
+                return False
+    return True
+
+
+#: Code identifiers of coded entries (CodeValue, CodingSchemeDesignator, ...): codes, not text. PS3.15
+#: (notes to Table E.1-1): "it is usually safe to assume that coded sequence entries ... do not contain
+#: identifying information"; the header engine keeps them as they are so that codes stay valid.
+CODE_IDENT_TAGS = frozenset(
+    {
+        0x00080100,  # CodeValue
+        0x00080102,  # CodingSchemeDesignator
+        0x00080103,  # CodingSchemeVersion
+        0x00080105,  # MappingResource
+        0x00080106,  # ContextGroupVersion
+        0x00080107,  # ContextGroupLocalVersion
+        0x0008010B,  # ContextGroupExtensionFlag
+        0x0008010F,  # ContextIdentifier
+        0x00080118,  # MappingResourceUID
+        0x00080119,  # LongCodeValue
+        0x00080120,  # URNCodeValue
+    }
+)
+#: The VRs of free text and names, where the patient's name words are searched for whatever their
+#: case. Code strings (CS) are codes ("in general, there are no CS VR Attributes in this table, since
+#: it is usually safe to assume that code strings do not contain identifying information", PS3.15):
+#: BodyPartExamined HEAD for a patient named Head is not a copy of the name.
+_WORD_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+
+
+def _word_byte(b: int) -> bool:
+    """Whether a byte continues a word: an ASCII letter or digit, or any non-ASCII byte."""
+    return b >= 0x80 or (0x30 <= b <= 0x39) or (0x61 <= b <= 0x7A) or (0x41 <= b <= 0x5A)
+
+
+def _word_in_text(
+    data: bytes | memoryview,
+    hay: bytes,
+    sc: Scan,
+    base: int,
+    px_start: int,
+    px_end: int,
+    end: int,
+    forbidden: Forbidden,
+    skip: Ranges,
+    ours: Callable[[], bool],
+) -> bool:
+    """Whether a name word of the patient occurs, whatever its case, as a whole word in a text value.
+
+    The header outside the pixel data is lower-cased once (ASCII) and searched for each word;
+    a hit counts only between two non-word bytes (``ann`` is not in ``annotation``), inside the
+    value of a free-text or person-name element (:data:`_WORD_VRS`; not a binary or numeric
+    value, where the bytes are there by chance, nor a code) at any depth, and outside
+    privguard's own method attributes when they are exactly what privguard writes.
+    """
+    index: list[IndexEntry] | None = None
+
+    def in_text(r: int) -> bool:
+        """Whether data set offset ``r`` lies in the value of a free-text or name element."""
+        nonlocal index
+        tops = sc.elements
+        k = bisect_right(tops, r, key=_start) - 1
+        if k < 0 or r >= tops[k].end:
+            return False
+        top = tops[k]
+        if top.vr != "SQ":
+            return top.vr in _WORD_VRS and top.tag not in CODE_IDENT_TAGS and r >= _value_start(sc, top)
+        if index is None:  # inside a sequence (rare: only where a word was found): the full index
+            index = scan(data, require_part10=True, with_index=True).index or []
+        x = max((x for x in index if x.value_start <= r < x.end), key=attrgetter("depth"))
+        return x.vr in _WORD_VRS and x.tag not in CODE_IDENT_TAGS
+
+    for s, e in ((base, px_start), (px_end, end)):
+        if s >= e:
+            continue
+        low = hay[s:e].lower()
+        n = len(low)
+        for w in forbidden.words:
+            i = low.find(w)
+            while i >= 0:
+                j = i + len(w)
+                whole = (i == 0 or not _word_byte(low[i - 1])) and (j >= n or not _word_byte(low[j]))
+                pos = s + i
+                if whole and not (any(a <= pos < b for a, b in skip) and ours()) and in_text(pos - base):
+                    return True
+                i = low.find(w, i + 1)
+    return False
 
 
 def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied | None = None) -> None:
@@ -484,13 +681,25 @@ def verify_output(data: bytes | memoryview, forbidden: Forbidden, copied: Copied
     end = base + len(sc.data)
     px = sc.pixel
     px_start, px_end = (base + px.start, base + px.end) if px is not None else (end, end)
-    method = _method_range(sc, base)
+    skip = _ours_ranges(sc, base)
+    checked: list[bool] = []
+
+    def ours() -> bool:
+        if not checked:
+            checked.append(_method_is_ours(data, sc, forbidden))
+        return checked[0]
+
     fragments = px is not None and transfer_syntax_info(sc.transfer_syntax)[3]  # encapsulated
-    if not _any_hit(hay, forbidden, base, px_start, px_end, end, method, fragments):
+    if not _any_hit(hay, forbidden, base, px_start, px_end, end, skip, fragments, ours):
+        words = forbidden.words
+        if words and _word_in_text(data, hay, sc, base, px_start, px_end, end, forbidden, skip, ours):
+            raise OutputError(
+                "the output's header text still holds the patient's name (in another case or form); "
+                "nothing written"
+            )
         return
-    parts = forbidden.parts
     for value, keyword in forbidden.values:  # a hit: find the first one, in order, for the message
-        if _in_header(hay, value, value in parts, base, px_start, px_end, end, method):
+        if _in_header(hay, value, base, px_start, px_end, end, skip, ours):
             raise OutputError(f"the output still holds the input's {keyword}; nothing written")
         # Pixel data is copied as decided by the pixel stage, but a name or an identifier
         # spelled out in its bytes (text spliced into the image data) is refused too. Only

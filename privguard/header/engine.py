@@ -40,11 +40,14 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
+from pydicom.valuerep import MAX_VALUE_LEN
 
 from privguard.dicom.scan import FIXED_SIZE
+from privguard.dicom.verify import CODE_IDENT_TAGS  # codes: kept as they are, never searched for names
 from privguard.dicomio import decode_sequence
 from privguard.errors import ProcessingError
-from privguard.header.plan import PSEUDONYM_TAGS, Plan, Rule, public_vr
+from privguard.header.names import PATIENT_NAME_TAGS, NameWords, name_matcher, name_words
+from privguard.header.plan import DATE_VRS, PSEUDONYM_TAGS, Plan, Rule, public_vr
 from privguard.header.profile import CID_7050, Option
 from privguard.header.standard import COMPOUND_CODES, iod_types
 from privguard.models import ActionName, AttributeChange, DeidRecord
@@ -60,23 +63,12 @@ BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UC"})
 _DESCRIPTIVE = re.compile(r"Description|Comment|Note|Reason|Title|Label|Explanation|Summary|Purpose|Remark")
 MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
-#: Code identifiers of coded entries: kept when a sequence's free text is dummied or cleaned,
-#: so that codes stay valid. CodeMeaning and MappingResourceName are free text and are not here.
-CODE_IDENT_TAGS = frozenset(
-    {
-        0x00080100,  # CodeValue
-        0x00080102,  # CodingSchemeDesignator
-        0x00080103,  # CodingSchemeVersion
-        0x00080105,  # MappingResource
-        0x00080106,  # ContextGroupVersion
-        0x00080107,  # ContextGroupLocalVersion
-        0x0008010B,  # ContextGroupExtensionFlag
-        0x0008010F,  # ContextIdentifier
-        0x00080118,  # MappingResourceUID
-        0x00080119,  # LongCodeValue
-        0x00080120,  # URNCodeValue
-    }
-)
+#: Padding PS3.5 Table 6.2-1 calls insignificant: leading and trailing spaces of these VRs ...
+_PAD_BOTH = frozenset({"AE", "CS", "DS", "IS", "LO", "SH"})
+#: ... trailing spaces only of these (their leading spaces are significant) ...
+_PAD_TRAILING = frozenset({"ST", "LT"})
+#: ... and of a UI, the trailing NUL that makes its length even. Multi-valued VRs are checked per value.
+_SINGLE_VALUED = frozenset({"ST", "LT"})
 _DUMMY: dict[str, Any] = {
     "AE": "ANONYMIZED",
     "AS": "000Y",
@@ -183,6 +175,8 @@ class FileState:
     top: int = 0
     offset: int | None = None
     patient_pseudonym: str = ""
+    names: NameWords | None = None
+    """The patient's name words, searched for in every text value that is kept (see header.names)."""
 
     def note(
         self, path: str, tag: int, keyword: str | None, vr: str, action: ActionName, reason: str
@@ -284,6 +278,7 @@ class HeaderEngine:
         if context is None and self.needs_context:
             context = self._get_classifier().context(ds)
         st.context = context
+        st.names = self._names(ds)
         if st.iod is None:
             st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
         self._walk(ds, (), st, top=True, mode=None, prefix="")
@@ -292,6 +287,29 @@ class HeaderEngine:
                 self._remove(ds, dependent, st, "", "condition-no-longer-met")
         self._add_method(ds, st)
         return st
+
+    def _names(self, ds: Dataset) -> NameWords | None:
+        return name_matcher(self.patient_name_words(ds))
+
+    def patient_name_words(self, ds: Dataset) -> tuple[str, ...]:
+        """The patient's name words (see :mod:`privguard.header.names`), read before any change.
+
+        A name a site override keeps on purpose is not searched for (the verifier does not
+        search for it either).
+        """
+        elems = _elements(ds)
+        values: list[str] = []
+        for t in PATIENT_NAME_TAGS:
+            raw = elems.get(t)
+            if raw is None:
+                continue
+            rule = self.plan.rules.get(t)
+            if rule is not None and rule.override is not None:
+                continue
+            value = _value_text(ds, t)
+            elems[t] = raw  # as read: decoding must not change what the writer copies
+            values.extend(value if isinstance(value, list) else [value])
+        return name_words(values) if values else ()
 
     def walk_more(self, ds: Dataset, st: FileState) -> None:
         """De-identify another part of the same file (elements after the pixel data)."""
@@ -463,8 +481,11 @@ class HeaderEngine:
             pattern = _VALUE_PATTERNS.get(table_vr)
             if pattern is not None and pattern.fullmatch(value.rstrip(b"\x00 ")) is None:
                 return "safe-private-unexpected-value"
-        if table_vr in TEXT_VRS and self.cleaner is not None and value:
-            self._clean_text(ds, t, table_vr, st, prefix, "safe-private-cleaned")
+        if table_vr in TEXT_VRS and value:
+            if self.cleaner is not None:
+                self._clean_text(ds, t, table_vr, st, prefix, "safe-private-cleaned")
+            elif st.names is not None:
+                self._scrub_names(ds, t, table_vr, st, prefix)
         return None
 
     # -- one attribute --------------------------------------------------------------------
@@ -554,6 +575,8 @@ class HeaderEngine:
                 return
             elif t == 0x00101010 and self.plan.profile.age_cap is not None:
                 self._cap_age(ds, t, st)
+            elif self._kept(ds, t, vr, st, prefix):
+                return
             st.note(prefix, t, keyword, vr, "K", reason)
         elif code == "KU":
             # A reference kept with its UIDs replaced: its free text becomes dummies (or is
@@ -680,8 +703,16 @@ class HeaderEngine:
                 # same way as everywhere else so that references stay intact.
                 self._uid(ds, t, vr, st, prefix, "uid-not-in-table")
                 return
-        elif vr in ("DA", "DT") and self.modified_dates:
-            self._shift(ds, t, vr, st, prefix, "retain_longitudinal_modified_dates")
+        elif vr in DATE_VRS:
+            # A date or time the table does not list gets the table's date treatment (PS3.15
+            # suggests handling dates and times by VR): removed or a dummy without a date
+            # option, shifted under Modified Dates, kept under Full Dates. In the items of a D
+            # sequence they are dummies, as before (dates shifted under Modified Dates).
+            if mode == "dummy" and not (self.modified_dates and vr != "TM"):
+                self._set(ds, t, vr, dummy_value(vr), st)
+                st.note(prefix, t, None, vr, "D", "dummy-sequence")
+            else:
+                self._apply(ds, t, self.plan.unlisted_dates, kwpath, st, mode, prefix)
             return
         elif mode is not None and t not in CODE_IDENT_TAGS and (vr in TEXT_VRS or vr in ("PN", "AE")):
             # Free text inside the items of a D or U* sequence (CodeMeaning, names in coded
@@ -706,10 +737,6 @@ class HeaderEngine:
             # list (comments, titles, Text Value, a segment's description) is cleaned the same way.
             self._clean_text(ds, t, vr, st, prefix, "clean-text-not-in-table")
             return
-        elif mode == "dummy" and vr in ("DA", "DT", "TM"):
-            self._set(ds, t, vr, dummy_value(vr), st)
-            st.note(prefix, t, None, vr, "D", "dummy-sequence")
-            return
         elif vr == "PN":
             # A person's name the table does not list (inside any item whatever its sequence's
             # action, or a top-level one such as Evaluator Name): a dummy, never kept verbatim.
@@ -719,7 +746,85 @@ class HeaderEngine:
         if not self._valid_kept(ds, t, vr):
             self._invalid(ds, t, vr, st, prefix)
             return
+        if self._kept(ds, t, vr, st, prefix):
+            return
         st.counts["K"] += 1
+
+    def _kept(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> bool:
+        """Last checks on a value about to be kept as it is; True if it was changed (and noted).
+
+        A text value holding the patient's name in any case, accent or order gets ``[NAME]``
+        in its place; a value longer than its VR allows loses the padding the standard calls
+        insignificant, or, when that is not enough, is kept as it is with a warning.
+        """
+        if (
+            vr in TEXT_VRS
+            and st.names is not None
+            and t not in CODE_IDENT_TAGS
+            and self._scrub_names(ds, t, vr, st, prefix)
+        ):
+            return True
+        limit = MAX_VALUE_LEN.get(vr)
+        return limit is not None and self._fit(ds, t, vr, limit, st, prefix)
+
+    def _decoded(self, ds: Dataset, t: int) -> list[str]:
+        """An element's text values, decoded with the file's character set; the element stays as read."""
+        elems = _elements(ds)
+        raw = elems[t]
+        value = ds[t].value
+        elems[t] = raw
+        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        return [_text(v) if v is not None else "" for v in values]
+
+    def _scrub_names(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> bool:
+        names = st.names
+        assert names is not None
+        value = getattr(_elements(ds).get(t), "value", None)
+        if isinstance(value, MultiValue | list):
+            value = "\\".join(str(v) for v in value)
+        if isinstance(value, str):
+            value = value.encode("utf-8", "replace")
+        if not isinstance(value, bytes) or (value.isascii() and not names.in_ascii(value)):
+            return False
+        out, changed = [], False
+        for text in self._decoded(ds, t):
+            new = names.scrub(text) if text else None
+            if new is None:
+                out.append(text)
+                continue
+            changed = True
+            limit = MAX_LEN.get(vr)
+            out.append(new[:limit].rstrip() if limit else new)
+        if not changed:
+            return False
+        self._set(ds, t, vr, out if len(out) > 1 else out[0], st)
+        st.note(prefix, t, None, vr, "C", "patient-name-in-text")
+        return True
+
+    def _fit(self, ds: Dataset, t: int, vr: str, limit: int, st: FileState, prefix: str) -> bool:
+        """Make a kept value no longer than its VR allows (PS3.5 Table 6.2-1), or warn; True if changed."""
+        raw = _elements(ds).get(t)
+        value = getattr(raw, "value", None)
+        if not isinstance(value, bytes) or len(value) <= limit:
+            return False
+        parts = [value] if vr in _SINGLE_VALUED else value.split(b"\\")
+        if all(len(p) <= limit for p in parts):
+            return False
+        if vr in _PAD_BOTH:
+            fits = all(len(p.strip(b" \x00")) <= limit for p in parts)
+        elif vr in _PAD_TRAILING:
+            fits = all(len(p.rstrip(b" \x00")) <= limit for p in parts)
+        else:  # UI: only a trailing NUL pads it
+            fits = all(len(p.rstrip(b"\x00")) <= limit for p in parts)
+        keyword = _keyword(t) or _tag_str(t)
+        if not fits:
+            st.warn(f"{keyword} is longer than its VR {vr} allows; kept as it is")
+            return False
+        pad = " \x00"
+        texts = [x.strip(pad) if vr in _PAD_BOTH else x.rstrip(pad) for x in self._decoded(ds, t)]
+        self._set(ds, t, vr, texts if len(texts) > 1 else texts[0], st)
+        st.note(prefix, t, None, vr, "K", "padding-removed")
+        return True
 
     def _valid_kept(self, ds: Dataset, t: int, vr: str) -> bool:
         """Whether a value about to be kept uses only its VR's characters (PS3.5 6.2).
@@ -818,15 +923,20 @@ class HeaderEngine:
         classifier = self._get_classifier()
         out = []
         changed = False
+        names = st.names
         for v in values:
             text = _text(v) if v is not None else ""
             red = classifier.redact(text, st.context) if text else None
-            if red is not None and red.changed:
+            new = red.text if red is not None and red.changed else None
+            if names is not None and text:
+                # The classifier folds case, not accents ("zoe muller" for Müller^Zoë).
+                again = names.scrub(new if new is not None else text)
+                new = again if again is not None else new
+            if new is not None:
                 changed = True
                 if vr == "CS":
                     out.append(dummy_value("CS"))
                 else:
-                    new = red.text
                     limit = MAX_LEN.get(vr)
                     out.append(new[:limit].rstrip() if limit else new)
             else:
@@ -852,6 +962,18 @@ class HeaderEngine:
         ]
         return [m[:64] for m in methods]
 
+    def temporal_value(self) -> str:
+        """LongitudinalTemporalInformationModified (0028,0303) as this engine writes it."""
+        if self.full_dates:
+            return "UNMODIFIED"
+        return "MODIFIED" if self.modified_dates else "REMOVED"
+
+    def method_codes(self) -> list[tuple[str, str]]:
+        """The CID 7050 (code value, meaning) pairs this engine may write (Clean Pixel Data included)."""
+        codes = list(self.plan.profile.method_codes)
+        pixel = CID_7050[Option.CLEAN_PIXEL_DATA.value]
+        return codes if pixel in codes else [*codes, pixel]
+
     def _add_method(self, ds: Dataset, st: FileState) -> None:
         """Record the de-identification in the dataset (PS3.15 E.1.1, PS3.3 C.7.1.1)."""
         profile = self.plan.profile
@@ -870,14 +992,8 @@ class HeaderEngine:
             items.append(item)
         st.top = 0x00120064
         self._set(ds, 0x00120064, "SQ", Sequence(items), st)  # DeidentificationMethodCodeSequence
-        if self.full_dates:
-            temporal = "UNMODIFIED"
-        elif self.modified_dates:
-            temporal = "MODIFIED"
-        else:
-            temporal = "REMOVED"
         st.top = 0x00280303
-        self._set(ds, 0x00280303, "CS", temporal, st)  # LongitudinalTemporalInformationModified
+        self._set(ds, 0x00280303, "CS", self.temporal_value(), st)  # LongitudinalTemporalInformationModified
         st.top = 0
         for t in (0x00120062, 0x00120063, 0x00120064, 0x00280303):
             st.note("", t, None, "", "A", "deidentification-method")

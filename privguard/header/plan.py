@@ -49,6 +49,8 @@ class Plan:
     overlay_data: Rule
     overlay_comments: Rule
     private: Rule
+    unlisted_dates: Rule
+    """A DA, DT or TM attribute Table E.1-1 does not list (see :func:`unlisted_date_row`)."""
     safe_private: dict[tuple[str, int, int], str]
     """Table E.3.10-1: (creator, group, element byte) -> the table's VR."""
     options: frozenset[Option] = field(default_factory=frozenset)
@@ -86,9 +88,56 @@ def _compile(profile: DeidProfile) -> Plan:
         overlay_data=_rule_for(table.overlay_data, options),
         overlay_comments=_rule_for(table.overlay_comments, options),
         private=_rule_for(table.private, options),
+        unlisted_dates=_unlisted_dates(options),
         safe_private=safe_private(),
         options=options,
     )
+
+
+#: DA, DT and TM: the VRs of dates and times, which PS3.15 suggests handling by VR (below).
+DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+@lru_cache(maxsize=1)
+def unlisted_date_row() -> TableRow:
+    """The row privguard applies to a date or time attribute that Table E.1-1 does not list.
+
+    The note to Table E.1-1 says the table "is subject to extension as the DICOM Standard
+    evolves ... De-identifiers may take this extensibility into account, for example, by
+    considering handling all dates and times on the basis of their Value Representation of
+    DT, DA or TM". privguard does: the option cells are those the table gives its own date and
+    time rows (generated: the most common pair of Retain Longitudinal Full Dates / Modified
+    Dates codes over every DA/DT/TM row, K and C in 2026c), and the Basic Profile code is X/D:
+    removed where the file's IOD does not require it, a dummy where it may (Type 1) or where
+    the Type cannot be known (inside items, an unknown SOP Class), as for the table's dates.
+    """
+    from collections import Counter
+
+    full, modified = (
+        Option.RETAIN_LONGITUDINAL_FULL_DATES.value,
+        Option.RETAIN_LONGITUDINAL_MODIFIED_DATES.value,
+    )
+    pairs: Counter[tuple[str, str]] = Counter()
+    for tag, row in e1_1().by_tag.items():
+        entry = DicomDictionary.get(tag)
+        if entry is not None and entry[0] in DATE_VRS and full in row.options and modified in row.options:
+            pairs[(row.options[full], row.options[modified])] += 1
+    (full_code, modified_code), _ = pairs.most_common(1)[0]
+    return TableRow(
+        tag=None,
+        mask="unlisted-date",
+        keyword="",
+        name="Date or time attribute not in Table E.1-1",
+        retired=False,
+        in_std_comp_iod=False,
+        basic="X/D",
+        options={full: full_code, modified: modified_code},
+    )
+
+
+def _unlisted_dates(options: frozenset[Option]) -> Rule:
+    rule = _rule_for(unlisted_date_row(), options)
+    return Rule(rule.code, "date-not-in-table") if rule.source == "basic" else rule
 
 
 def _override_code(action: str) -> str:
