@@ -149,10 +149,19 @@ class Deidentifier:
     # -- files --------------------------------------------------------------------------
 
     def process(
-        self, src: Source, *, record: bool = False, context: PhiContext | None = None
+        self,
+        src: Source,
+        *,
+        record: bool = False,
+        context: PhiContext | None = None,
+        name_words: tuple[str, ...] | None = None,
     ) -> tuple[FileState, str]:
-        """De-identify a parsed source's header in place; return the state and its output relative path."""
-        st = self.engine.run(src.ds, record=record, context=context)
+        """De-identify a parsed source's header in place; return the state and its output relative path.
+
+        ``name_words``: the patient's name words, when the caller read them already (see
+        :meth:`HeaderEngine.patient_name_words`).
+        """
+        st = self.engine.run(src.ds, record=record, context=context, name_words=name_words)
         if src.trailing is not None:
             self.engine.walk_more(src.trailing, st)
         return st, self.output_relpath(src.ds, st)
@@ -269,8 +278,9 @@ class Deidentifier:
             return FileResult(
                 input=str(src.path), status="failed", reason=outcome.failed, pixels=outcome.report
             )
-        forbidden = None if dry_run else self.forbidden_values(src)
-        st, rel = self.process(src, context=context)
+        words = self.engine.patient_name_words(src.ds)  # read once, before any change
+        forbidden = None if dry_run else self.forbidden_values(src, words)
+        st, rel = self.process(src, context=context, name_words=words)
         if outcome is not None:
             self._apply_pixel_outcome(src, st, outcome)
         if not dry_run:
@@ -297,8 +307,11 @@ class Deidentifier:
             pixels=outcome.report if outcome is not None else None,
         )
 
-    def forbidden_values(self, src: Source) -> Forbidden:
-        """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`)."""
+    def forbidden_values(self, src: Source, name_words: tuple[str, ...] | None = None) -> Forbidden:
+        """The input's identifying values the output must not hold (see :mod:`privguard.dicom.verify`).
+
+        ``name_words``: the patient's name words, when the caller read them already.
+        """
         nested = list(src.scan.collected) if src.scan is not None else []
         if src.scan is not None and src.header and not src.scan.deflated:
             # Identifying elements hidden inside other values (see hidden_identifiers).
@@ -309,7 +322,7 @@ class Deidentifier:
             keep_uids=self.engine.retain_uids,
             nested=nested,
             written_methods=self.engine.method_texts(),
-            name_words=self.engine.patient_name_words(src.ds),
+            name_words=self.engine.patient_name_words(src.ds) if name_words is None else name_words,
             method_codes=self.engine.method_codes(),
             temporal=self.engine.temporal_value(),
         )

@@ -166,3 +166,25 @@ def test_name_words() -> None:
     assert m is not None
     assert m.scrub("Dr ZOË MÜLLER-x") == "Dr [NAME]-x"
     assert m.scrub("mullerite") is None
+
+
+@pytest.mark.parametrize("family", ["Date", "Name", "Place"])
+def test_a_patient_named_like_a_label_is_not_refused(tmp_path: Path, family: str) -> None:
+    # The classifier writes [DATE], [NAME], [PLACE]: those labels are not copies of the name.
+    ds = _ct(f"{family}^Alexandra")
+    ds.TextValue = "Alexandra seen on 2019-03-04 at 12 Elm Street, Springfield, phone 555-301-9822"
+    out_ds, file_ds, data = _run(tmp_path, "research", ds)
+    assert b"Alexandra" not in data
+    for out in (out_ds, file_ds):
+        assert "Alexandra" not in out.TextValue
+        assert "[[" not in out.TextValue
+        assert "[DATE]" in out.TextValue and "[PLACE]" in out.TextValue and "[NAME]" in out.TextValue
+
+
+def test_the_label_words_are_the_classifiers() -> None:
+    from privguard.dicom.verify import LABEL_WORDS
+    from privguard.header.names import LABEL
+    from privguard.text.classifier import LABELS
+
+    labels = {*LABELS.values(), LABEL, "[REDACTED]"}
+    assert {w.decode() for w in LABEL_WORDS} == {x.strip("[]") for x in labels}

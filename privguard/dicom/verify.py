@@ -14,6 +14,11 @@ binary value). A value a profile deliberately keeps (a site override keeping the
 PatientID, the Retain UIDs option) is not searched for. Purely numeric
 values shorter than 8 characters are not searched for either: they occur by
 chance in numeric strings (a PatientID ``1234`` in ``-1234.5``).
+
+The patient's name words (3 letters or more) are also searched for whatever their case, as
+whole words, in the free-text and person-name values at every depth (:func:`_word_in_text`).
+privguard's own method attributes are excused only when they hold exactly what it writes
+for the profile (:func:`_method_is_ours`).
 """
 
 from __future__ import annotations
@@ -587,6 +592,11 @@ CODE_IDENT_TAGS = frozenset(
         0x00080120,  # URNCodeValue
     }
 )
+#: The labels privguard writes in place of what it removes from text (``[NAME]``, ``[DATE]``...; the
+#: text classifier's and the header engine's): a patient named Date is not found in ``[DATE]``.
+LABEL_WORDS = frozenset(
+    {b"NAME", b"ID", b"DATE", b"PHONE", b"EMAIL", b"URL", b"IP", b"PLACE", b"AGE", b"REDACTED"}
+)
 #: The VRs of free text and names, where the patient's name words are searched for whatever their
 #: case. Code strings (CS) are codes ("in general, there are no CS VR Attributes in this table, since
 #: it is usually safe to assume that code strings do not contain identifying information", PS3.15):
@@ -633,8 +643,8 @@ def _word_in_text(
             return top.vr in _WORD_VRS and top.tag not in CODE_IDENT_TAGS and r >= _value_start(sc, top)
         if index is None:  # inside a sequence (rare: only where a word was found): the full index
             index = scan(data, require_part10=True, with_index=True).index or []
-        x = max((x for x in index if x.value_start <= r < x.end), key=attrgetter("depth"))
-        return x.vr in _WORD_VRS and x.tag not in CODE_IDENT_TAGS
+        x = max((x for x in index if x.value_start <= r < x.end), key=attrgetter("depth"), default=None)
+        return x is not None and x.vr in _WORD_VRS and x.tag not in CODE_IDENT_TAGS
 
     for s, e in ((base, px_start), (px_end, end)):
         if s >= e:
@@ -647,6 +657,12 @@ def _word_in_text(
                 j = i + len(w)
                 whole = (i == 0 or not _word_byte(low[i - 1])) and (j >= n or not _word_byte(low[j]))
                 pos = s + i
+                if (
+                    whole
+                    and hay[pos - 1 : pos + len(w) + 1] == b"[" + w.upper() + b"]"
+                    and w.upper() in LABEL_WORDS
+                ):
+                    whole = False  # a label privguard wrote
                 if whole and not (any(a <= pos < b for a, b in skip) and ours()) and in_text(pos - base):
                     return True
                 i = low.find(w, i + 1)

@@ -269,8 +269,18 @@ class HeaderEngine:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, ds: Dataset, *, record: bool = False, context: Any = None) -> FileState:
-        """De-identify ``ds`` in place and return what was done."""
+    def run(
+        self,
+        ds: Dataset,
+        *,
+        record: bool = False,
+        context: Any = None,
+        name_words: tuple[str, ...] | None = None,
+    ) -> FileState:
+        """De-identify ``ds`` in place and return what was done.
+
+        ``name_words``: :meth:`patient_name_words` of ``ds``, when the caller has them already.
+        """
         sop_class = _text(ds.get("SOPClassUID", "") or "")
         st = FileState(
             record=record, iod=iod_types(sop_class) if sop_class else None, patient_key=patient_key_of(ds)
@@ -278,7 +288,7 @@ class HeaderEngine:
         if context is None and self.needs_context:
             context = self._get_classifier().context(ds)
         st.context = context
-        st.names = self._names(ds)
+        st.names = name_matcher(self.patient_name_words(ds) if name_words is None else name_words)
         if st.iod is None:
             st.warn("SOP Class not known to the IOD tables: compound actions resolved conservatively")
         self._walk(ds, (), st, top=True, mode=None, prefix="")
@@ -287,9 +297,6 @@ class HeaderEngine:
                 self._remove(ds, dependent, st, "", "condition-no-longer-met")
         self._add_method(ds, st)
         return st
-
-    def _names(self, ds: Dataset) -> NameWords | None:
-        return name_matcher(self.patient_name_words(ds))
 
     def patient_name_words(self, ds: Dataset) -> tuple[str, ...]:
         """The patient's name words (see :mod:`privguard.header.names`), read before any change.
@@ -758,14 +765,19 @@ class HeaderEngine:
         insignificant, or, when that is not enough, is kept as it is with a warning.
         """
         if (
-            vr in TEXT_VRS
-            and st.names is not None
+            st.names is not None
+            and vr in TEXT_VRS
             and t not in CODE_IDENT_TAGS
             and self._scrub_names(ds, t, vr, st, prefix)
         ):
             return True
         limit = MAX_VALUE_LEN.get(vr)
-        return limit is not None and self._fit(ds, t, vr, limit, st, prefix)
+        if limit is None:
+            return False
+        value = getattr(_elements(ds)[t], "value", None)
+        if type(value) is not bytes or len(value) <= limit:  # the common case, without a call
+            return False
+        return self._fit(ds, t, vr, limit, st, prefix)
 
     def _decoded(self, ds: Dataset, t: int) -> list[str]:
         """An element's text values, decoded with the file's character set; the element stays as read."""

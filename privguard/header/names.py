@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from privguard.dicom.verify import LABEL_WORDS
+
 #: The person-name attributes of the patient (PS3.3 Patient Module).
 PATIENT_NAME_TAGS = (0x00100010, 0x00101001, 0x00101005, 0x00101060)
 MIN_LETTERS = 3
@@ -91,7 +93,7 @@ class NameWords:
             folded, where = text.lower(), None
         else:
             folded, where = _fold_mapped(text)
-        spans = [m.span() for m in self.pattern.finditer(folded)]
+        spans = [m.span() for m in self.pattern.finditer(folded) if not _label(text, m.span(), where)]
         if not spans:
             return None
         out, last = [], 0
@@ -103,6 +105,18 @@ class NameWords:
             last = e
         out.append(text[last:])
         return "".join(out)
+
+
+def _label(text: str, span: tuple[int, int], where: list[int] | None) -> bool:
+    """Whether ``span`` is exactly a label privguard wrote (``[DATE]`` for a patient named Date)."""
+    s, e = span if where is None else (where[span[0]], where[span[1] - 1] + 1)
+    word = text[s:e]
+    return (
+        text[s - 1 : s] == "["
+        and text[e : e + 1] == "]"
+        and word.isupper()
+        and word.encode("ascii", "replace") in LABEL_WORDS
+    )
 
 
 def _fold_mapped(text: str) -> tuple[str, list[int]]:
