@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", type=int, default=8)
     ap.add_argument("--hard", type=int, default=0, help="run N adversarial files instead")
     ap.add_argument("--seed", type=int, default=31, help="seed of the adversarial set")
+    ap.add_argument("--only", default="", help="comma-separated file names to run (e.g. hard_10,hard_16)")
     args = ap.parse_args(argv)
 
     import pydicom
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = tps.hard_specs(args.hard, seed=args.seed)
     else:
         specs = tps.second_pass_specs(args.second_pass, seed=5) + tps.random_specs(args.random, seed=9)
+    if args.only:
+        wanted = set(args.only.split(","))
+        specs = [s for s in specs if s["name"] in wanted]
     misses: list[dict[str, Any]] = []
     files: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="privguard-heldout-") as tmp:

@@ -39,6 +39,7 @@ from privguard.pixels.boxes import Box, bounding, merge_boxes
 from privguard.pixels.cine import CinePlan, plan, presence
 from privguard.pixels.decode import DecodedImage, load
 from privguard.pixels.encode import encode
+from privguard.pixels.follow import follow
 from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.mask import MaskBox, apply, fills
 from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
@@ -100,6 +101,9 @@ class _File:
     residual_phi: bool = False
     unresolved: bool = False
     """Text the last verification round still found by the masks, not classifiable as non-PHI."""
+    edge_strokes: int = 0
+    """Masks that left a piece of their letters unmasked (see :mod:`privguard.pixels.follow`): no
+    clean claim."""
     error: str | None = None
     ocr_seconds: float = 0.0
     """This file's share of the batched OCR time (by detected pixels)."""
@@ -419,14 +423,35 @@ class OCRPixelStage:
                         box = Box(box.x0, box.y0, max(core.x1, min(box.x1, kb.x0)), box.y1)
                     elif kb.x1 <= core.x0:
                         box = Box(min(core.x0, max(box.x0, kb.x1)), box.y0, box.x1, box.y1)
+            patches: list[Box] = []
+            if f.rendering is not None and not run[0].word.orientation:
+                # the mask follows the letters: patches over the pieces of them the box leaves out
+                # or ends on; a piece it cannot take (into a kept word, bigger than a letter's)
+                # means no clean claim; lines and plates crossing its edge do not
+                # (see privguard.pixels.follow)
+                kept_here = [k.word.box for k in kept if set(k.frames) & set(run[0].frames)]
+                followed = follow(g0, box, core, run[0].word.bright, level, core.height, kept_here)
+                box = followed.box
+                patches = list(followed.extra)
+                if not followed.clear:
+                    f.edge_strokes += 1
             dark = run[0].word.bright is not False
             frames = sorted(
                 set(run[0].frames).intersection(*(set(x.frames) for x in run[1:])) or run[0].frames
             )
-            if len(frames) == n:
-                out.append(MaskBox(box, None, dark))
-            else:
-                out += [MaskBox(box, fr, dark) for fr in frames]
+            for b in [box, *patches]:
+                if len(frames) == n:
+                    out.append(MaskBox(b, None, dark))
+                else:
+                    out += [MaskBox(b, fr, dark) for fr in frames]
+            # a word of the run in every frame (a static ID line) next to words read in some
+            # frames only (a timer) is masked in its other frames on its own
+            for x in run:
+                more = sorted(set(x.frames) - set(frames))
+                if more and len(x.frames) == n:
+                    b = glyph_box(x.word, gray0)
+                    own = b.pad(max(2, round(0.1 * b.height))).clip(cols, rows)
+                    out += [MaskBox(own, fr, x.word.bright is not False) for fr in more]
         for region in f.triage.regions:
             out.append(MaskBox(region.clip(cols, rows), None, True))
         return out
@@ -626,11 +651,13 @@ class OCRPixelStage:
             verification = "no-text"
         elif f.residual_phi:
             verification = "failed"
-        elif f.unresolved:
+        elif f.unresolved or f.edge_strokes:
             verification = "needs_review"
         else:
             verification = "passed"
         report["verification"] = verification
+        if f.edge_strokes:
+            report["masks_leaving_letter_pieces"] = f.edge_strokes
         report["verification_rounds"] = f.rounds
         if verification == "failed":
             report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
@@ -886,6 +913,8 @@ def extend_over_glyphs(
 #: Frame counters and timers of a cine ("3/10", "00:01.3", "2.40s"): short numbers that a
 #: date or time pattern would otherwise take for PHI.
 _COUNTER = re.compile(r"\d{1,3}\s*/\s*\d{1,3}|\d{1,2}[:.]\d{2}([:.]\d{1,3})?\s*s?|\d{1,3}[.,]\d{1,3}\s*s")
+#: A piece of a counter or timer as the reader may cut it ("00 ,", "05s", "/6").
+_FRAGMENT = re.compile(r"[\d\s.,:/']+s?")
 
 
 def letter_pixels(gray: np.ndarray, word: Word) -> np.ndarray | None:
@@ -905,16 +934,24 @@ def letter_pixels(gray: np.ndarray, word: Word) -> np.ndarray | None:
     return core if core.sum() >= max(6, 0.2 * m.sum()) else m
 
 
-def changes_in_place(gray: np.ndarray, word: Word, frame: int) -> bool:
+def changes_in_place(gray: np.ndarray, word: Word, frame: int, bright: bool | None = None) -> bool:
     """True when the word's letters change partly in some frame (another number drawn in the same
-    place: a counter, a timer), rather than staying (static text) or vanishing (transient text)."""
+    place: a counter, a timer), rather than staying (static text) or vanishing (transient text).
+    ``bright`` overrides the word's polarity (the one read at the same place in other frames,
+    when this reading's is the other): its glyph mask is then the other polarity's, so the
+    letters are looked for in the whole box."""
     b, m = word.box, word.mask
-    if m is None or word.bright is None or gray.shape[0] < 2 or m.shape != (b.height, b.width) or m.sum() < 6:
+    top = 75  # the letters' level: a high percentile of the glyph mask's pixels
+    if bright is not None and bright != word.bright and m is not None:
+        m, top = np.ones_like(m, dtype=bool), 95  # the whole box: letters are its extreme few
+    else:
+        bright = word.bright
+    if m is None or bright is None or gray.shape[0] < 2 or m.shape != (b.height, b.width) or m.sum() < 6:
         return False
     stack = gray[:, b.y0 : b.y1, b.x0 : b.x1].astype(np.int16)
     ref = stack[frame]
-    level = int(np.percentile(ref[m], 75 if word.bright else 25))
-    background = int(np.median(ref[~m])) if (~m).any() else 0
+    level = int(np.percentile(ref[m], top if bright else 100 - top))
+    background = int(np.median(ref[~m])) if (~m).any() else int(np.median(ref))
     contrast = abs(level - background)
     if contrast < 30:
         return False
@@ -937,8 +974,11 @@ def _digits(text: str) -> str:
 def _cine_overlays(f: _File) -> None:
     """Counters and timers that change from frame to frame are not PHI (issue: a "3/10" in every
     frame of a loop was masked as a date). Only words flagged by a date / time / number *pattern*
-    alone are reconsidered, never a header match; the word must look like a counter or timer and
-    its letters must change in place between frames."""
+    alone, unreadable ones, and ones masked only for their place in a phrase or next to PHI are
+    reconsidered, never a header match; the word must look like a counter or timer (or sit where
+    one was read in another frame) and its letters must change in place between frames. A word
+    masked for its place in a phrase or next to PHI must also have been read as non-PHI at the
+    same place in another frame."""
     if f.rendering is None or f.rendering.gray.shape[0] < 2:
         return
     gray = f.rendering.gray
@@ -947,15 +987,64 @@ def _cine_overlays(f: _File) -> None:
         texts = [_digits(r.text) for r in x.word.readings() if r.text.strip()]
         return any(_COUNTER.fullmatch(t) and sum(c.isdigit() for c in t) <= 6 for t in texts)
 
-    shaped = [x.word.box for x in f.found if counter_shaped(x)]
+    def fragment(x: _Found) -> bool:
+        """A piece of a counter or timer: digits and their separators only."""
+        t = _digits(x.word.text)
+        return bool(_FRAGMENT.fullmatch(t)) and 1 <= sum(c.isdigit() for c in t) <= 6
+
+    def at(x: _Found, others: list[_Found]) -> list[_Found]:
+        """The words read at the same place (mostly the same box, or this one mostly inside it)."""
+        b = x.word.box
+        return [
+            o
+            for o in others
+            if o is not x and (o.word.box.iou(b) >= 0.5 or o.word.box.overlap(b) >= 0.7 * b.area)
+        ]
+
+    shaped = [x for x in f.found if counter_shaped(x)]
+    kept = [
+        x for x in f.found if not x.decision.redact and x.decision.reason in ("allow-list", "cine-overlay")
+    ]
+    changed: list[int] = []
     for k, x in enumerate(f.found):
         reason = x.decision.reason
-        if not x.decision.redact or not (reason.startswith("pattern:") or reason == "unreadable"):
+        if not x.decision.redact:
             continue
-        # a counter misread in one frame ("@0,@Os") sits where it was read as one in another
-        if not counter_shaped(x) and not any(x.word.box.iou(b) >= 0.5 for b in shaped):
+        here = at(x, shaped)
+        if reason.startswith("pattern:") or reason == "unreadable":
+            # a counter misread in one frame ("@0,@Os") sits where it was read as one in another
+            if not counter_shaped(x) and not here:
+                continue
+        elif reason in ("phrase", "adjacent"):
+            elsewhere = [o for o in at(x, kept) if o.frame != x.frame]
+            if not elsewhere or not (counter_shaped(x) or here or fragment(x)):
+                continue
+            here = here + elsewhere
+        else:
             continue
-        if changes_in_place(gray, x.word, x.frame):
+        # the polarity read at the same place in other frames, when this reading's differs
+        polarities = [x.word.bright, *{o.word.bright for o in here if o.word.bright != x.word.bright}]
+        if any(changes_in_place(gray, x.word, x.frame, b) for b in polarities):
+            f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
+            changed.append(k)
+    # the static part of a timer ("00." of "00.05s") beside its changing part, where a counter
+    # or timer was read, or non-PHI at the same place, in another frame: masked only for its place
+    # in a phrase or next to PHI (its digits), or unreadable
+    for k, x in enumerate(f.found):
+        reason = x.decision.reason
+        if not x.decision.redact or not (
+            (reason in ("phrase", "adjacent") and fragment(x)) or reason == "unreadable"
+        ):
+            continue
+        if not any(o.frame != x.frame for o in at(x, shaped + kept)):
+            continue
+        h = x.word.box.height
+        if any(
+            f.found[j].line == x.line
+            and f.found[j].frame == x.frame
+            and f.found[j].word.box.gap(x.word.box)[0] <= 0.5 * max(h, f.found[j].word.box.height)
+            for j in changed
+        ):
             f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
 
 
