@@ -14,6 +14,8 @@ from pathlib import Path
 import pydicom
 import pytest
 from conftest import part10
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -166,6 +168,9 @@ def test_name_words() -> None:
     assert m is not None
     assert m.scrub("Dr ZOË MÜLLER-x") == "Dr [NAME]-x"
     assert m.scrub("mullerite") is None
+    assert name_words(["Smith-Jones^Mary Ann"]) == ("jones", "smith", "mary", "ann")
+    h = name_matcher(name_words(["Smith-Jones^Mary Ann"]))
+    assert h is not None and h.scrub("for mary-ann smith jones") == "for [NAME]"
 
 
 @pytest.mark.parametrize("family", ["Date", "Name", "Place"])
@@ -188,3 +193,47 @@ def test_the_label_words_are_the_classifiers() -> None:
 
     labels = {*LABELS.values(), LABEL, "[REDACTED]"}
     assert {w.decode() for w in LABEL_WORDS} == {x.strip("[]") for x in labels}
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzéüñøç"
+_ACCENTS = str.maketrans("éüñøç", "eunoc")
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    family=st.text(_LETTERS, min_size=3, max_size=10),
+    given_name=st.text(_LETTERS, min_size=3, max_size=10),
+    order=st.sampled_from(["{g} {f}", "{f}, {g}", "{F} {G}", "Mr {g}.{f}!", "({f})", "x_{g}_y"]),
+    profile=st.sampled_from(["basic", "research"]),
+)
+def test_any_copy_is_cleaned_or_the_file_refused(
+    tmp_path_factory: pytest.TempPathFactory, family: str, given_name: str, order: str, profile: str
+) -> None:
+    """Property: a copy of the name in kept text, in any case, order or accents, never survives."""
+    tmp = tmp_path_factory.mktemp("prop")
+    ds = _ct(f"{family.title()}^{given_name.title()}")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    copy = order.format(f=family.translate(_ACCENTS), g=given_name, F=family.upper(), G=given_name.upper())
+    ds.TextValue = f"seen {copy} today"
+    ds.DeviceSerialNumber = copy[:60]
+    src = tmp / "in.dcm"
+    ds.save_as(src)
+    deid = Deidentifier(profile, ProjectKey.generate())
+    try:
+        out_ds, _ = deid.dataset(pydicom.dcmread(src))
+        res = deid.file(src, tmp / "out")
+    finally:
+        deid.close()
+    words = [fold(w) for w in (family, given_name)]
+    outs = [out_ds]
+    if res.status == "ok":
+        outs.append(pydicom.dcmread(tmp / "out" / str(res.output)))
+    else:
+        assert res.reason is not None and "name" in res.reason
+    for out in outs:
+        assert "[NAME]" in str(out.TextValue)  # the copy was found, not lost some other way
+        for keyword in ("TextValue", "DeviceSerialNumber"):
+            if keyword in out:
+                text = fold(str(out.data_element(keyword).value))
+                for w in words:
+                    assert not re.search(rf"(?<![^\W_]){re.escape(w)}(?![^\W_])", text), (keyword, text)

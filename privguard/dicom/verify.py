@@ -202,8 +202,10 @@ def _in_header(
     searched like the rest. (A value cannot straddle a range's edge: it would have to hold an
     element header's bytes, which no text value the scanner accepts holds.)
     """
+    if hay.find(v, base, px_start) < 0:  # the common case: one search, nowhere before the pixels
+        return hay.find(v, px_end, end) >= 0
     if not skip:
-        return hay.find(v, base, px_start) >= 0 or hay.find(v, px_end, end) >= 0
+        return True
     pos = base
     for s, e in skip:
         if hay.find(v, pos, s) >= 0:

@@ -46,7 +46,7 @@ from privguard.dicom.scan import FIXED_SIZE
 from privguard.dicom.verify import CODE_IDENT_TAGS  # codes: kept as they are, never searched for names
 from privguard.dicomio import decode_sequence
 from privguard.errors import ProcessingError
-from privguard.header.names import PATIENT_NAME_TAGS, NameWords, name_matcher, name_words
+from privguard.header.names import PATIENT_NAME_TAGS, NameWords, name_matcher, name_words, whole_word_in
 from privguard.header.plan import DATE_VRS, PSEUDONYM_TAGS, Plan, Rule, public_vr
 from privguard.header.profile import CID_7050, Option
 from privguard.header.standard import COMPOUND_CODES, iod_types
@@ -108,6 +108,9 @@ _VALUE_PATTERNS = {
     "IS": re.compile(rb"[0-9+\- \\]*"),
     "CS": re.compile(rb"[A-Za-z0-9_ \-./,()+\\]*"),
 }
+#: VRs whose kept values are looked at (characters, name words, length); others are kept unseen.
+_CHECKED_VRS = frozenset(_VALUE_PATTERNS) | TEXT_VRS | frozenset(MAX_VALUE_LEN)
+_UNSET: Any = object()
 #: VRs a safe private attribute read without one (implicit VR, or UN) is given from the table.
 _TABLE_VRS = frozenset(
     {"SQ", "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UI", "UT", "UC", "PN"}
@@ -387,7 +390,7 @@ class HeaderEngine:
                 if vr is None:
                     self._remove(ds, t, st, prefix, "not-in-data-dictionary")
                 else:
-                    self._keep(ds, t, vr, kwpath, st, mode, prefix)
+                    self._keep(ds, t, vr, kwpath, st, mode, prefix, key)
         for g in overlay_groups:
             for t in [x for x in _elements(ds) if x >> 16 == g]:
                 self._remove(ds, t, st, prefix, "overlay")
@@ -698,8 +701,13 @@ class HeaderEngine:
         st: FileState,
         mode: str | None,
         prefix: str,
+        key: Any = None,
     ) -> None:
-        """An attribute the table does not list: kept, its UIDs, dates, sequence text handled."""
+        """An attribute the table does not list: kept, its UIDs, dates, sequence text handled.
+
+        ``key``: the dataset's own key object for ``t`` (a lookup by it takes the dict's identity
+        fast path; by the plain int it calls ``BaseTag.__eq__``).
+        """
         if vr == "SQ":
             self._recurse(ds, t, kwpath, st, mode, prefix)
         elif vr == "UI" and not self.retain_uids:
@@ -750,32 +758,41 @@ class HeaderEngine:
             self._set(ds, t, vr, dummy_value(vr), st)
             st.note(prefix, t, None, vr, "D", "name-in-item" if prefix else "name-not-in-table")
             return
-        if not self._valid_kept(ds, t, vr):
+        if vr not in _CHECKED_VRS:  # numbers, binary values: nothing to check
+            st.counts["K"] += 1
+            return
+        raw = getattr(ds._dict[t if key is None else key], "value", None)  # type: ignore[index]
+        if not _valid_value(vr, raw):
             self._invalid(ds, t, vr, st, prefix)
             return
-        if self._kept(ds, t, vr, st, prefix):
+        if self._kept(ds, t, vr, st, prefix, raw):
             return
         st.counts["K"] += 1
 
-    def _kept(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> bool:
+    def _kept(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, value: Any = _UNSET) -> bool:
         """Last checks on a value about to be kept as it is; True if it was changed (and noted).
 
         A text value holding the patient's name in any case, accent or order gets ``[NAME]``
         in its place; a value longer than its VR allows loses the padding the standard calls
-        insignificant, or, when that is not enough, is kept as it is with a warning.
+        insignificant, or, when that is not enough, is kept as it is with a warning. Called for
+        every kept element: the common case (an ASCII value holding no name word, within its
+        length) costs a few operations and no call.
         """
-        if (
-            st.names is not None
-            and vr in TEXT_VRS
-            and t not in CODE_IDENT_TAGS
-            and self._scrub_names(ds, t, vr, st, prefix)
-        ):
-            return True
+        if value is _UNSET:
+            value = getattr(ds._dict[t], "value", None)  # type: ignore[index]
+        names = st.names
+        if names is not None and vr in TEXT_VRS and t not in CODE_IDENT_TAGS:
+            if type(value) is bytes and value.isascii():
+                low = value.lower()
+                for w in names.ascii_words:
+                    if w in low:  # a name word, maybe inside another word: look closer
+                        if whole_word_in(low, names.ascii_words) and self._scrub_names(ds, t, vr, st, prefix):
+                            return True
+                        break
+            elif self._scrub_names(ds, t, vr, st, prefix):
+                return True
         limit = MAX_VALUE_LEN.get(vr)
-        if limit is None:
-            return False
-        value = getattr(_elements(ds)[t], "value", None)
-        if type(value) is not bytes or len(value) <= limit:  # the common case, without a call
+        if limit is None or type(value) is not bytes or len(value) <= limit:
             return False
         return self._fit(ds, t, vr, limit, st, prefix)
 
@@ -845,17 +862,9 @@ class HeaderEngine:
         ended up under another tag) cannot be what its attribute claims to be: the
         file is refused.
         """
-        pattern = _VALUE_PATTERNS.get(vr)
-        if pattern is None:
+        if vr not in _VALUE_PATTERNS:
             return True
-        value = getattr(_elements(ds).get(t), "value", None)
-        if isinstance(value, str):
-            value = value.encode("utf-8", "replace")
-        elif isinstance(value, MultiValue | list) and all(isinstance(v, str) for v in value):
-            value = "\\".join(value).encode("utf-8", "replace")
-        if not isinstance(value, bytes):
-            return True  # nothing textual to check
-        return pattern.fullmatch(value.rstrip(b"\x00 ")) is not None
+        return _valid_value(vr, getattr(_elements(ds).get(t), "value", None))
 
     def _invalid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str) -> None:
         # A dummy would change the attribute's meaning (an orientation, a code) and could make
@@ -1046,6 +1055,20 @@ class HeaderEngine:
         item.CodingSchemeDesignator = "DCM"
         item.CodeMeaning = meaning
         seq.append(item)
+
+
+def _valid_value(vr: str, value: Any) -> bool:
+    """Whether ``value`` (raw bytes or decoded) uses only the characters of ``vr`` (see ``_valid_kept``)."""
+    pattern = _VALUE_PATTERNS.get(vr)
+    if pattern is None:
+        return True
+    if isinstance(value, str):
+        value = value.encode("utf-8", "replace")
+    elif isinstance(value, MultiValue | list) and all(isinstance(v, str) for v in value):
+        value = "\\".join(value).encode("utf-8", "replace")
+    if not isinstance(value, bytes):
+        return True  # nothing textual to check
+    return pattern.fullmatch(value.rstrip(b"\x00 ")) is not None
 
 
 @lru_cache(maxsize=16384)

@@ -8,7 +8,7 @@ same words, so a copy the engine missed fails the file.
 
 The words are the family, given and middle names (the first three components of each component
 group) of the data set's PatientName, OtherPatientNames, PatientBirthName and
-PatientMotherBirthName, split further at spaces and commas, each of at least
+PatientMotherBirthName, split further at spaces, commas and hyphens, each of at least
 :data:`MIN_LETTERS` letters (prefixes and suffixes such as MRS or PHD are not names).
 They are matched as whole words only (a letter or digit on either side means another word:
 ``Ann`` is not found in ``Annotation``), with case and diacritics folded.
@@ -28,7 +28,7 @@ from privguard.dicom.verify import LABEL_WORDS
 PATIENT_NAME_TAGS = (0x00100010, 0x00101001, 0x00101005, 0x00101060)
 MIN_LETTERS = 3
 LABEL = "[NAME]"
-_SPLIT = re.compile(r"[\s,]+")
+_SPLIT = re.compile(r"[\s,\-]+")
 
 
 def fold(text: str) -> str:
@@ -59,7 +59,9 @@ def name_words(values: Iterable[str]) -> tuple[str, ...]:
                 for component in group.split("^")[:3]:
                     for part in _SPLIT.split(component):
                         part = part.strip(" \x00.")
-                        if sum(c.isalpha() for c in part) >= MIN_LETTERS:
+                        if len(part) >= MIN_LETTERS and (
+                            part.isalpha() or sum(c.isalpha() for c in part) >= MIN_LETTERS
+                        ):
                             words[fold(part)] = None
     return tuple(sorted(words, key=lambda w: (-len(w), w)))
 
@@ -80,12 +82,15 @@ class NameWords:
         """
         alt = "|".join(re.escape(w) for w in self.words)
         word = rf"(?<![^\W_])(?:{alt})(?![^\W_])"
-        return re.compile(rf"{word}(?:[\s,.^]+{word})*")
+        return re.compile(rf"{word}(?:[\s,.^\-]+{word})*")
 
     def in_ascii(self, raw: bytes) -> bool:
-        """Whether an ASCII value may hold a name word (a cheap test; :meth:`scrub` decides)."""
-        low = raw.lower()
-        return any(w in low for w in self.ascii_words)
+        """Whether an ASCII value holds a name word as a whole word, whatever its case.
+
+        No regular expression: a search for each word and a look at the bytes on either side,
+        so that a word inside another (``ann`` in ``scanner``) costs no more than that.
+        """
+        return whole_word_in(raw.lower(), self.ascii_words)
 
     def scrub(self, text: str) -> str | None:
         """``text`` with each copy of the patient's name replaced by ``[NAME]``, or None if none."""
@@ -105,6 +110,23 @@ class NameWords:
             last = e
         out.append(text[last:])
         return "".join(out)
+
+
+def whole_word_in(low: bytes, words: tuple[bytes, ...]) -> bool:
+    """Whether one of ``words`` occurs in the lower-cased ASCII ``low`` with no letter or digit beside it."""
+    n = len(low)
+    for w in words:
+        i = low.find(w)
+        while i >= 0:
+            j = i + len(w)
+            if (i == 0 or not _WORD[low[i - 1]]) and (j >= n or not _WORD[low[j]]):
+                return True
+            i = low.find(w, i + 1)
+    return False
+
+
+#: For each byte: whether it continues a word (an ASCII letter or digit, or any non-ASCII byte).
+_WORD = tuple(b >= 0x80 or chr(b).isalnum() for b in range(256))
 
 
 def _label(text: str, span: tuple[int, int], where: list[int] | None) -> bool:
