@@ -52,6 +52,9 @@ MIN_STROKE = 2
 #: Letters fill at most about half of their glyph box; when more of it is in the "text's" colour,
 #: that colour is the background's (a label plate) and the other polarity is tried.
 MOSTLY = 0.55
+#: Depth of the band by the box (text heights) where a letter's last rows, joined to a line that
+#: crosses them, are patched.
+BAND = 0.25
 #: A stroke taller than this many glyph-box heights is no letter's (a letter with its accent or
 #: tail is about 1.3; a glyph box cut short by the detector can make it up to 1.5).
 TALL = 1.6
@@ -153,6 +156,13 @@ def follow(
     extra: list[Box] = []
     structures = 0
     h, w = win.height, win.width
+    local = box.shift(-win.x0, -win.y0)
+    margin = max(2, round(0.1 * core.height))
+    # the band right by the box where a letter cut by its edge ends (a quarter of a text height)
+    d = max(2, round(BAND * core.height))
+    around = local.pad(d).clip(w, h)
+    band = np.zeros(letters.shape, dtype=bool)
+    band[around.y0 : around.y1, around.x0 : around.x1] = True
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < MIN_STROKE:
@@ -170,8 +180,14 @@ def follow(
             or (y + bh >= h and win.y1 < rows)
             or bh > TALL * core.height
         )
-        if runs_on or _textured(g, blur, patch.pad(3).shift(-win.x0, -win.y0), box.shift(-win.x0, -win.y0)):
+        if _textured(g, blur, patch.pad(3).shift(-win.x0, -win.y0), local):
+            structures += 1  # speckle or anatomy by the box: not followed
+            continue
+        if runs_on:
             structures += 1
+            # its part right by the box is patched: a letter's last rows joined to a line that
+            # crosses them (a scale bar through a name) end there
+            extra += _by_the_box(pieces == i, band, local, win, core.height, kept, cols, rows)
             continue
         # the letter's own height (a glyph box can cut it): its stroke whole, within bounds
         ys, xs = np.nonzero(pieces[y : y + bh, x : x + bw] == i)
@@ -183,8 +199,46 @@ def follow(
             # it is, and part of a masked letter may be readable there: not clear
             clear = False
             continue
-        extra.append(patch)
+        # the patch ends beyond the letter's anti-aliased edge like the box does (10% of the text
+        # height, at least 2 px), or a pixel beyond its strokes where that would reach a kept word
+        wide = Box(x + win.x0, y + win.y0, x + bw + win.x0, y + bh + win.y0).pad(margin).clip(cols, rows)
+        extra.append(patch if any(wide.overlap(k) > 0 for k in kept) else wide)
     return Followed(box, clear, tuple(extra), structures)
+
+
+def _by_the_box(
+    piece: np.ndarray,
+    band: np.ndarray,
+    local: Box,
+    win: Box,
+    height: int,
+    kept: list[Box],
+    cols: int,
+    rows: int,
+) -> list[Box]:
+    """Patches over a structure's parts in the band by the box (``local``, window coordinates):
+    a line crossing the edge, with the letters' last rows joined to it (sparse strokes, up to
+    four text heights along the box, touching it over no more than two), none into a kept word.
+    The rim of a plate along the edge (a solid strip, or one touching the box all along) is left."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((piece & band).astype(np.uint8), connectivity=8)
+    edge = np.zeros(piece.shape, dtype=bool)  # the box's outermost rows and columns, and the next
+    outer, inner = local.pad(1).clip(piece.shape[1], piece.shape[0]), local.pad(-1)
+    edge[outer.y0 : outer.y1, outer.x0 : outer.x1] = True
+    if not inner.empty:
+        edge[inner.y0 : inner.y1, inner.x0 : inner.x1] = False
+    contact = np.bincount(labels[edge], minlength=n)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        long = max(bw, bh)
+        if area < MIN_STROKE or long > 4 * height or contact[i] > 2 * height:
+            continue
+        if long > height and area > 0.5 * bw * bh:
+            continue
+        patch = Box(x + win.x0, y + win.y0, x + bw + win.x0, y + bh + win.y0).pad(1).clip(cols, rows)
+        if not any(patch.overlap(k) > 0 for k in kept):
+            out.append(patch)
+    return out
 
 
 def _textured(g: np.ndarray, strokes: np.ndarray, around: Box, box: Box) -> bool:

@@ -404,37 +404,32 @@ class OCRPixelStage:
             box = box.clip(cols, rows)
             core = bounding(cores)
             assert core is not None
-            if f.rendering is not None and not run[0].word.orientation:
+            patches: list[Box] = []
+            if f.rendering is not None:
                 g0 = f.rendering.gray[run[0].frame]
                 levels = [lv for x in run if (lv := text_level(x.word, g0)) is not None]
                 level = (max(levels) if run[0].word.bright else min(levels)) if levels else None
-                grown = extend_over_glyphs(g0, core, run[0].word.bright, [k.word.box for k in kept], level)
-                if grown != core:
-                    pad = max(2, round(0.1 * core.height))
-                    box = box.union(grown.pad(pad, 0).clip(cols, rows))
-                    core = grown
-                marked = over_marks(g0, core, run[0].word.bright, level)
-                if marked != core:
-                    box = box.union(marked.pad(0, max(1, round(0.05 * core.height))).clip(cols, rows))
-            for k in kept:
-                kb = k.word.box
-                if kb.overlap(box) and not kb.overlap(core) and set(k.frames) & set(run[0].frames):
-                    if kb.x0 >= core.x1:
-                        box = Box(box.x0, box.y0, max(core.x1, min(box.x1, kb.x0)), box.y1)
-                    elif kb.x1 <= core.x0:
-                        box = Box(min(core.x0, max(box.x0, kb.x1)), box.y0, box.x1, box.y1)
-            patches: list[Box] = []
-            if f.rendering is not None and not run[0].word.orientation:
-                # the mask follows the letters: patches over the pieces of them the box leaves out
-                # or ends on; a piece it cannot take (into a kept word, bigger than a letter's)
-                # means no clean claim; lines and plates crossing its edge do not
-                # (see privguard.pixels.follow)
                 kept_here = [k.word.box for k in kept if set(k.frames) & set(run[0].frames)]
-                followed = follow(g0, box, core, run[0].word.bright, level, core.height, kept_here)
-                box = followed.box
-                patches = list(followed.extra)
-                if not followed.clear:
+                kept_any = [k.word.box for k in kept]
+                if run[0].word.orientation:
+                    # vertical text: the same steps on the transposed frame, where it runs along
+                    # the rows (an ID on a side panel missing its first digits, a letter's piece)
+                    t_box, t_core, t_patches, clear = _grow(
+                        np.ascontiguousarray(g0.T), _t(box), _t(core), run[0].word.bright, level,
+                        [_t(k) for k in kept_here], [_t(k) for k in kept_any],
+                    )  # fmt: skip
+                    box, core, patches = _t(t_box), _t(t_core), [_t(b) for b in t_patches]
+                else:
+                    box, core, patches, clear = _grow(
+                        g0, box, core, run[0].word.bright, level, kept_here, kept_any
+                    )
+                if not clear:
                     f.edge_strokes += 1
+            else:
+                for k in kept:
+                    kb = k.word.box
+                    if kb.overlap(box) and not kb.overlap(core) and set(k.frames) & set(run[0].frames):
+                        box = _trim(box, core, kb)
             dark = run[0].word.bright is not False
             frames = sorted(
                 set(run[0].frames).intersection(*(set(x.frames) for x in run[1:])) or run[0].frames
@@ -912,7 +907,9 @@ def extend_over_glyphs(
 
 #: Frame counters and timers of a cine ("3/10", "00:01.3", "2.40s"): short numbers that a
 #: date or time pattern would otherwise take for PHI.
-_COUNTER = re.compile(r"\d{1,3}\s*/\s*\d{1,3}|\d{1,2}[:.]\d{2}([:.]\d{1,3})?\s*s?|\d{1,3}[.,]\d{1,3}\s*s")
+_COUNTER = re.compile(
+    r"\d{1,3}\s*/\s*\d{1,3}|\d{1,2}\s*[:.]\s*\d{2}([:.]\d{1,3})?\s*s?|\d{1,3}\s*[.,]\s*\d{1,3}\s*s"
+)
 #: A piece of a counter or timer as the reader may cut it ("00 ,", "05s", "/6").
 _FRAGMENT = re.compile(r"[\d\s.,:/']+s?")
 
@@ -964,11 +961,15 @@ def changes_in_place(gray: np.ndarray, word: Word, frame: int, bright: bool | No
 
 
 def _digits(text: str) -> str:
-    """A reading with the usual OCR letter-for-digit confusions folded (for counter shapes only)."""
-    t = text.strip()
+    """A reading with the usual OCR letter-for-digit confusions folded (for counter shapes only),
+    without the stray marks the reader adds at its ends ("~00.15s", "00.10s_")."""
+    t = text.strip().strip("~_'\"`|[](){}-")
     unit = t[-1:] in ("s", "S")  # a timer's unit, not a 5
     core = t[:-1] if unit else t
-    return core.translate(str.maketrans("OoQDIlSZB", "000011528")) + ("s" if unit else "")
+    out = core.translate(str.maketrans("OoQDIlSZB", "000011528"))
+    if not unit and re.fullmatch(r"\d{1,3}[.,]\d{2}5", out):
+        out, unit = out[:-1], True  # a timer's unit read as a 5 ("00.105")
+    return out + ("s" if unit else "")
 
 
 def _cine_overlays(f: _File) -> None:
@@ -1027,6 +1028,19 @@ def _cine_overlays(f: _File) -> None:
         if any(changes_in_place(gray, x.word, x.frame, b) for b in polarities):
             f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
             changed.append(k)
+    # a word at the place where another frame's reading changes in place (a counter or timer
+    # whose letters this frame's reading could not show changing: read with the wrong polarity,
+    # or its static part only) is that counter or timer
+    confirmed = [f.found[j] for j in changed]
+    for k, x in enumerate(f.found):
+        reason = x.decision.reason
+        if not x.decision.redact or not (
+            reason.startswith("pattern:") or reason in ("unreadable", "phrase", "adjacent")
+        ):
+            continue
+        if any(o.frame != x.frame for o in at(x, confirmed)):
+            f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
+            changed.append(k)
     # the static part of a timer ("00." of "00.05s") beside its changing part, where a counter
     # or timer was read, or non-PHI at the same place, in another frame: masked only for its place
     # in a phrase or next to PHI (its digits), or unreadable
@@ -1046,6 +1060,52 @@ def _cine_overlays(f: _File) -> None:
             for j in changed
         ):
             f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
+
+
+def _t(b: Box) -> Box:
+    """A box in the transposed frame (rows and columns swapped)."""
+    return Box(b.y0, b.x0, b.y1, b.x1)
+
+
+def _trim(box: Box, core: Box, kb: Box) -> Box:
+    """Cut a mask box back where a kept word beside its letters starts."""
+    if kb.x0 >= core.x1:
+        return Box(box.x0, box.y0, max(core.x1, min(box.x1, kb.x0)), box.y1)
+    if kb.x1 <= core.x0:
+        return Box(min(core.x0, max(box.x0, kb.x1)), box.y0, box.x1, box.y1)
+    return box
+
+
+def _grow(
+    gray: np.ndarray,
+    box: Box,
+    core: Box,
+    bright: bool | None,
+    level: int | None,
+    kept: list[Box],
+    kept_any: list[Box],
+) -> tuple[Box, Box, list[Box], bool]:
+    """A run's mask box (text along the rows of ``gray``) grown over the glyphs the detector left
+    out (never into a word kept in any frame, ``kept_any``) and over their diacritics, cut back
+    at the words kept in its frames (``kept``), then followed at its edge: the box, the glyph
+    box, patches over letters' pieces, and whether no letter's piece was left."""
+    rows, cols = gray.shape[:2]
+    grown = extend_over_glyphs(gray, core, bright, kept_any, level)
+    if grown != core:
+        pad = max(2, round(0.1 * core.height))
+        box = box.union(grown.pad(pad, 0).clip(cols, rows))
+        core = grown
+    marked = over_marks(gray, core, bright, level)
+    if marked != core:
+        box = box.union(marked.pad(0, max(1, round(0.05 * core.height))).clip(cols, rows))
+    for kb in kept:
+        if kb.overlap(box) and not kb.overlap(core):
+            box = _trim(box, core, kb)
+    # the mask follows the letters: patches over the pieces of them the box leaves out or ends
+    # on; a piece it cannot take (into a kept word, bigger than a letter's) means no clean claim;
+    # lines and plates crossing its edge do not (see privguard.pixels.follow)
+    followed = follow(gray, box, core, bright, level, core.height, kept)
+    return followed.box, core, list(followed.extra), followed.clear
 
 
 def _runs(found: list[_Found]) -> list[list[_Found]]:

@@ -86,3 +86,29 @@ def test_static_text_masked_for_its_phrase_stays_masked_without_a_changing_neigh
     f = _file(g, found)
     _cine_overlays(f)
     assert all(x.decision.redact for x in f.found if x.frame == 0)
+
+
+def test_counter_shapes_despite_stray_marks_and_a_unit_read_as_5() -> None:
+    from privguard.pixels.stage import _COUNTER, _digits
+
+    for text in ("~00.15s", "00 ,05s", "00.105", "1/6", "00:01.3", "2.40s"):
+        assert _COUNTER.fullmatch(_digits(text)), text
+    for text in ("L00s", "MRN 1234", "2011-10-20", "12/03/2019"):
+        assert not _COUNTER.fullmatch(_digits(text)), text
+
+
+def test_a_reading_at_a_place_that_changes_in_another_frame_is_the_same_overlay() -> None:
+    # the counter read in frame 0 as dark text whose glyph mask misses the digit that changes,
+    # and the timer's static part read unreadable: another frame's readings there change in place
+    g = _stack()
+    counter, timer = Box(8, 24, 48, 46), Box(58, 24, 130, 46)
+    dark = Word(counter, "1/6", 0.4, bright=False, mask=np.zeros((22, 40), dtype=bool))
+    found = [
+        _Found(dark, Decision(True, "pattern:date"), 0, [0, 1, 2, 3, 4, 5], 1),
+        _Found(_word(g, 0, Box(58, 24, 92, 46), "J00."), Decision(True, "unreadable"), 0, [0], 1),
+        _Found(_word(g, 2, counter, "3/6"), Decision(True, "pattern:date"), 2, [2], 2),
+        _Found(_word(g, 2, timer, "00.025"), Decision(True, "pattern:id"), 2, [2], 2),
+    ]
+    f = _file(g, found)
+    _cine_overlays(f)
+    assert all(x.decision == Decision(False, "cine-overlay") for x in f.found)

@@ -44,7 +44,7 @@ def test_trailing_letter_cut_in_half_is_covered() -> None:
     got = follow(g, core.pad(2), core, True, 220, core.height)
     assert got.clear
     assert _covered(g, got, 220)
-    assert max(b.x1 for b in got.extra) <= 52 + 1  # a patch over the letter, not to the limit
+    assert max(b.x1 for b in got.extra) <= 52 + 2  # over the letter and its edge (2 px), not to the limit
 
 
 def test_edge_rows_of_the_letters_are_taken_in() -> None:
@@ -52,7 +52,7 @@ def test_edge_rows_of_the_letters_are_taken_in() -> None:
     core = Box(20, 31, 52, 41)  # the glyph rows missed the letters' top and bottom rows
     got = follow(g, core, core, True, 220, core.height)
     assert got.clear and _covered(g, got, 220)
-    assert min(b.y0 for b in got.extra) == 29 and max(b.y1 for b in got.extra) == 43
+    assert min(b.y0 for b in got.extra) == 28 and max(b.y1 for b in got.extra) == 44  # 2 px margin
 
 
 def test_speckle_not_connected_to_the_letters_is_not_followed() -> None:
@@ -69,9 +69,11 @@ def test_a_bar_running_on_from_a_letter_is_a_structure_not_a_reason_for_review()
     g = _letters()
     g[36:38, 52:140] = 220  # a bar joined to the last letter, running on far to the right
     core = Box(20, 30, 52, 42)
-    got = follow(g, core.pad(2), core, True, 220, core.height)
+    box = core.pad(2)
+    got = follow(g, box, core, True, 220, core.height)
     assert got.clear and got.structures == 1
-    assert not got.extra  # the bar is not a letter: no patch along it
+    # the bar is not a letter: patched only by the box (a quarter of a text height), not along it
+    assert all(b.x1 <= box.x1 + 3 + 1 for b in got.extra)
 
 
 def test_a_line_crossing_the_text_leaves_the_claim_and_gets_no_patch() -> None:
@@ -82,8 +84,28 @@ def test_a_line_crossing_the_text_leaves_the_claim_and_gets_no_patch() -> None:
         x = 30 + (y - 60) // 3
         g[y, x : x + 2] = 200
     core = Box(20, 30, 52, 42)
-    got = follow(g, core.pad(2), core, True, 220, core.height)
-    assert got.clear and got.structures == 2 and not got.extra
+    box = core.pad(2)
+    got = follow(g, box, core, True, 220, core.height)
+    assert got.clear and got.structures == 2
+    # only where it crosses the box's edge, a quarter of a text height deep (3 px) and a pixel more
+    assert all(b.y0 >= box.y0 - 4 and b.y1 <= box.y1 + 4 and b.width <= 5 for b in got.extra)
+
+
+def test_a_letter_s_foot_joined_to_a_bar_crossing_it_is_covered() -> None:
+    # the glyph box stops two rows above the stems' feet; a scale bar runs down through the
+    # second letter's stem, so that foot is one stroke with the bar
+    g = _letters(rows=120)
+    g[42:44, 20:22] = g[42:44, 32:34] = g[42:44, 44:46] = 220  # the feet
+    g[0:120, 32:34] = 220  # the bar
+    core = Box(20, 30, 52, 42)
+    got = follow(g, core, core, True, 220, core.height)
+    assert got.clear
+    covered = np.zeros(g.shape, dtype=bool)
+    for b in (got.box, *got.extra):
+        covered[b.y0 : b.y1, b.x0 : b.x1] = True
+    assert covered[42:44, 20:22].all() and covered[42:44, 44:46].all()  # the free feet
+    assert covered[42:44, 32:34].all()  # the foot joined to the bar
+    assert not covered[50:, 32:34].any() and not covered[:24, 32:34].any()  # the bar is not followed
 
 
 def test_a_plate_s_surroundings_inside_the_glyph_box_are_no_letters() -> None:
