@@ -765,7 +765,11 @@ class HeaderEngine:
         if not _valid_value(vr, raw):
             self._invalid(ds, t, vr, st, prefix)
             return
-        if self._kept(ds, t, vr, st, prefix, raw):
+        limit = MAX_VALUE_LEN.get(vr)
+        more = (st.names is not None and vr in TEXT_VRS) or (
+            limit is not None and type(raw) is bytes and len(raw) > limit
+        )  # else nothing more to look at: no call for the common case
+        if more and self._kept(ds, t, vr, st, prefix, raw):
             return
         st.counts["K"] += 1
 

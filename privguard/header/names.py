@@ -52,6 +52,12 @@ def _fold_char(c: str) -> str:
 
 def name_words(values: Iterable[str]) -> tuple[str, ...]:
     """The folded name words of person-name values (``FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX``, ``=`` groups)."""
+    return _name_words(tuple(values))
+
+
+@lru_cache(maxsize=1024)
+def _name_words(values: tuple[str, ...]) -> tuple[str, ...]:
+    # Cached: the files of one patient (a series, a study) share their names.
     words: dict[str, None] = {}
     for value in values:
         for one in value.split("\\"):
