@@ -113,3 +113,25 @@ def test_without_the_expected_values_nothing_is_excused() -> None:
     src.PatientName = "Basic^Alex"
     with pytest.raises(OutputError, match="PatientName"):
         verify_output(_output(OURS, CODE), identifying_values(src))
+
+
+@pytest.mark.parametrize("name", ["ExplVR_BigEnd.dcm", "image_dfl.dcm", "MR_small_implicit.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize("family", ["Basic", "Option"])
+def test_every_encoding(tmp_path: Path, name: str, family: str) -> None:
+    # Big endian, deflated, implicit VR and encapsulated outputs: the method attributes are read
+    # back in the output's own encoding before anything in them is excused.
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ds.PatientName = f"{family}^Alexandra"
+    ds.ImageComments = f"{family.lower()} alexandra"  # research cleans it; basic removes it
+    src = tmp_path / "in.dcm"
+    ds.save_as(src)
+    deid = Deidentifier("research", ProjectKey.generate())
+    try:
+        res = deid.file(src, tmp_path / "out")
+    finally:
+        deid.close()
+    assert res.status == "ok", res.reason
+    data = (tmp_path / "out" / str(res.output)).read_bytes()
+    assert b"alexandra" not in data.lower() or name == "image_dfl.dcm"  # deflated: compressed bytes
+    out = pydicom.dcmread(tmp_path / "out" / str(res.output))
+    assert "alexandra" not in str(out.get("ImageComments", "")).lower()
