@@ -115,7 +115,9 @@ def test_without_the_expected_values_nothing_is_excused() -> None:
         verify_output(_output(OURS, CODE), identifying_values(src))
 
 
-@pytest.mark.parametrize("name", ["ExplVR_BigEnd.dcm", "image_dfl.dcm", "MR_small_implicit.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize(
+    "name", ["ExplVR_BigEnd.dcm", "image_dfl.dcm", "MR_small_implicit.dcm", "JPEG2000.dcm"]
+)
 @pytest.mark.parametrize("family", ["Basic", "Option"])
 def test_every_encoding(tmp_path: Path, name: str, family: str) -> None:
     # Big endian, deflated, implicit VR and encapsulated outputs: the method attributes are read
