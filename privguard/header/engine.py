@@ -444,6 +444,13 @@ class HeaderEngine:
                         self._remove(ds, t, st, prefix, unsafe)
                         return
                     used.add((group, block))
+                    if table_vr == "UI" and not self.retain_uids and self._instance_uids(ds, t):
+                        # The table vouches for what the attribute means; a UID in it is an
+                        # instance UID like any other and is mapped the same way (a reference
+                        # to an instance of this study stays a reference, and no original
+                        # UID leaves). Well-known UIDs (1.2.840.10008.*) alone stay.
+                        self._uid(ds, t, "UI", st, prefix, "safe-private-uid")
+                        return
                     vr = getattr(_elements(ds)[t], "VR", None) or "UN"
                     st.note(prefix, int(t), "", vr, "K", "safe-private")
                     return
@@ -655,6 +662,13 @@ class HeaderEngine:
         self._set(ds, t, vr, new, st)
         st.note(prefix, t, keyword, vr, "P", "pseudonym" if reason == "basic" else reason)
 
+    @staticmethod
+    def _instance_uids(ds: Dataset, t: int) -> bool:
+        """Whether a UI value holds a UID outside the standard's own root (an instance UID)."""
+        value = _value_text(ds, t)
+        values = value if isinstance(value, list) else [value]
+        return any(v and not v.startswith(_STANDARD_UID_ROOT) for v in values)
+
     def _uid(self, ds: Dataset, t: int, vr: str, st: FileState, prefix: str, reason: str) -> None:
         value = _value_text(ds, t)
         if isinstance(value, list):
@@ -711,9 +725,7 @@ class HeaderEngine:
         if vr == "SQ":
             self._recurse(ds, t, kwpath, st, mode, prefix)
         elif vr == "UI" and not self.retain_uids:
-            value = _value_text(ds, t)
-            values = value if isinstance(value, list) else [value]
-            if any(v and not v.startswith(_STANDARD_UID_ROOT) for v in values):
+            if self._instance_uids(ds, t):
                 # An instance UID the table does not list (a reference, say): map it the
                 # same way as everywhere else so that references stay intact.
                 self._uid(ds, t, vr, st, prefix, "uid-not-in-table")
