@@ -276,6 +276,25 @@ class HeaderMatcher:
             return "date"
         return None
 
+    def missing_letters(self, token: str) -> tuple[int, int]:
+        """Letters of a header name that a word read only in part lacks: ``(before, after)``.
+
+        ``FITZGER`` read of a burned-in ``FITZGERALD`` (its end crosses anatomy and was not
+        detected) lacks 3 letters after it; ``ZGERALD`` lacks 3 before it. The most any name word
+        it is a prefix (suffix) of lacks; (0, 0) for a whole name or no name."""
+        word = letters(token)
+        if len(word) < 3 or word in self.name_words:
+            return 0, 0
+        before = after = 0
+        for n in self.name_words:
+            if len(n) <= len(word) or len(n) < 4:
+                continue
+            if n.startswith(word):
+                after = max(after, len(n) - len(word))
+            elif n.endswith(word):
+                before = max(before, len(n) - len(word))
+        return before, after
+
     # -- runs of words -----------------------------------------------------------------------
 
     def match_runs(self, tokens: list[str]) -> list[tuple[int, int, str]]:

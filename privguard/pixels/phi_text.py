@@ -28,6 +28,7 @@ Reasons are PHI-free category names; only kept words' text ever reaches the repo
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ _DATE_WORDY = re.compile(
 )
 _PARTIAL_DATE = re.compile(r"(\d{1,2})\s?/\s?(\d{1,2})|(\d{2})[.\-,](\d{2})")
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}([:.]\d{2})?([.,]\d+)?\s?(am|pm)?", re.IGNORECASE)
+#: A window width and level read as one token: "W400L40", "400L40", "WW350WL-40".
+_WINDOW = re.compile(r"(W{1,2}:?)?\d{1,4}W?L:?-?\d{1,4}", re.IGNORECASE)
 _SEX = re.compile(r"[\[(<{]\s*[MFOU]\s*[\])>}JIl1|]?|[\[(<{]?\s*[MFOU]\s*[\])>}]")
 _AGE = re.compile(r"0?\d{1,3}\s?(y|yr|yrs|yo|y/o|years?|mo|mos|wk|wks)", re.IGNORECASE)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.IGNORECASE)
@@ -90,6 +93,11 @@ _LABELS = frozenset(
         "EXAM",
         "EXAMNO",
     ]
+)
+#: Units of measure after a number ("1.25 mm"): that number is a measurement, not a time.
+#: Hours ("h") are not here: "10.30 h" is a time of day.
+_UNITS = frozenset(
+    {"mm", "cm", "m", "um", "ms", "s", "sec", "hz", "khz", "mhz", "ma", "mas", "kv", "kvp", "db", "mgy", "ml"}
 )
 _TITLES = frozenset({"DR", "MR", "MRS", "MS", "MISS", "PROF", "SR", "JR"})
 _CONNECTORS = frozenset(
@@ -144,6 +152,8 @@ def pattern_kind(token: str) -> str | None:
             return "date"
     if _TIME.fullmatch(t) or (numeric and _TIME.fullmatch(folded)):
         return "time"
+    if _WINDOW.fullmatch(t):
+        return None  # a window setting read without its spaces ("W400L40"), not an ID
     n = len(re.sub(r"[^0-9]", "", t)) if not numeric else len(digits(t))
     if n >= 5:
         return "id"
@@ -246,6 +256,12 @@ class PhiDecider:
                 if set(phrase.words) <= set(group):
                     for k, kind in self._phrase(phrase, words, ctx, m):
                         phi[k] = phi[k] or kind
+        # a number shaped like a time but followed by a unit of measure is a measurement
+        # ("1.25 mm" slice thickness, "0.50 s"), not a time of day
+        for group in _groups(words):
+            for a, b in itertools.pairwise(group):
+                if phi[a] == "pattern:time" and not phi[b] and _core(words[b].text).lower() in _UNITS:
+                    phi[a] = None
         # 4. values after a PHI label, within the label's phrase, up to the end of the value
         for group in _groups(words):
             labelled = False

@@ -22,6 +22,7 @@ An error on one file (no codec, damaged pixel data) fails that file only.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import time
@@ -46,7 +47,7 @@ from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_devic
 from privguard.pixels.phi_text import Decision, PhiDecider
 from privguard.pixels.render import Rendering, render, rerender
 from privguard.pixels.screen import screen
-from privguard.pixels.textfind import PHRASE_GAP, FrameJob, Line, TextFinder, Word
+from privguard.pixels.textfind import PHRASE_GAP, SMALL_TEXT, FrameJob, Line, TextFinder, Word
 from privguard.pixels.triage import Triage, triage
 from privguard.pixels.verify import Residual, VerifyRequest, check
 
@@ -118,6 +119,11 @@ class _File:
     """Frame -> the detector's character score map of the frame before masking, for frames
     detected whole at full resolution (verification looks there for what a stroke left by a mask
     looked like to the detector)."""
+
+    def settled_matcher(self) -> HeaderMatcher:
+        if self.matcher is None:
+            self.matcher = HeaderMatcher(self.ctx)
+        return self.matcher
 
     def settled(self, text: str) -> bool:
         """A reading that matches one of this file's header values (see ``FrameJob.settled``)."""
@@ -389,6 +395,7 @@ class OCRPixelStage:
         n = f.image.info.frames
         kept = [x for x in f.found if not x.decision.redact]
         out: list[MaskBox] = []
+        placed: list[tuple[int, Box, list[int], bool]] = []
         for run in _runs(f.found):
             gray0 = f.rendering.gray[run[0].frame] if f.rendering is not None else None
             boxes = []
@@ -397,8 +404,13 @@ class OCRPixelStage:
                 b = glyph_box(x.word, gray0)
                 h = min(b.height, b.width) if x.word.orientation else b.height
                 pad = max(2, round(0.1 * h))
-                boxes.append(b.pad(pad))
+                # small text is found magnified: its box's ends are a source pixel less certain
+                boxes.append(b.pad(pad + 1, pad) if h < SMALL_TEXT and not x.word.orientation else b.pad(pad))
                 cores.append(b)
+                if x.decision.reason == "header:name" and not x.word.orientation:
+                    rest = _name_rest(f.settled_matcher(), x.word.text, b, cols)
+                    if rest is not None:
+                        boxes.append(rest.pad(pad))
             box = bounding(boxes)
             assert box is not None
             box = box.clip(cols, rows)
@@ -439,6 +451,8 @@ class OCRPixelStage:
                     out.append(MaskBox(b, None, dark))
                 else:
                     out += [MaskBox(b, fr, dark) for fr in frames]
+            if not run[0].word.orientation:
+                placed.append((run[0].line, box, frames, dark))
             # a word of the run in every frame (a static ID line) next to words read in some
             # frames only (a timer) is masked in its other frames on its own
             for x in run:
@@ -447,6 +461,11 @@ class OCRPixelStage:
                     b = glyph_box(x.word, gray0)
                     own = b.pad(max(2, round(0.1 * b.height))).clip(cols, rows)
                     out += [MaskBox(own, fr, x.word.bright is not False) for fr in more]
+        kept_boxes = [(k.word.box, k.frames) for k in kept]
+        tall = _full_rows(placed, kept_boxes)
+        extra = [(gw[1], gw[2], gw[3]) for gw, pl in zip(tall, placed, strict=True) if gw[1] != pl[1]]
+        for eb, ef, ed in [*extra, *_bridges(tall, kept_boxes)]:
+            out += [MaskBox(eb, None, ed)] if len(ef) == n else [MaskBox(eb, fr, ed) for fr in ef]
         for region in f.triage.regions:
             out.append(MaskBox(region.clip(cols, rows), None, True))
         return out
@@ -1137,6 +1156,71 @@ def _runs(found: list[_Found]) -> list[list[_Found]]:
             run.append(x)
         if run:
             out.append(run)
+    return out
+
+
+def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | None:
+    """Where the rest of a header name read only in part lies (``FITZGER`` of FITZGERALD, its
+    end over a bright organ the detector did not see as text): the box widened by the missing
+    letters at the width of the letters read. None when nothing is missing."""
+    read = sum(ch.isalpha() for ch in text)
+    before, after = matcher.missing_letters(text)
+    if read < 3 or not (before or after):
+        return None
+    per = box.width / max(1, len(text.strip()))
+    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+
+
+def _full_rows(
+    placed: list[tuple[int, Box, list[int], bool]], kept: list[tuple[Box, list[int]]]
+) -> list[tuple[int, Box, list[int], bool]]:
+    """Masks as tall as the text of their line: a mask much lower than the mask beside it on its
+    rows (under 0.75 of its height, a run gap away at most) takes that mask's rows over its own
+    columns. On low-contrast text over noise the glyphs of a short word (``DR`` of ``Ref: DR
+    KOWALCZYK``) can be refined to their lower half; the name beside it shows the line's rows.
+    Not where a kept word would be covered. Returns ``placed`` with those masks grown."""
+    out: list[tuple[int, Box, list[int], bool]] = []
+    for line, a, fa, dark in placed:
+        near = []
+        for _l, b, fb, _d in placed:
+            if b is a or not set(fa) & set(fb):
+                continue
+            shared = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+            gap = max(b.x0 - a.x1, a.x0 - b.x1, 0)
+            if shared >= 0.5 * a.height and gap <= RUN_GAP * b.height:
+                near.append((gap, b))
+        b = min(near, key=lambda t: t[0])[1] if near else a
+        grown = Box(a.x0, min(a.y0, b.y0), a.x1, max(a.y1, b.y1))
+        if a.height >= 0.75 * b.height or any(kb.overlap(grown) and set(kf) & set(fa) for kb, kf in kept):
+            grown = a
+        out.append((line, grown, fa, dark))
+    return out
+
+
+def _bridges(
+    placed: list[tuple[int, Box, list[int], bool]], kept: list[tuple[Box, list[int]]]
+) -> list[tuple[Box, list[int], bool]]:
+    """Boxes over the gaps between two masks of one line that ``_runs`` kept apart (the text's
+    polarity read differently where a word crosses anatomy: ``KOWA`` on black, ``LCZYK`` on a
+    bright organ) when the gap is narrower than ``RUN_GAP`` text heights and holds no kept word:
+    a letter between them would be left readable, a partial mask being a leak. The bridge spans
+    the rows both masks share, in the frames both are masked in."""
+    out: list[tuple[Box, list[int], bool]] = []
+    by_line: dict[int, list[tuple[Box, list[int], bool]]] = {}
+    for line, box, frames, dark in placed:
+        by_line.setdefault(line, []).append((box, frames, dark))
+    for members in by_line.values():
+        members.sort(key=lambda m: m[0].x0)
+        for (a, fa, da), (b, fb, _db) in itertools.pairwise(members):
+            gap = b.x0 - a.x1
+            y0, y1 = max(a.y0, b.y0), min(a.y1, b.y1)
+            frames = sorted(set(fa) & set(fb))
+            if gap <= 0 or y1 <= y0 or not frames or gap > RUN_GAP * min(a.height, b.height):
+                continue
+            bridge = Box(a.x1, y0, b.x0, y1)
+            if any(kb.overlap(bridge) and set(kf) & set(frames) for kb, kf in kept):
+                continue
+            out.append((bridge, frames, da))
     return out
 
 

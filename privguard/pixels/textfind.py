@@ -25,6 +25,7 @@ on its own crop.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,13 @@ MIN_TEXT_HEIGHT = 6
 MAX_TEXT_HEIGHT = 0.12
 #: A text height (pixels) CRAFT detects comfortably; larger text in a region job is scaled to it.
 COMFORTABLE_TEXT = 24
+#: Text less tall than this (pixels) is detected again magnified (``SMALL_SCALE``): CRAFT finds
+#: 7-10 px glyphs only in part (a date read as ``15,``, a name cut where it crosses anatomy).
+SMALL_TEXT = 12
+#: The magnification of small text's lines (and of verification regions around small text).
+SMALL_SCALE = 2.0
+#: How far along its line (text heights, each side) a small text's box is detected again.
+SMALL_REACH = 8
 #: An upright reading less confident than this is also read turned (90/270, or 180 when wide).
 TURN_CHECK = 0.9
 #: Words closer than this many text heights are read together as a phrase.
@@ -138,6 +146,8 @@ class _Unit:
     image: np.ndarray
     offset: tuple[int, int]
     scale: float
+    rows: list[tuple[int, int]] | None = None
+    """A small-text band's lines: the rows (frame coordinates) of the boxes it was cut around."""
 
 
 @dataclass
@@ -208,14 +218,64 @@ class TextFinder:
         s = 1.0
         if job.text_height and job.text_height > 1.3 * COMFORTABLE_TEXT:
             s = COMFORTABLE_TEXT / job.text_height  # large text: the detector needs far fewer pixels
+        elif job.text_height and job.text_height < SMALL_TEXT:
+            s = SMALL_SCALE  # small text: the detector finds it whole only magnified
         if longest * s > self.large_side:
-            s = self.large_side / longest
+            s = max(1.0, self.large_side / longest) if s > 1.0 else self.large_side / longest
+        if s > 1.0:
+            crop = cv2.resize(
+                crop, (max(1, round(r.width * s)), max(1, round(r.height * s))), interpolation=cv2.INTER_CUBIC
+            )
+            return _Unit(j, np.ascontiguousarray(crop), (r.x0, r.y0), s)
         if s < 1.0:
             crop = cv2.resize(
                 crop, (max(1, int(r.width * s)), max(1, int(r.height * s))), interpolation=cv2.INTER_AREA
             )
             return _Unit(j, np.ascontiguousarray(crop), (r.x0, r.y0), s)
         return _Unit(j, np.ascontiguousarray(crop), (r.x0, r.y0), 1.0)
+
+    def _small_units(self, j: int, job: FrameJob, boxes: list[Box]) -> list[_Unit]:
+        """Bands along the lines of small text found in a whole-frame pass, magnified.
+
+        A box of small text (under ``SMALL_TEXT`` pixels high) is detected again in a band along
+        its line, ``SMALL_REACH`` text heights to either side of it and one text height above and
+        below, at ``SMALL_SCALE``: the parts CRAFT missed at native size (letters over anatomy, a
+        date after its label) are found there. Frames with no small text are not touched, and a
+        frame's bands cost a fraction of its whole-frame pass (they hold its small lines only)."""
+        rows, cols = job.gray.shape
+        bands: list[tuple[Box, list[tuple[int, int]]]] = []
+        for b in boxes:
+            vertical = is_vertical(b)
+            h = b.width if vertical else b.height
+            if h >= SMALL_TEXT or h < 3:
+                continue
+            reach = SMALL_REACH * h
+            if vertical:
+                bands.append((Box(b.x0 - h, b.y0 - reach, b.x1 + h, b.y1 + reach).clip(cols, rows), []))
+            else:
+                bands.append(
+                    (Box(b.x0 - reach, b.y0 - h, b.x1 + reach, b.y1 + h).clip(cols, rows), [(b.y0, b.y1)])
+                )
+        merged: list[tuple[Box, list[tuple[int, int]]]] = []
+        for b, lines in sorted(bands, key=lambda x: (x[0].x0, x[0].y0)):
+            for k, (m, ml) in enumerate(merged):
+                if m.overlap(b) > 0:
+                    merged[k] = (m.union(b), ml + lines)
+                    break
+            else:
+                merged.append((b, lines))
+        units = []
+        for m, lines in merged:
+            s = SMALL_SCALE
+            if max(m.width, m.height) * s > 2 * self.large_side:
+                continue  # a band this long is a large frame's: its candidates have their own crops
+            crop = cv2.resize(
+                job.rgb[m.y0 : m.y1, m.x0 : m.x1],
+                (max(1, round(m.width * s)), max(1, round(m.height * s))),
+                interpolation=cv2.INTER_CUBIC,
+            )
+            units.append(_Unit(j, np.ascontiguousarray(crop), (m.x0, m.y0), s, lines or None))
+        return units
 
     def _plan(self, j: int, job: FrameJob) -> list[_Unit]:
         rows, cols = job.gray.shape
@@ -269,6 +329,28 @@ class TextFinder:
             units_of[u.job] += 1
             full_size = u.image.shape[:2] == jobs[u.job].gray.shape
             whole[u.job] = u.scale == 1.0 and u.offset == (0, 0) and full_size
+        # small text found in a whole-frame pass: its lines are detected again, magnified
+        small = [
+            v
+            for j, job in enumerate(jobs)
+            if job.regions is None and units_of[j] == 1 and whole[j]
+            for v in self._small_units(j, job, raw[j])
+        ]
+        if small:
+            self.stats.detector_inputs += len(small)
+            self.stats.detector_pixels += sum(int(u.image.shape[0] * u.image.shape[1]) for u in small)
+            for u, det in zip(small, self.engine.detect([u.image for u in small]), strict=True):
+                rows, cols = jobs[u.job].gray.shape
+                for b in [*det.boxes, *_orphans(det)]:
+                    # one source pixel of slack along the line: the magnified glyphs' ends are interpolated
+                    fb = _on_line(b.scale(1.0 / u.scale).shift(*u.offset).pad(1, 0), u.rows).clip(cols, rows)
+                    known = jobs[u.job].known
+                    if known and sum(fb.overlap(k) for k in known) >= 0.6 * fb.area:
+                        continue
+                    if not fb.empty:
+                        raw[u.job].append(fb)
+                if det.score is not None:
+                    scores[u.job] = _paste(scores[u.job], det.score, u, rows, cols)
         for j, job in enumerate(jobs):
             if job.regions is None and units_of[j] == 1 and whole[j]:
                 job.score = scores[j]
@@ -590,6 +672,19 @@ def _orphans(det: Detection) -> list[Box]:
             continue
         out.append(b.pad(max(2, h // 3)).clip(score.shape[1], score.shape[0]))
     return out
+
+
+def _on_line(box: Box, lines: list[tuple[int, int]] | None) -> Box:
+    """A box found in a small-text band, cut to the rows of the line it lies on (with a sixth of
+    the line's height to spare): over anatomy CRAFT's magnified box takes in rows of the organ,
+    which a mask would then cover outside the text."""
+    if not lines:
+        return box
+    best = max(lines, key=lambda r: min(box.y1, r[1]) - max(box.y0, r[0]))
+    if min(box.y1, best[1]) - max(box.y0, best[0]) <= 0:
+        return box
+    spare = math.ceil((best[1] - best[0]) / 6)
+    return Box(box.x0, max(box.y0, best[0] - spare), box.x1, min(box.y1, best[1] + spare))
 
 
 def _paste(target: np.ndarray | None, score: np.ndarray, unit: _Unit, rows: int, cols: int) -> np.ndarray:

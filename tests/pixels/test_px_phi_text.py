@@ -173,3 +173,15 @@ def test_pattern_kind(token: str, kind: str | None) -> None:
 def test_unreadable_uses_character_density() -> None:
     assert unreadable(Word(Box(0, 0, 300, 20), "ab", 0.9), 0.5)  # far too few characters for its box
     assert not unreadable(Word(Box(0, 0, 60, 20), "ABCD", 0.9), 0.5)
+
+
+def test_measurements_shaped_like_times_or_ids_are_kept(decider: PhiDecider, ctx: PhiContext) -> None:
+    # independent held-out set (issue 11): a slice thickness read as a time, a window setting
+    # read as one token and taken for an ID (L read as 1: 400140)
+    assert decide(decider, ctx, line("1.25", "mm"), "CT") == [False, False]
+    assert decide(decider, ctx, line("0.50", "s"), "CT") == [False, False]
+    assert decide(decider, ctx, line("10.30", "h"), "CT")[0]  # hours: a time of day
+    assert decide(decider, ctx, line("13:45"), "CT") == [True]  # a time alone still is PHI
+    for t in ("W400L40", "400L40", "WW350WL-40"):
+        assert pattern_kind(t) is None
+    assert pattern_kind("400140") == "id"  # the same digits without the window's letters
