@@ -337,6 +337,7 @@ class TextFinder:
             for v in self._small_units(j, job, raw[j])
         ]
         if small:
+            native = [list(r) for r in raw]
             self.stats.detector_inputs += len(small)
             self.stats.detector_pixels += sum(int(u.image.shape[0] * u.image.shape[1]) for u in small)
             for u, det in zip(small, self.engine.detect([u.image for u in small]), strict=True):
@@ -347,8 +348,9 @@ class TextFinder:
                     known = jobs[u.job].known
                     if known and sum(fb.overlap(k) for k in known) >= 0.6 * fb.area:
                         continue
-                    if not fb.empty:
-                        raw[u.job].append(fb)
+                    if fb.empty or sum(fb.overlap(k) for k in native[u.job]) >= 0.7 * fb.area:
+                        continue  # found at native size already: that box is the one read
+                    raw[u.job].append(fb)
                 if det.score is not None:
                     scores[u.job] = _paste(scores[u.job], det.score, u, rows, cols)
         for j, job in enumerate(jobs):
