@@ -346,6 +346,7 @@ def build(name: str, out_dir: Path, seed: int) -> Case:
                 continue
             if corner == "marker":
                 x, yy = cols // 2 + r.randint(-cols // 4, cols // 4), rows // 5
+                x = min(x, cols - margin - w)  # a wide marker stays inside the image
                 place(line, yy, x, a, list(range(frames)))
                 continue
             x = margin if corner in ("tl", "bl") else cols - margin - w
