@@ -350,7 +350,7 @@ def build(name: str, out_dir: Path, seed: int) -> Case:
                 place(line, yy, x, a, list(range(frames)))
                 continue
             x = margin if corner in ("tl", "bl") else cols - margin - w
-            if x < 0 or y + h >= rows or used[y : y + h, x : x + w].any():
+            if x < 0 or x + w > cols or y + h >= rows or used[y : y + h, x : x + w].any():
                 y += int(h * 1.4)
                 continue
             if line.label:
