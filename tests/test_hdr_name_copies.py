@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from both_paths import scrub_both
 from conftest import part10
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,15 +34,7 @@ LEAK = re.compile(rb"(?i)quarternight|zebulon")
 def _run(tmp_path: Path, profile: str | Path, ds: Dataset) -> tuple[Dataset, Dataset, bytes]:
     src = tmp_path / "in.dcm"
     ds.save_as(src)
-    deid = Deidentifier(profile, ProjectKey.generate(), vault=tmp_path / "tokens.vault")
-    try:
-        out_ds, _ = deid.dataset(pydicom.dcmread(src))
-        res = deid.file(src, tmp_path / "out")
-    finally:
-        deid.close()
-    assert res.status == "ok", res.reason
-    out = tmp_path / "out" / str(res.output)
-    return out_ds, pydicom.dcmread(out), out.read_bytes()
+    return scrub_both(tmp_path, profile, src)
 
 
 def _ct(name: str = NAME) -> Dataset:

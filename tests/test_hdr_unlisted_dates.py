@@ -17,15 +17,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from both_paths import scrub_both
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from privguard.deidentifier import Deidentifier
 from privguard.header.plan import compile_plan
 from privguard.header.profile import load_profile
 from privguard.header.standard import e1_1
-from privguard.pseudonym.keys import ProjectKey
 
 # Attributes of the data dictionary that Table E.1-1 (2026c) does not list.
 TOP = {"SecondaryReviewDate": "19710623", "SecondaryReviewTime": "131313", "ExpiryDate": "19730817"}
@@ -47,16 +46,7 @@ def _input(tmp_path: Path) -> Path:
 
 
 def _both(tmp_path: Path, profile: str | Path) -> tuple[Dataset, Dataset, bytes]:
-    src = _input(tmp_path)
-    deid = Deidentifier(profile, ProjectKey.generate(), vault=tmp_path / "tokens.vault")
-    try:
-        out_ds, _ = deid.dataset(pydicom.dcmread(src))
-        res = deid.file(src, tmp_path / "out")
-    finally:
-        deid.close()
-    assert res.status == "ok", res.reason
-    data = (tmp_path / "out" / str(res.output)).read_bytes()
-    return out_ds, pydicom.dcmread(tmp_path / "out" / str(res.output)), data
+    return scrub_both(tmp_path, profile, _input(tmp_path))
 
 
 def _days(a: str, b: str) -> int:
