@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -421,7 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", help="comma-separated file numbers to run (debugging one case)")
+    ap.add_argument("--report", action="store_true", help="print each file's pixel report")
+    ap.add_argument("--keep", type=Path, help="copy the inputs and outputs here (debugging)")
     args = ap.parse_args(argv)
+    only = {int(k) for k in args.only.split(",")} if args.only else None
     import pydicom
 
     from privguard.deidentifier import Deidentifier, PixelOptions
@@ -432,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         (root / "in").mkdir()
         cases = [
-            build(f"indep_{args.seed}_{i}", root / "in", args.seed * 1000 + i) for i in range(args.count)
+            build(f"indep_{args.seed}_{i}", root / "in", args.seed * 1000 + i)
+            for i in range(args.count)
+            if only is None or i in only
         ]
         deid = Deidentifier("basic", ProjectKey.generate(), pixels=PixelOptions(ocr="auto", device="cpu"))
         t0 = time.perf_counter()
@@ -441,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             deid.close()
         seconds = time.perf_counter() - t0
+        if args.keep:
+            shutil.copytree(root, args.keep, dirs_exist_ok=True)
         scores, false_no, review, misses, failed = [], 0, 0, [], []
         for c, res in zip(cases, results, strict=True):
             if res.status != "ok" or res.output is None:
@@ -450,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             after = load(root / "out" / res.output).frames
             s = scoring.score(c.name, before, after, c.truths)
             scores.append(s)
+            if args.report:
+                print(c.name, json.dumps(res.pixels, default=str))
             ds = pydicom.dcmread(root / "out" / res.output, stop_before_pixels=True)
             leaked = [x for x in s.regions if x.phi and not x.ok]
             if leaked and ds.get("BurnedInAnnotation") == "NO":
@@ -470,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
             "needs_review": review,
             "failed": failed,
             "misses": misses,
+            "outside_over_floor": {
+                s.name: round(100 * s.outside_share, 3) for s in scores if s.outside_share >= 0.002
+            },
         }
         print(json.dumps(out, indent=1))
         if args.json:
