@@ -100,9 +100,7 @@ def _near(
             contrast = (level - background) if bright else (background - level)
         if contrast < MIN_CONTRAST or _mostly(inner, bright, level, contrast):
             return None
-    rest = edge[np.abs(edge - level) > 0.5 * contrast]  # the ring's background, letters left out
-    # median absolute deviation: a few anti-aliased edge pixels on a flat margin do not count
-    if rest.size and float(np.median(np.abs(rest - np.median(rest)))) > TEXTURED:
+    if _ring_textured(patch, level, contrast):
         return None  # text over speckle or anatomy: its strokes cannot be told from the texture
     win = box.pad(limit + 1).clip(cols, rows)
     g = gray[win.y0 : win.y1, win.x0 : win.x1].astype(np.int16)
@@ -114,6 +112,23 @@ def _near(
     touching = np.unique(labels[c.y0 - win.y0 : c.y1 - win.y0, c.x0 - win.x0 : c.x1 - win.x0])
     touching = touching[touching > 0]
     return np.isin(labels, touching), win
+
+
+def _ring_textured(patch: np.ndarray, level: int, contrast: int) -> bool:
+    """Whether the ring around a box (its outer rows and columns), letters left out, varies from
+    pixel to pixel like speckle or anatomy: the median step between neighbours along the ring.
+    A margin that is flat, a smooth gradient, or two flat tones (text running off a black border
+    onto a grey organ) is no texture; a few anti-aliased edge pixels do not count."""
+    steps = []
+    for side in (patch[0], patch[-1], patch[:, 0], patch[:, -1]):
+        v = side.astype(np.int16)
+        background = np.abs(v - level) > 0.5 * contrast
+        both = background[1:] & background[:-1]
+        steps.append(np.abs(np.diff(v))[both])
+    d = np.concatenate(steps)
+    # the median step between independent noise samples is about 1.4 times their median
+    # absolute deviation: the same texture threshold as :func:`_textured`
+    return bool(d.size) and float(np.median(d)) > 1.4 * TEXTURED
 
 
 def _mostly(inner: np.ndarray, bright: bool, level: int, contrast: int) -> bool:

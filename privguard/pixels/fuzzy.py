@@ -206,6 +206,7 @@ class HeaderMatcher:
         self.date_texts: set[str] = {alnum(s) for s in ctx.date_strings() if re.search(r"[A-Za-z]", s)}
         self.places: set[str] = set()
         self.place_words: set[str] = set()
+        self.place_values: list[list[str]] = [p.split() for p in sorted(ctx.places) if len(p.split()) > 1]
         for p in ctx.places | ctx.other:
             words = [letters(w) for w in re.split(r"[\s,;/^]+", p) if w]
             self.place_words.update(w for w in words if w)
@@ -294,6 +295,34 @@ class HeaderMatcher:
             elif n.endswith(word):
                 before = max(before, len(n) - len(word))
         return before, after
+
+    def missing_place_text(self, tokens: list[str]) -> tuple[int, int]:
+        """Characters of a header place (an institution) that a run of words read in part lacks:
+        ``(before, after)``, spaces included.
+
+        ``ST. BARTHOLOMEW`` read of a burned-in ``ST. BARTHOLOMEW MEDICAL CENTER`` whose end is
+        too faint for the detector lacks `` MEDICAL CENTER`` (15 characters) after it. The run
+        must repeat consecutive words of the value, one of them distinctive (not a generic
+        word like "Hospital"); (0, 0) for a whole value or no match."""
+        run = [letters(w) for t in tokens for w in t.split()]  # a detector word may hold several
+        run = [w for w in run if w]
+        if not run:
+            return 0, 0
+        best = (0, 0)
+        for value in self.place_values:
+            words = [letters(w) for w in value]
+            for i in range(len(words) - len(run) + 1):
+                part = words[i : i + len(run)]
+                if not all(a == b or (len(b) >= 4 and near(a, b)) for a, b in zip(run, part, strict=True)):
+                    continue
+                if not any(w in self.places for w in part):
+                    continue
+                before = len(" ".join(value[:i])) + (1 if i else 0)
+                rest = value[i + len(run) :]
+                after = len(" ".join(rest)) + (1 if rest else 0)
+                if before + after > sum(best):
+                    best = (before, after)
+        return best
 
     # -- runs of words -----------------------------------------------------------------------
 

@@ -121,7 +121,8 @@ def _core(token: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", token).upper()
 
 
-def _is_label(token: str) -> bool:
+def is_label(token: str) -> bool:
+    """A PHI label (``DOB:``, ``MRN#``): it says what was there, not whose it was."""
     t = token.strip()
     return t.endswith((":", "#", "=")) and _core(t) in _LABELS
 
@@ -268,7 +269,7 @@ class PhiDecider:
             seen_value = False
             for k in group:
                 w = words[k]
-                if _is_label(w.text):
+                if is_label(w.text):
                     labelled, seen_value = True, False
                     continue
                 if w.text.strip().endswith(":"):
@@ -289,7 +290,7 @@ class PhiDecider:
         for group in _groups(words):
             if any(phi[k] and phi[k] != "adjacent" for k in group):
                 for k in group:
-                    if not phi[k] and not _is_label(words[k].text):
+                    if not phi[k] and not is_label(words[k].text):
                         phi[k] = "phrase"
         # 5.-7. allow-list, readability, unknown text
         out = []

@@ -38,13 +38,14 @@ from privguard.errors import PrivguardError
 from privguard.pixels.allowlist import AllowList
 from privguard.pixels.boxes import Box, bounding, merge_boxes
 from privguard.pixels.cine import CinePlan, plan, presence
+from privguard.pixels.continuation import continue_line, continue_rows, ink_rows
 from privguard.pixels.decode import DecodedImage, load
 from privguard.pixels.encode import encode
 from privguard.pixels.follow import follow
 from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.mask import MaskBox, apply, fills
 from privguard.pixels.ocr import OCREngine, get_engine, model_dir, resolve_device
-from privguard.pixels.phi_text import Decision, PhiDecider
+from privguard.pixels.phi_text import Decision, PhiDecider, is_label
 from privguard.pixels.render import Rendering, render, rerender
 from privguard.pixels.screen import screen
 from privguard.pixels.textfind import PHRASE_GAP, SMALL_TEXT, FrameJob, Line, TextFinder, Word
@@ -267,6 +268,7 @@ class OCRPixelStage:
             self._detect(live)
             for f in live:
                 _cine_overlays(f)
+                _collinear_phrases(f)
                 self._mask(f)
             self._verify([f for f in live if f.error is None])
         return [self._outcome(f) for f in files]
@@ -402,6 +404,8 @@ class OCRPixelStage:
             cores = []
             for x in run:
                 b = glyph_box(x.word, gray0)
+                if b == x.word.box and gray0 is not None and not x.word.orientation:
+                    b = ink_rows(gray0, b, x.word.bright)  # glyphs not separated: their strokes' rows
                 h = min(b.height, b.width) if x.word.orientation else b.height
                 pad = max(2, round(0.1 * h))
                 # small text is found magnified: its box's ends are a source pixel less certain
@@ -411,6 +415,24 @@ class OCRPixelStage:
                     rest = _name_rest(f.settled_matcher(), x.word.text, b, cols)
                     if rest is not None:
                         boxes.append(rest.pad(pad))
+            place = [x for x in run if x.decision.reason.startswith(("header:place", "header:location"))]
+            if place and not run[0].word.orientation:
+                texts = [x.word.text for x in run if x in place or x.decision.reason == "phrase"]
+                read = bounding(cores)
+                rest = _place_rest(f.settled_matcher(), texts, read, cols)
+                if rest is not None and read is not None:
+                    # where the line's other PHI words were found, the rest is masked with them
+                    reach = PHRASE_GAP * read.height
+                    beside = [
+                        x.word.box
+                        for x in f.found
+                        if x.line == run[0].line and x.decision.redact and x not in run
+                    ]
+                    if any(0 <= b.x0 - read.x1 <= reach for b in beside):
+                        rest = Box(rest.x0, rest.y0, read.x1, rest.y1)
+                    if any(0 <= read.x0 - b.x1 <= reach for b in beside):
+                        rest = Box(read.x0, rest.y0, rest.x1, rest.y1)
+                    boxes.append(rest.pad(max(2, round(0.1 * rest.height))))
             box = bounding(boxes)
             assert box is not None
             box = box.clip(cols, rows)
@@ -423,17 +445,18 @@ class OCRPixelStage:
                 level = (max(levels) if run[0].word.bright else min(levels)) if levels else None
                 kept_here = [k.word.box for k in kept if set(k.frames) & set(run[0].frames)]
                 kept_any = [k.word.box for k in kept]
+                phi = any(x.decision.reason.startswith(("header:", "pattern:")) for x in run)
                 if run[0].word.orientation:
                     # vertical text: the same steps on the transposed frame, where it runs along
                     # the rows (an ID on a side panel missing its first digits, a letter's piece)
                     t_box, t_core, t_patches, clear = _grow(
                         np.ascontiguousarray(g0.T), _t(box), _t(core), run[0].word.bright, level,
-                        [_t(k) for k in kept_here], [_t(k) for k in kept_any],
+                        [_t(k) for k in kept_here], [_t(k) for k in kept_any], phi,
                     )  # fmt: skip
                     box, core, patches = _t(t_box), _t(t_core), [_t(b) for b in t_patches]
                 else:
                     box, core, patches, clear = _grow(
-                        g0, box, core, run[0].word.bright, level, kept_here, kept_any
+                        g0, box, core, run[0].word.bright, level, kept_here, kept_any, phi
                     )
                 if not clear:
                     f.edge_strokes += 1
@@ -1081,6 +1104,50 @@ def _cine_overlays(f: _File) -> None:
             f.found[k] = _Found(x.word, Decision(False, "cine-overlay"), x.frame, x.frames, x.line)
 
 
+def _collinear(a: Box, b: Box, rotated: bool) -> bool:
+    """Two word boxes on one line of text, a phrase gap apart at most: side by side on the same
+    rows, or (``rotated``: either is vertical text) stacked in the same columns."""
+    if rotated:
+        t = max(min(a.width, a.height), min(b.width, b.height))
+        shared = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+        return shared >= 0.5 * min(a.width, b.width) and a.gap(b)[1] <= PHRASE_GAP * t
+    return a.vertical_overlap(b) >= 0.5 and a.gap(b)[0] <= PHRASE_GAP * max(a.height, b.height)
+
+
+def _collinear_phrases(f: _File) -> None:
+    """An identifier makes its whole phrase PHI across the detector's line cuts too.
+
+    :class:`PhiDecider` spreads PHI over the phrase within one detected line; the detector can
+    cut one line of text in two (a short ``DR`` read upright beside a vertical ``PETROVIC``, the
+    ``10`` of a vertical ``2003.02.10`` read apart as an allow-listed ``9``). A kept word (unknown
+    text or allow-listed, not a PHI label) that lies on the line of a header- or pattern-matched
+    PHI word, a phrase gap away at most, in a frame both are in, becomes ``phrase`` PHI, and
+    spreads on in turn, as words of one detected line do in :class:`PhiDecider`.
+    """
+    changed = True
+    while changed:
+        changed = False
+        phi = [
+            x
+            for x in f.found
+            if x.decision.redact and x.decision.reason.startswith(("header:", "pattern:", "phrase"))
+        ]
+        for k, x in enumerate(f.found):
+            if (
+                x.decision.redact
+                or x.decision.reason not in ("non-phi", "allow-list")
+                or is_label(x.word.text)
+            ):
+                continue
+            for y in phi:
+                if not set(x.frames) & set(y.frames):
+                    continue
+                if _collinear(x.word.box, y.word.box, bool(x.word.orientation or y.word.orientation)):
+                    f.found[k] = _Found(x.word, Decision(True, "phrase"), x.frame, x.frames, x.line)
+                    changed = True
+                    break
+
+
 def _t(b: Box) -> Box:
     """A box in the transposed frame (rows and columns swapped)."""
     return Box(b.y0, b.x0, b.y1, b.x1)
@@ -1103,13 +1170,24 @@ def _grow(
     level: int | None,
     kept: list[Box],
     kept_any: list[Box],
+    phi: bool = False,
 ) -> tuple[Box, Box, list[Box], bool]:
     """A run's mask box (text along the rows of ``gray``) grown over the glyphs the detector left
-    out (never into a word kept in any frame, ``kept_any``) and over their diacritics, cut back
+    out (never into a word kept in any frame, ``kept_any``; for a ``phi`` run also over the faint
+    rest of its line, :func:`~privguard.pixels.continuation.continue_line`) and over their
+    diacritics, cut back
     at the words kept in its frames (``kept``), then followed at its edge: the box, the glyph
     box, patches over letters' pieces, and whether no letter's piece was left."""
     rows, cols = gray.shape[:2]
     grown = extend_over_glyphs(gray, core, bright, kept_any, level)
+    if phi:
+        # a PHI line goes on in flat strokes of its colour past a faint end, and its letters'
+        # rows past a box set off them on noise (see privguard.pixels.continuation)
+        grown = continue_line(gray, grown, kept_any, bright)
+        across = continue_rows(gray, grown, bright)
+        if across != grown:
+            box = box.union(across.pad(0, 1).clip(cols, rows))
+            grown = across
     if grown != core:
         pad = max(2, round(0.1 * core.height))
         box = box.union(grown.pad(pad, 0).clip(cols, rows))
@@ -1168,6 +1246,20 @@ def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | 
     if read < 3 or not (before or after):
         return None
     per = box.width / max(1, len(text.strip()))
+    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+
+
+def _place_rest(matcher: HeaderMatcher, texts: list[str], box: Box | None, cols: int) -> Box | None:
+    """Where the rest of a header place read only in part lies (``MEDICAL CENTER`` of ``ST.
+    BARTHOLOMEW MEDICAL CENTER``, too faint for the detector): the run's box widened by the
+    missing characters at the width of the characters read. None when nothing is missing."""
+    if box is None:
+        return None
+    before, after = matcher.missing_place_text(texts)
+    read = len(" ".join(t.strip() for t in texts))
+    if read < 4 or not (before or after):
+        return None
+    per = box.width / read
     return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
 
 

@@ -219,3 +219,28 @@ def test_the_sample_ultrasound_is_cleaned_and_claimed_clean(tmp_path: Path) -> N
         assert out.BurnedInAnnotation == "NO"
         assert out.pixel_array[4:36, :160].max() < 255  # the white name and ID lines are gone
         assert out.pixel_array[0:20, 270:300].max() == 255  # the "L" marker is kept
+
+
+def test_text_running_off_a_black_border_onto_a_smooth_organ_is_followed() -> None:
+    """A ring of two flat tones (black margin above, a smooth grey organ below) is no texture:
+    the trailing letter the detector cut in half is still covered (``22/08/14`` whose last
+    digit's bar crossed from the MR's black corner onto anatomy, independent set seed 8)."""
+    g = _letters()
+    g[38:, :] = np.linspace(120, 200, 160)[None, :].astype(np.uint8)  # a smooth organ below
+    g[38:42, 20:22] = 220  # the stems go on over it
+    g[38:42, 32:34] = 220
+    g[38:42, 44:46] = 220
+    core = Box(20, 30, 47, 42)
+    got = follow(g, core.pad(2), core, True, 220, core.height)
+    assert got.clear
+    assert max(b.x1 for b in (got.box, *got.extra)) >= 52  # the last letter's bars are covered
+
+
+def test_noise_in_the_ring_still_stops_the_follower() -> None:
+    rng = np.random.default_rng(4)
+    g = _letters()
+    noise = rng.normal(20, 12, g.shape)
+    g = np.where(g == 220, 220, np.clip(noise, 0, 255)).astype(np.uint8)
+    core = Box(20, 30, 47, 42)
+    got = follow(g, core.pad(2), core, True, 220, core.height)
+    assert got.box == core.pad(2) and not got.extra  # over noise nothing is followed
