@@ -230,7 +230,12 @@ class PhiDecider:
             for k, r in enumerate(readings):
                 if k > 0 and r.confidence < self.allowlist.min_confidence:
                     # an unsure other reading (another orientation, a padded crop) is often noise
-                    # shaped like a pattern; header values are still matched on it above
+                    # shaped like a pattern; header values are still matched on it above, and so
+                    # is a bracketed sex ("[Fl" upright of a "[F]" read turned as "5"): noise
+                    # seldom takes that exact shape
+                    if pattern_kind(r.text) == "sex":
+                        phi[i] = "pattern:sex"
+                        break
                     continue
                 pk = pattern_kind(r.text)
                 if pk:

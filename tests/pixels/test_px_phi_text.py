@@ -155,6 +155,20 @@ def test_other_readings_count(decider: PhiDecider, ctx: PhiContext) -> None:
     assert decide(decider, ctx, Line(0, w.box, [w])) == [True]
 
 
+def test_an_unsure_other_reading_counts_only_for_a_bracketed_sex(
+    decider: PhiDecider, ctx: PhiContext
+) -> None:
+    """A "[F]" read turned as "5" (allow-listed) with an unsure upright "[Fl" (adversarial set,
+    seed 47, hard_6): the bracketed sex is taken from the unsure reading; other patterns are not
+    (an unsure "03.24" beside a "5" is noise shaped like a date)."""
+    from privguard.pixels.ocr import Reading
+
+    sex = Word(Box(0, 0, 26, 24), "5", 0.9, alternatives=(Reading("[Fl", 0.2),), orientation=270)
+    assert decide(decider, ctx, Line(0, sex.box, [sex])) == [True]
+    other = Word(Box(0, 0, 26, 24), "5", 0.9, alternatives=(Reading("03.24", 0.2),))
+    assert decide(decider, ctx, Line(0, other.box, [other])) == [False]
+
+
 @pytest.mark.parametrize(
     ("token", "kind"),
     [
