@@ -17,8 +17,7 @@ line), the detector stops at the faint end and the contrast-based growth
   going on. It stops after a phrase gap without strokes, at a kept word, at the image's edge, or
   after :data:`REACH` text heights.
 * :func:`continue_rows` takes the rows of the letters that a box set a few pixels off them leaves
-  out; :func:`ink_rows` brings a box that could not be refined to its glyphs in to its letters'
-  rows.
+  out.
 
 Over a flat background (a black margin, a label plate) the rows beside the line are as flat as
 the line and nothing is taken there: the contrast-based growth and the stroke follower
@@ -230,29 +229,3 @@ def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level
     while bottom < y1 and hits[bottom - y0] >= need:
         bottom += 1
     return Box(core.x0, top, core.x1, bottom)
-
-
-def ink_rows(gray: np.ndarray, box: Box, bright: bool | None) -> Box:
-    """A word's box brought in to the rows of its letters, when its glyphs could not be separated
-    (faint text over noise or over two backgrounds): the rows the letter-shaped regions of flat
-    pixels of the text's colour span (:func:`text_colour`). A detector box around large faint
-    text can be twice the letters' height, and a mask that tall crosses the image around the
-    line. The box as it is when they span less than 40% of it or no colour is found."""
-    rows, cols = gray.shape[:2]
-    b = box.clip(cols, rows)
-    if b.height < 8 or b.width < 4:
-        return box
-    level = text_colour(gray, b, bright)
-    if level is None and bright is not None:
-        level = text_colour(gray, b)
-    if level is None:
-        return box
-    patch = gray[b.y0 : b.y1, b.x0 : b.x1]
-    stats = _letter_stats(_flat(patch) & (patch == level))
-    if len(stats) == 0:
-        return box
-    y0 = int(stats[:, cv2.CC_STAT_TOP].min())
-    y1 = int((stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]).max())
-    if y1 - y0 < 0.4 * b.height:
-        return box
-    return Box(box.x0, b.y0 + y0, box.x1, b.y0 + y1)

@@ -38,7 +38,7 @@ from privguard.errors import PrivguardError
 from privguard.pixels.allowlist import AllowList
 from privguard.pixels.boxes import Box, bounding, merge_boxes
 from privguard.pixels.cine import CinePlan, plan, presence
-from privguard.pixels.continuation import continue_line, continue_rows, ink_rows
+from privguard.pixels.continuation import continue_line, continue_rows
 from privguard.pixels.decode import DecodedImage, load
 from privguard.pixels.encode import encode
 from privguard.pixels.follow import follow
@@ -404,8 +404,6 @@ class OCRPixelStage:
             cores = []
             for x in run:
                 b = glyph_box(x.word, gray0)
-                if b == x.word.box and gray0 is not None and not x.word.orientation:
-                    b = ink_rows(gray0, b, x.word.bright)  # glyphs not separated: their strokes' rows
                 h = min(b.height, b.width) if x.word.orientation else b.height
                 pad = max(2, round(0.1 * h))
                 # small text is found magnified: its box's ends are a source pixel less certain

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from privguard.pixels.boxes import Box
-from privguard.pixels.continuation import REACH, continue_line, continue_rows, ink_rows, text_colour
+from privguard.pixels.continuation import REACH, continue_line, continue_rows, text_colour
 
 #: matplotlib (a dependency of deid) ships DejaVu
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
@@ -107,15 +107,6 @@ def test_the_text_colour_is_not_a_margin_above_the_line() -> None:
     grown = continue_line(frame, core, [])
     assert grown.x0 <= 22 and grown.x1 >= 195  # along its own line
     assert (grown.y0, grown.y1) == (core.y0, core.y1)
-
-
-def test_a_tall_detector_box_is_brought_in_to_the_letters_rows() -> None:
-    frame, ink = _line("ST. BARTHOLOMEW", level=112, noise=9, size=20)
-    tall = Box(ink.x0, ink.y0 - ink.height // 2, ink.x1, ink.y1 + ink.height // 2)  # twice as tall
-    got = ink_rows(frame, tall, None)
-    assert got.y0 >= ink.y0 - 1 and got.y1 <= ink.y1 + 1  # the letters' rows
-    assert got.y0 <= ink.y0 + 2 and got.y1 >= ink.y1 - 2  # all of them
-    assert (got.x0, got.x1) == (tall.x0, tall.x1)  # along the line the box stays
 
 
 def test_the_letters_rows_over_a_box_set_low() -> None:
