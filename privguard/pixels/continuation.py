@@ -202,7 +202,9 @@ def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level
     pixels low: its letters' tops above the mask) and the glyph box, cut from it, cannot reach
     them. A row next to the box is taken while it holds, across the box's columns, flat pixels of
     the text's colour at a quarter at least of the share the box's own rows hold on average; up
-    to :data:`ROWS` text heights each way."""
+    to :data:`ROWS` text heights each way, and only when they end before that (rows of the colour
+    that run on to it are a background's: the black between white letters taken for their
+    colour)."""
     rows = gray.shape[0]
     h = core.height
     if h < 6 or core.width < 4:
@@ -228,4 +230,10 @@ def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level
         top -= 1
     while bottom < y1 and hits[bottom - y0] >= need:
         bottom += 1
+    # letters' tops and feet end within the reach; rows of the colour that run on to it are a
+    # background's (the black between white letters, taken for their colour, above and below)
+    if top == core.y0 - reach:
+        top = core.y0
+    if bottom == core.y1 + reach:
+        bottom = core.y1
     return Box(core.x0, top, core.x1, bottom)

@@ -115,3 +115,15 @@ def test_the_letters_rows_over_a_box_set_low() -> None:
     got = continue_rows(frame, low)
     assert got.y0 <= ink.y0 + 1  # the letters' tops are taken in
     assert got.y0 >= ink.y0 - 3  # not the rows above them
+
+
+def test_the_black_between_white_letters_does_not_grow_the_rows() -> None:
+    """White letters on a black margin whose polarity was read as dark: the black between them is
+    taken for their colour, and rows of it run on above and below the line; the box keeps its
+    rows (independent set seeds 15 and 19: masks twice the text's height over the image)."""
+    frame = np.zeros((120, 300), dtype=np.uint8)
+    for x in range(20, 200, 7):  # bold letters: the black between them is under half the box
+        frame[50:60, x : x + 4] = 255
+        frame[50:52, x : x + 6] = 255
+    core = Box(20, 50, 200, 60)
+    assert continue_rows(frame, core, bright=False) == core
