@@ -1112,6 +1112,12 @@ def _collinear(a: Box, b: Box, rotated: bool) -> bool:
     return a.vertical_overlap(b) >= 0.5 and a.gap(b)[0] <= PHRASE_GAP * max(a.height, b.height)
 
 
+def _vertical(word: Word) -> bool:
+    """A word read turned that lies along a column: a short one read turned (a ``[F]`` read as a
+    turned ``5``) says nothing of which way its line runs."""
+    return bool(word.orientation) and word.box.height >= 1.5 * word.box.width
+
+
 def _collinear_phrases(f: _File) -> None:
     """An identifier makes its whole phrase PHI across the detector's line cuts too.
 
@@ -1140,7 +1146,7 @@ def _collinear_phrases(f: _File) -> None:
             for y in phi:
                 if not set(x.frames) & set(y.frames):
                     continue
-                if _collinear(x.word.box, y.word.box, bool(x.word.orientation or y.word.orientation)):
+                if _collinear(x.word.box, y.word.box, _vertical(x.word) or _vertical(y.word)):
                     f.found[k] = _Found(x.word, Decision(True, "phrase"), x.frame, x.frames, x.line)
                     changed = True
                     break

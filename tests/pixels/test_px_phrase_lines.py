@@ -111,3 +111,13 @@ def test_nothing_changes_without_header_or_pattern_phi(ctx: PhiContext) -> None:
     f = _file(ctx, [a, b])
     _collinear_phrases(f)
     assert not f.found[1].decision.redact
+
+
+def test_a_short_word_read_turned_is_no_vertical_line(ctx: PhiContext) -> None:
+    # a "[F]" read as a turned "5" (PHI by its upright reading) above an "R" marker: the box is
+    # square, so the R is not stacked on its line
+    sex = _found("5", Box(422, 432, 448, 456), "pattern:sex", True, orientation=270, line=1)
+    marker = _found("R", Box(436, 467, 448, 480), "allow-list", False, line=2)
+    f = _file(ctx, [sex, marker])
+    _collinear_phrases(f)
+    assert not f.found[1].decision.redact
