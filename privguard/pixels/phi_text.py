@@ -219,6 +219,10 @@ class PhiDecider:
         for i, w in enumerate(words):
             for r in w.readings():
                 kind = m.match(r.text) if r.text.strip() else None
+                if not kind and len(r.text.split()) > 1:
+                    # one box holding several words (a faint line read whole, "LAKEVEW UNIVERSITY
+                    # HOSPITAL"): a header value in any of them makes the box PHI
+                    kind = next((hit for part in r.text.split() if (hit := m.match(part))), None)
                 if kind:
                     phi[i] = "header:" + kind
                     break

@@ -69,6 +69,8 @@ PRESENT = 0.35
 RUN_GAP = 2.0
 #: Verification frames per file (besides the frames where words were found).
 VERIFY_FRAMES = 6
+#: How far after a PHI label its value must start (text heights) for the label not to be alone.
+LABEL_REACH = 3.0
 
 
 @dataclass
@@ -104,6 +106,9 @@ class _File:
     unresolved: bool = False
     """Text the last verification round still found by the masks, not classifiable as non-PHI."""
     edge_strokes: int = 0
+    lone_labels: int = 0
+    """PHI labels (``Ref:``, ``DOB:``) with no word found after them on their line: their value
+    went undetected, so no clean claim."""
     """Masks that left a piece of their letters unmasked (see :mod:`privguard.pixels.follow`): no
     clean claim."""
     error: str | None = None
@@ -269,6 +274,7 @@ class OCRPixelStage:
             for f in live:
                 _cine_overlays(f)
                 _collinear_phrases(f)
+                f.lone_labels = _lone_labels(f)
                 self._mask(f)
             self._verify([f for f in live if f.error is None])
         return [self._outcome(f) for f in files]
@@ -686,13 +692,15 @@ class OCRPixelStage:
             verification = "no-text"
         elif f.residual_phi:
             verification = "failed"
-        elif f.unresolved or f.edge_strokes:
+        elif f.unresolved or f.edge_strokes or f.lone_labels:
             verification = "needs_review"
         else:
             verification = "passed"
         report["verification"] = verification
         if f.edge_strokes:
             report["masks_leaving_letter_pieces"] = f.edge_strokes
+        if f.lone_labels:
+            report["labels_without_value"] = f.lone_labels
         report["verification_rounds"] = f.rounds
         if verification == "failed":
             report["seconds"] = round(f.own_seconds + f.ocr_seconds, 3)
@@ -1110,6 +1118,27 @@ def _collinear(a: Box, b: Box, rotated: bool) -> bool:
         shared = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
         return shared >= 0.5 * min(a.width, b.width) and a.gap(b)[1] <= PHRASE_GAP * t
     return a.vertical_overlap(b) >= 0.5 and a.gap(b)[0] <= PHRASE_GAP * max(a.height, b.height)
+
+
+def _lone_labels(f: _File) -> int:
+    """PHI labels (``Ref:``, ``DOB:``, upright) with no other word found after them on their
+    rows within :data:`LABEL_REACH` text heights, in their frame: the value the label announces
+    was not detected (faint text over an organ), so it cannot have been checked."""
+    n = 0
+    for x in f.found:
+        b = x.word.box
+        if x.word.orientation or not is_label(x.word.text):
+            continue
+        reach = LABEL_REACH * max(1, b.height)
+        if not any(
+            y is not x
+            and y.frame == x.frame
+            and y.word.box.vertical_overlap(b) >= 0.5
+            and 0 <= y.word.box.x0 - b.x1 + 1 <= reach
+            for y in f.found
+        ):
+            n += 1
+    return n
 
 
 def _vertical(word: Word) -> bool:

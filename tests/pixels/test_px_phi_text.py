@@ -155,6 +155,21 @@ def test_other_readings_count(decider: PhiDecider, ctx: PhiContext) -> None:
     assert decide(decider, ctx, Line(0, w.box, [w])) == [True]
 
 
+def test_a_box_holding_several_words_is_phi_when_one_repeats_the_header(
+    decider: PhiDecider, ctx: PhiContext
+) -> None:
+    # a faint institution line read as one box, one letter of its distinctive word misread
+    # (independent set seed 27: "LAKEVEW UNIVERSITY HOSPITAL" kept as unknown text)
+    ds = Dataset()
+    ds.PatientName = "DELACROIX^MAXIMILIAN"
+    ds.InstitutionName = "LAKEVIEW UNIVERSITY HOSPITAL"
+    lake = PhiContext.from_dataset(ds)
+    w = Word(Box(0, 0, 280, 12), "LAKEVEW UNIVERSITY HOSPITAL", 0.9, bright=True)
+    assert decide(decider, lake, Line(0, w.box, [w])) == [True]
+    plain = Word(Box(0, 0, 280, 12), "AX T2 FLAIR", 0.9, bright=True)
+    assert decide(decider, lake, Line(0, plain.box, [plain])) == [False]
+
+
 def test_an_unsure_other_reading_counts_only_for_a_bracketed_sex(
     decider: PhiDecider, ctx: PhiContext
 ) -> None:

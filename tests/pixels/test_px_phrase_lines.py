@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from privguard.pixels.boxes import Box
 from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.phi_text import Decision
-from privguard.pixels.stage import _collinear, _collinear_phrases, _File, _Found, _place_rest
+from privguard.pixels.stage import _collinear, _collinear_phrases, _File, _Found, _lone_labels, _place_rest
 from privguard.pixels.textfind import Word
 from privguard.pixels.triage import Triage
 from privguard.text.context import PhiContext
@@ -121,3 +121,18 @@ def test_a_short_word_read_turned_is_no_vertical_line(ctx: PhiContext) -> None:
     f = _file(ctx, [sex, marker])
     _collinear_phrases(f)
     assert not f.found[1].decision.redact
+
+
+def test_a_label_whose_value_was_not_found_withholds_the_clean_claim(ctx: PhiContext) -> None:
+    # "Ref:" with the physician's name too faint to detect: only a piece ("ES") far along the line
+    label = _found("Ref:", Box(8, 49, 32, 58), "non-phi", False, line=1)
+    piece = _found("ES", Box(108, 48, 127, 58), "non-phi", False, line=2)
+    f = _file(ctx, [label, piece])
+    assert _lone_labels(f) == 1
+    # with its value found beside it, the label is not alone
+    value = _found("HARGREAVES", Box(38, 49, 120, 58), "header:name", True, line=1)
+    f = _file(ctx, [label, value])
+    assert _lone_labels(f) == 0
+    # a word that is no label says nothing
+    f = _file(ctx, [_found("STANDING", Box(8, 49, 80, 58), "allow-list", False, line=1)])
+    assert _lone_labels(f) == 0
