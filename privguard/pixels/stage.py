@@ -421,7 +421,7 @@ class OCRPixelStage:
                         boxes.append(rest.pad(pad))
             place = [x for x in run if x.decision.reason.startswith(("header:place", "header:location"))]
             if place and not run[0].word.orientation:
-                texts = [x.word.text for x in run if x in place or x.decision.reason == "phrase"]
+                texts = [x.word.text for x in run]  # all of it: a word the place lacks stops the match
                 read = bounding(cores)
                 rest = _place_rest(f.settled_matcher(), texts, read, cols)
                 if rest is not None and read is not None:
