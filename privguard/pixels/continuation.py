@@ -105,6 +105,15 @@ def text_colour(gray: np.ndarray, core: Box, bright: bool | None = None) -> int 
     return best if best_letters >= need else None
 
 
+def _colour(gray: np.ndarray, core: Box, bright: bool | None) -> int | None:
+    """:func:`text_colour` on the reader's polarity, else on either (the reader's polarity can be
+    wrong on faint text)."""
+    level = text_colour(gray, core, bright)
+    if level is None and bright is not None:
+        level = text_colour(gray, core)
+    return level
+
+
 def _one_line(gray: np.ndarray, core: Box, level: int) -> Box | None:
     """The rows of ``core`` its flat strokes of ``level`` lie on, or None when they lie on two
     lines (rows without strokes between them: a detector box over more than one line, whose
@@ -130,12 +139,9 @@ def continue_line(
     h = core.height
     if h < 6 or core.width < 2:
         return core
+    level = level if level is not None else _colour(gray, core, bright)
     if level is None:
-        level = text_colour(gray, core, bright)
-        if level is None and bright is not None:
-            level = text_colour(gray, core)  # the reader's polarity can be wrong on faint text
-        if level is None:
-            return core
+        return core
     line = _one_line(gray, core, level)
     if line is None:
         return core
@@ -209,12 +215,9 @@ def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level
     h = core.height
     if h < 6 or core.width < 4:
         return core
+    level = level if level is not None else _colour(gray, core, bright)
     if level is None:
-        level = text_colour(gray, core, bright)
-        if level is None and bright is not None:
-            level = text_colour(gray, core)  # the reader's polarity can be wrong on faint text
-        if level is None:
-            return core
+        return core
     if _one_line(gray, core, level) is None:
         return core
     reach = max(2, round(ROWS * h))
