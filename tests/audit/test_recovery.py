@@ -55,7 +55,10 @@ def test_a_torn_tail_after_the_synced_head_is_cut_off_and_recorded(tmp_path: Pat
     assert rec["type"] == "recovery" and rec["seq"] == len(whole) + 1
     assert rec["prev"] == json.loads(whole[-1])["hash"]  # chained in
     assert rec["after_seq"] == len(whole) and rec["removed_bytes"] == len(TORN)
-    assert b"ab12" not in rows[len(whole)]  # counts only, never the torn content
+    # counts only, never the torn content (the record's own hashes are hex too: "ab12" can occur
+    # in them by chance, about once in 500 runs, so they are left out of the search)
+    own = {k: v for k, v in rec.items() if k not in ("hash", "prev")}
+    assert "ab12" not in json.dumps(own) and '"actions"' not in json.dumps(own)
     assert [(c.position, c.after_seq, c.removed_bytes) for c in report.recoveries] == [
         (len(whole) + 1, len(whole), len(TORN))
     ]
