@@ -56,22 +56,15 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _letter_stats(pixels: np.ndarray) -> np.ndarray:
-    """Stats (``cv2`` order: x, y, width, height, area) of the 8-connected regions of ``pixels``
-    shaped like letters of a line as tall as the box: at least a third of its height tall and no
-    wider than one and a half heights (a margin or an organ is one wide region; noise grains are
-    short)."""
+def _letters(pixels: np.ndarray) -> int:
+    """How many 8-connected regions of ``pixels`` are shaped like letters of a line as tall as
+    the box: at least a third of its height tall and no wider than one and a half heights (a
+    margin or an organ is one wide region; noise grains are short)."""
     h = pixels.shape[0]
     _n, _labels, found, _ = cv2.connectedComponentsWithStats(pixels.astype(np.uint8), connectivity=8)
-    stats: np.ndarray = np.asarray(found)[1:]
+    stats = np.asarray(found)[1:]
     keep = (stats[:, cv2.CC_STAT_HEIGHT] >= max(3, h / 3)) & (stats[:, cv2.CC_STAT_WIDTH] <= 1.5 * h)
-    out: np.ndarray = stats[keep]
-    return out
-
-
-def _letters(pixels: np.ndarray) -> int:
-    """How many regions of ``pixels`` are shaped like letters (see :func:`_letter_stats`)."""
-    return len(_letter_stats(pixels))
+    return int(np.count_nonzero(keep))
 
 
 def text_colour(gray: np.ndarray, core: Box, bright: bool | None = None) -> int | None:
@@ -130,16 +123,14 @@ def _one_line(gray: np.ndarray, core: Box, level: int) -> Box | None:
     return Box(c.x0, c.y0 + int(hit[0]), c.x1, c.y0 + int(hit[-1]) + 1)
 
 
-def continue_line(
-    gray: np.ndarray, core: Box, kept: list[Box], bright: bool | None = None, level: int | None = None
-) -> Box:
+def continue_line(gray: np.ndarray, core: Box, kept: list[Box], bright: bool | None = None) -> Box:
     """``core`` (a PHI run's glyph box, text along the rows of ``gray``) grown along its rows over
     the flat strokes of its text's grey level that go on past it (see the module docstring)."""
     rows, cols = gray.shape[:2]
     h = core.height
     if h < 6 or core.width < 2:
         return core
-    level = level if level is not None else _colour(gray, core, bright)
+    level = _colour(gray, core, bright)
     if level is None:
         return core
     line = _one_line(gray, core, level)
@@ -201,7 +192,7 @@ def continue_line(
 ROWS = 0.35
 
 
-def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level: int | None = None) -> Box:
+def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None) -> Box:
     """``core`` grown up and down over rows of its letters that the box leaves out.
 
     On noise the detector's box can sit a few pixels off the letters (``MRN797399`` boxed three
@@ -215,7 +206,7 @@ def continue_rows(gray: np.ndarray, core: Box, bright: bool | None = None, level
     h = core.height
     if h < 6 or core.width < 4:
         return core
-    level = level if level is not None else _colour(gray, core, bright)
+    level = _colour(gray, core, bright)
     if level is None:
         return core
     if _one_line(gray, core, level) is None:
