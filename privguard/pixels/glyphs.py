@@ -35,6 +35,9 @@ GAP = 0.3
 GLYPH_SCORE = 0.15
 #: Character score below which pixels are too far from any character to be part of a glyph.
 NEAR_CHARS = 0.04
+#: The median step between neighbouring mid-grey pixels over which the background counts as
+#: speckle or texture (grey levels, 8-bit), not as flat margins or smooth organs.
+TEXTURE_STEP = 8
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def refine(gray: np.ndarray, box: Box, score: np.ndarray | None = None) -> Glyph
     edge_bright = float((edge > t).mean())
     if edge_bright >= 0.85 and bright:
         bright = False
+    bright, t = _letter_polarity(gray, box, t, bright)
     text = (crop > t) if bright else (crop <= t)
     sc: np.ndarray | None = None
     if score is not None:
@@ -160,6 +164,63 @@ def refine(gray: np.ndarray, box: Box, score: np.ndarray | None = None) -> Glyph
     mask = full[tight.y0 - region.y0 : tight.y1 - region.y0, tight.x0 - region.x0 : tight.x1 - region.x0]
     boxes = tuple(sorted((c for c, _ in chosen), key=lambda b: (b.x0, b.y0)))
     return Glyphs(tight, boxes, bright, max(1, tight.height), np.ascontiguousarray(mask))
+
+
+def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tuple[bool, float]:
+    """The text's polarity told by shape where the grey levels around the box mislead: text
+    over two backgrounds (a date running off the black border onto an organ lighter than the
+    threshold) makes the surroundings look like the text's class. Around the box (padded by a
+    quarter of its height), the pixels well beyond the threshold on each side are cut into
+    regions; the side whose regions are shaped like letters (a third to one and a half text
+    heights tall, at most one and a half wide, clear of the padded edge, not a letter's hole) at
+    least three times as often as the other side's, and at least twice, is the text's. Where
+    that turns the polarity, the text's class is cut at that side's level (the threshold split
+    the darker background from the lighter one, letters and all), so the lighter background
+    stays out of the glyphs. Over speckle nothing is turned."""
+    rows, cols = gray.shape[:2]
+    h = box.height
+    win = box.pad(max(2, h // 4)).clip(cols, rows)
+    crop = gray[win.y0 : win.y1, win.x0 : win.x1].astype(np.int16)
+    if crop.size == 0:
+        return bright, t
+    hi_cut = t + 0.5 * (float(crop.max()) - t)
+    lo_cut = t - 0.5 * (t - float(crop.min()))
+    light, dark = crop > hi_cut, crop < lo_cut
+    mid = ~light & ~dark
+    both = mid[:, 1:] & mid[:, :-1]
+    steps = np.abs(np.diff(crop, axis=1))[both]
+    if steps.size and float(np.median(steps)) > TEXTURE_STEP:
+        return bright, t  # speckle: its grains are shaped like letters as often as the text is
+    n_light = _letter_count(light, dark, h)
+    n_dark = _letter_count(dark, light, h)
+    if not bright and n_light >= 2 and n_light >= 3 * n_dark:
+        return True, hi_cut
+    if bright and n_dark >= 2 and n_dark >= 3 * n_light:
+        return False, lo_cut
+    return bright, t
+
+
+def _letter_count(side: np.ndarray, other: np.ndarray, h: int) -> int:
+    """Regions of ``side`` shaped like letters of a line ``h`` tall (see :func:`_letter_polarity`)."""
+    rows, cols = side.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(side.astype(np.uint8), connectivity=8)
+    m, _, ostats, _ = cv2.connectedComponentsWithStats(other.astype(np.uint8), connectivity=8)
+    holders = [
+        (int(x), int(y), int(x + w), int(y + hh))
+        for x, y, w, hh, _a in ostats[1:m]
+        if hh <= 1.5 * h and w <= 1.5 * h
+    ]
+    count = 0
+    for x, y, w, hh, _a in stats[1:n]:
+        x, y, w, hh = int(x), int(y), int(w), int(hh)
+        if x == 0 or y == 0 or x + w >= cols or y + hh >= rows:
+            continue
+        if not max(3, h / 3) <= hh <= 1.5 * h or w > 1.5 * h:
+            continue
+        if any(x0 <= x and y0 <= y and x + w <= x1 and y + hh <= y1 for x0, y0, x1, y1 in holders):
+            continue  # a hole in a letter of the other side
+        count += 1
+    return count
 
 
 def _band(comps: Iterable[Box]) -> Box:

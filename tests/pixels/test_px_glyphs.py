@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import synth
 
 from privguard.pixels.boxes import Box
 from privguard.pixels.candidates import candidate_regions, text_candidates
+from privguard.pixels.decode import load
 from privguard.pixels.glyphs import refine, split_words
+from privguard.pixels.render import render
 
 
 def canvas(text: str, *, bright: bool = True, scale: float = 0.5, w: int = 300, h: int = 60) -> np.ndarray:
@@ -85,3 +90,37 @@ def test_dark_text_on_a_light_label_in_a_dark_frame() -> None:
     assert g is not None and not g.bright
     ys = np.nonzero(img[20:52, 6:236] < 128)[0]
     assert g.box.y1 - g.box.y0 <= (ys.max() - ys.min()) + 6  # the letters, not the plate
+
+
+def test_bright_text_off_a_black_margin_onto_a_lighter_organ_is_bright() -> None:
+    """A date whose line starts on the black border and runs onto a smooth organ (independent set
+    seed 28): Otsu's cut splits black from organ-and-letters, and most of the box and its
+    surroundings are on the light side, so grey levels alone call the text dark (the mask was
+    filled in the letters' own white). The letters' shape tells: the light side's regions are
+    letters, the dark side's are margin and holes. The glyphs are the letters, not the organ."""
+    img = np.zeros((60, 300), dtype=np.uint8)
+    yy, xx = np.mgrid[0:60, 0:300]
+    organ = (yy > 30) | (xx > 70)
+    img[organ] = np.clip(90 + 0.25 * xx + 0.5 * yy, 0, 150)[organ].astype(np.uint8)
+    cv2.putText(img, "2014-04-06", (10, 35), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1, cv2.LINE_AA)
+    ys, xs = np.nonzero(img > 200)
+    box = Box(int(xs.min()), int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()))
+    g = refine(img, box)
+    assert g is not None and g.bright
+    assert g.box.x0 <= xs.min() and g.box.x1 >= xs.max() + 1
+    assert g.box.y0 >= ys.min() - 2 and g.box.y1 <= ys.max() + 3  # the letters' rows, not the organ
+
+
+def test_speckle_does_not_turn_the_polarity(tmp_path: Path) -> None:
+    """Over ultrasound speckle, grains of either side are shaped like letters as often as the
+    text is: the grey-level decision stands. Frames 3 and 6 of the synthetic cine loop, a name
+    over the fan (the shape test alone called it dark there, and the mask spread over 1% of
+    the frame)."""
+    case = synth.build(
+        out_dir=tmp_path, name="us_cine_rle", modality="US", rows=240, cols=320, frames=8, seed=4,
+        transient=True, encoding="rle",
+    )  # fmt: skip
+    gray = render(load(case.path)).gray
+    for frame in (3, 6):
+        g = refine(gray[frame], Box.from_xywh(168, 128, 82, 13))
+        assert g is not None and g.bright, frame
