@@ -74,10 +74,11 @@ class Followed:
 
 def _near(
     gray: np.ndarray, box: Box, core: Box, bright: bool, level: int, limit: int
-) -> tuple[np.ndarray, Box] | None:
+) -> tuple[np.ndarray, Box, bool, int] | None:
     """The text's strokes around ``box``: a map of the window (``limit`` pixels around the box,
-    each way) with pixels in the text's colour connected to the letters inside ``core``, or None
-    when they cannot be told from the background (too little contrast, texture, a plate)."""
+    each way) with pixels in the text's colour connected to the letters inside ``core``, the
+    polarity and level they were told by, or None when they cannot be told from the background
+    (too little contrast, texture, a plate)."""
     rows, cols = gray.shape[:2]
     ring = box.pad(1).clip(cols, rows)
     patch = gray[ring.y0 : ring.y1, ring.x0 : ring.x1]
@@ -111,7 +112,7 @@ def _near(
         return None
     touching = np.unique(labels[c.y0 - win.y0 : c.y1 - win.y0, c.x0 - win.x0 : c.x1 - win.x0])
     touching = touching[touching > 0]
-    return np.isin(labels, touching), win
+    return np.isin(labels, touching), win, bright, level
 
 
 def _ring_textured(patch: np.ndarray, level: int, contrast: int) -> bool:
@@ -155,7 +156,7 @@ def follow(
     found = _near(gray, box, core, bright, level, limit)
     if found is None:
         return Followed(box, True)
-    letters, win = found
+    letters, win, bright, level = found
     # strokes outside the box or on its outermost rows and columns, cut at the box: each piece
     # gets a patch one pixel wider than itself, so the mask ends beyond the letters, not on them
     inner = np.zeros(letters.shape, dtype=bool)
@@ -209,6 +210,12 @@ def follow(
         whole_h = int(wstats[whole[y + ys[0], x + xs[0]], cv2.CC_STAT_HEIGHT])
         height = max(core.height, min(whole_h, round(TALL * core.height)))
         outside = patch.area - patch.overlap(box)
+        if outside > PIECE * core.height**2 and not _full(g[pieces == i], bright, level):
+            # bigger than a piece of a letter of the box's height and no pixel of it in the
+            # letters' full colour: an organ's smooth edge near the text's grey, joined to the
+            # anti-aliased letters (a piece of a letter the box cut holds its strokes' colour)
+            structures += 1
+            continue
         if outside > PIECE * height**2 or any(patch.overlap(k) > 0 for k in kept):
             # bigger than a piece of a letter, or running into a word kept as non-PHI: left as
             # it is, and part of a masked letter may be readable there: not clear
@@ -219,6 +226,12 @@ def follow(
         wide = Box(x + win.x0, y + win.y0, x + bw + win.x0, y + bh + win.y0).pad(margin).clip(cols, rows)
         extra.append(patch if any(wide.overlap(k) > 0 for k in kept) else wide)
     return Followed(box, clear, tuple(extra), structures)
+
+
+def _full(values: np.ndarray, bright: bool, level: int) -> bool:
+    """Whether any of a piece's pixels is drawn at least as far out as the letters' level (the
+    upper quartile of bright letters' glyph pixels, the lower of dark ones)."""
+    return bool(values.size) and bool((values.max() >= level) if bright else (values.min() <= level))
 
 
 def _by_the_box(
