@@ -229,18 +229,26 @@ class HeaderMatcher:
         if kind:
             return kind
         if digit_share(token) < 0.5:
-            return self._numeric(token) if len(digits(token)) >= 5 else None
+            # mostly letters read as digits: with no digit read at all ("Oblsz WI", a turned
+            # "Im 25/40", folds to 061521), only an exact date or identifier counts
+            return (
+                self._numeric(token, exact=not re.search(r"[0-9]", token))
+                if len(digits(token)) >= 5
+                else None
+            )
         return None
 
-    def _numeric(self, token: str) -> str | None:
+    def _numeric(self, token: str, exact: bool = False) -> str | None:
         d = digits(token)
         raw = re.sub(r"[^0-9]", "", token)
+        same = (lambda a, b: a == b) if exact else near
+        within = (lambda a, b: b in a) if exact else contains_near
         for cand in {d, raw}:
-            if len(cand) >= 6 and any(near(cand, x) for x in self.dates if abs(len(x) - len(cand)) <= 1):
+            if len(cand) >= 6 and any(same(cand, x) for x in self.dates if abs(len(x) - len(cand)) <= 1):
                 return "date"
-            if len(cand) >= 5 and any(contains_near(cand, x) for x in self.id_digits):
+            if len(cand) >= 5 and any(within(cand, x) for x in self.id_digits):
                 return "id"
-            if len(cand) >= 5 and any(contains_near(cand, x) for x in self.phones):
+            if len(cand) >= 5 and any(within(cand, x) for x in self.phones):
                 return "phone"
         a = alnum(token)
         if len(a) >= 3 and any(contains_near(a, x) if len(x) >= 5 else a == x for x in self.ids):
@@ -294,6 +302,29 @@ class HeaderMatcher:
                 after = max(after, len(n) - len(word))
             elif n.endswith(word):
                 before = max(before, len(n) - len(word))
+        return before, after
+
+    def missing_digits(self, token: str) -> tuple[int, int]:
+        """Digits of a header date or identifier that a word read only in part lacks:
+        ``(before, after)``.
+
+        ``02/10/198`` read of a burned-in ``02/10/1994`` (its last digit over an organ, not
+        detected) lacks 1 digit after it; ``6108-30`` of ``99-6108-30`` lacks 2 before it. The
+        most over the values (date spellings, identifiers) it begins or ends, one misread digit
+        allowed from six read; (0, 0) when the word holds a whole value, or begins or ends none."""
+        d = digits(token)
+        values = self.dates | self.id_digits
+        if len(d) < 4 or any(x in d for x in values):
+            return 0, 0
+        limit = 1 if len(d) >= 6 else 0
+        before = after = 0
+        for x in values:
+            if len(x) <= len(d):
+                continue
+            if distance(d, x[: len(d)], limit) <= limit:
+                after = max(after, len(x) - len(d))
+            elif distance(d, x[-len(d) :], limit) <= limit:
+                before = max(before, len(x) - len(d))
         return before, after
 
     def missing_place_text(self, tokens: list[str]) -> tuple[int, int]:

@@ -415,8 +415,8 @@ class OCRPixelStage:
                 # small text is found magnified: its box's ends are a source pixel less certain
                 boxes.append(b.pad(pad + 1, pad) if h < SMALL_TEXT and not x.word.orientation else b.pad(pad))
                 cores.append(b)
-                if x.decision.reason == "header:name" and not x.word.orientation:
-                    rest = _name_rest(f.settled_matcher(), x.word.text, b, cols)
+                if x.decision.reason in _REST_OF and not x.word.orientation:
+                    rest = _REST_OF[x.decision.reason](f.settled_matcher(), x.word.text, b, cols)
                     if rest is not None:
                         boxes.append(rest.pad(pad))
             place = [x for x in run if x.decision.reason.startswith(("header:place", "header:location"))]
@@ -1120,6 +1120,11 @@ def _collinear(a: Box, b: Box, rotated: bool) -> bool:
     return a.vertical_overlap(b) >= 0.5 and a.gap(b)[0] <= PHRASE_GAP * max(a.height, b.height)
 
 
+def _tail(a: Box, b: Box) -> bool:
+    """Whether word box ``a`` follows ``b`` on its rows, :data:`LABEL_REACH` text heights on at most."""
+    return a.vertical_overlap(b) >= 0.5 and 0 <= a.x0 - b.x1 <= LABEL_REACH * max(a.height, b.height)
+
+
 def _lone_labels(f: _File) -> int:
     """PHI labels (``Ref:``, ``DOB:``, upright) with no other word found after them on their
     rows within :data:`LABEL_REACH` text heights, in their frame: the value the label announces
@@ -1156,6 +1161,12 @@ def _collinear_phrases(f: _File) -> None:
     text or allow-listed, not a PHI label) that lies on the line of a header- or pattern-matched
     PHI word, a phrase gap away at most, in a frame both are in, becomes ``phrase`` PHI, and
     spreads on in turn, as words of one detected line do in :class:`PhiDecider`.
+
+    Unknown text (kept as ``non-phi``, not allow-listed) that follows a PHI value on its rows
+    within :data:`LABEL_REACH` text heights is its *tail*: the detector left the letters between
+    them out (``DR VARG`` ... ``ES`` of a ``DR HARGREAVES`` over an organ, the middle too faint
+    to detect). It becomes ``phrase`` PHI too, so the mask reaches it; a tail has no tail of its
+    own (a row of unknown words is not swept up one by one).
     """
     changed = True
     while changed:
@@ -1163,7 +1174,8 @@ def _collinear_phrases(f: _File) -> None:
         phi = [
             x
             for x in f.found
-            if x.decision.redact and x.decision.reason.startswith(("header:", "pattern:", "phrase"))
+            if x.decision.redact
+            and x.decision.reason.startswith(("header:", "pattern:", "phrase", "label-value"))
         ]
         for k, x in enumerate(f.found):
             if (
@@ -1175,7 +1187,15 @@ def _collinear_phrases(f: _File) -> None:
             for y in phi:
                 if not set(x.frames) & set(y.frames):
                     continue
-                if _collinear(x.word.box, y.word.box, _vertical(x.word) or _vertical(y.word)):
+                rotated = _vertical(x.word) or _vertical(y.word)
+                near = _collinear(x.word.box, y.word.box, rotated) and y.decision.reason != "label-value"
+                tail = (
+                    x.decision.reason == "non-phi"
+                    and y.decision.reason != "phrase"  # a value's own tail, not a tail's tail
+                    and not rotated
+                    and _tail(x.word.box, y.word.box)
+                )
+                if near or tail:
                     f.found[k] = _Found(x.word, Decision(True, "phrase"), x.frame, x.frames, x.line)
                     changed = True
                     break
@@ -1280,6 +1300,21 @@ def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | 
         return None
     per = box.width / max(1, len(text.strip()))
     return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+
+
+def _digits_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | None:
+    """Where the rest of a header date or identifier read only in part lies (``02/10/198`` of
+    02/10/1994, its last digit over an organ): the box widened by the missing digits at the width
+    of the characters read. None when nothing is missing."""
+    before, after = matcher.missing_digits(text)
+    if not (before or after):
+        return None
+    per = box.width / max(1, len(text.strip()))
+    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+
+
+#: The rest of a header value read only in part, by the reason a word was masked.
+_REST_OF = {"header:name": _name_rest, "header:date": _digits_rest, "header:id": _digits_rest}
 
 
 def _place_rest(matcher: HeaderMatcher, texts: list[str], box: Box | None, cols: int) -> Box | None:

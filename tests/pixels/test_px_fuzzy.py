@@ -97,3 +97,21 @@ def test_names_with_diacritics_match_their_base_letters() -> None:
     assert m.match("NÚÑEZ,") == "name"
     assert m.match("LEFEVRE") == "place"
     assert m.match("PORTABLE") is None
+
+
+def test_a_reading_with_no_digit_must_fold_to_an_exact_value(matcher: HeaderMatcher) -> None:
+    # "OTZZAB" folds to 072248, one digit off the birth date's 072243: letters read as digits
+    # that closely are noise (a turned "Im 25/40" read "Oblsz WI" was masked as a date)
+    assert matcher.match("OTZZAB") is None
+    assert matcher.match("OTZZAE") is None  # 072243 would need E read as 3: no such fold
+    assert matcher.match("O7ZZ4B") == "date"  # digits read: the usual OCR tolerance
+
+
+def test_digits_missing_from_a_date_or_identifier_read_in_part(matcher: HeaderMatcher) -> None:
+    assert matcher.missing_digits("07/22/194") == (0, 1)  # the last digit over an organ
+    assert matcher.missing_digits("07/22/196") == (0, 1)  # and its last read digit misread
+    assert matcher.missing_digits("4825273") == (3, 0)  # 6774825273 read from its fourth digit
+    assert matcher.missing_digits("07/22/1943") == (0, 0)  # whole
+    assert matcher.missing_digits("ID 6774825273") == (0, 0)  # whole, with a label glued on
+    assert matcher.missing_digits("512") == (0, 0)  # too short to say
+    assert matcher.missing_digits("3141592") == (0, 0)  # begins and ends no value

@@ -136,3 +136,25 @@ def test_a_label_whose_value_was_not_found_withholds_the_clean_claim(ctx: PhiCon
     # a word that is no label says nothing
     f = _file(ctx, [_found("STANDING", Box(8, 49, 80, 58), "allow-list", False, line=1)])
     assert _lone_labels(f) == 0
+
+
+def test_unknown_text_after_a_value_beyond_an_undetected_middle_goes_with_it(ctx: PhiContext) -> None:
+    # "Ref: DR HARGREAVES" over an organ: "DR VARG" and "ES" detected, "REAV" between them not
+    label = _found("Ref:", Box(8, 49, 32, 58), "label-value", True, line=1)
+    value = _found("DR VARG", Box(34, 48, 93, 59), "label-value", True, line=1)
+    tail = _found("ES", Box(108, 48, 127, 58), "non-phi", False, line=2)
+    far = _found("TE", Box(150, 48, 170, 59), "non-phi", False, line=4)  # over 3 heights from both
+    below = _found("64", Box(100, 62, 118, 72), "non-phi", False, line=5)
+    f = _file(ctx, [label, value, tail, far, below])
+    _collinear_phrases(f)
+    assert [x.decision.redact for x in f.found] == [True, True, True, False, False]
+    # allow-listed text there stays (a probe name after a date on an ultrasound banner)
+    probe = _found("L12-5", Box(108, 48, 148, 59), "allow-list", False, line=3)
+    f = _file(ctx, [label, value, probe])
+    _collinear_phrases(f)
+    assert not f.found[2].decision.redact
+    # a value's tail only: unknown text before a value, beyond a phrase gap, stays
+    before = _found("XR", Box(0, 48, 18, 59), "non-phi", False, line=6)
+    f = _file(ctx, [before, _found("DR VARG", Box(40, 48, 93, 59), "label-value", True, line=1)])
+    _collinear_phrases(f)
+    assert not f.found[0].decision.redact
