@@ -28,6 +28,10 @@ class RegionScore:
     kind: str
     changed: float
     """Worst-frame (PHI: smallest, non-PHI: largest) share of text pixels that changed."""
+    strict: float = 1.0
+    """PHI: worst-frame share of text pixels whose stored value changed (a mask filled with the
+    letters' own value hides them but changes none: a scorer counting changed pixels alone calls
+    that a leak)."""
 
     @property
     def ok(self) -> bool:
@@ -151,7 +155,10 @@ def score(name: str, before: np.ndarray, after: np.ndarray, truths: list[Truth])
         seen = [_hidden(after[f], changed[f]) if t.phi else changed[f] for f in t.frames]
         shares = [float(v[mask].mean()) if mask.any() else 0.0 for v in seen]
         worst = min(shares) if t.phi else max(shares)
-        out.regions.append(RegionScore(t.text, t.phi, t.kind, worst))
+        strict = (
+            min(float(changed[f][mask].mean()) if mask.any() else 0.0 for f in t.frames) if t.phi else worst
+        )
+        out.regions.append(RegionScore(t.text, t.phi, t.kind, worst, strict))
     for f in range(n):
         zone = line_zone(truths, rows, cols, f)
         out.outside_changed += int((changed[f] & ~zone).sum())
@@ -165,6 +172,7 @@ def summary(scores: list[CaseScore]) -> dict[str, float]:
     return {
         "phi_boxes": len(phi),
         "phi_recall": sum(r.ok for r in phi) / max(1, len(phi)),
+        "phi_recall_changed_only": sum(r.strict >= REDACTED for r in phi) / max(1, len(phi)),
         "nonphi_boxes": len(non),
         "nonphi_kept": sum(r.ok for r in non) / max(1, len(non)),
         "outside_share": sum(s.outside_changed for s in scores) / max(1, total),
