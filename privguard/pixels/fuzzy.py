@@ -304,17 +304,19 @@ class HeaderMatcher:
                 before = max(before, len(n) - len(word))
         return before, after
 
-    def missing_digits(self, token: str) -> tuple[int, int]:
+    def missing_digits(self, token: str, whole: str = "") -> tuple[int, int]:
         """Digits of a header date or identifier that a word read only in part lacks:
         ``(before, after)``.
 
         ``02/10/198`` read of a burned-in ``02/10/1994`` (its last digit over an organ, not
         detected) lacks 1 digit after it; ``6108-30`` of ``99-6108-30`` lacks 2 before it. The
         most over the values (date spellings, identifiers) it begins or ends, one misread digit
-        allowed from six read; (0, 0) when the word holds a whole value, or begins or ends none."""
+        allowed from six read; (0, 0) when fewer than five digits were read, when the word or the
+        text it was read in (``whole``: its run of PHI words, ``27 Jul 2019`` of a ``2019``)
+        holds a whole value, or when it begins or ends none."""
         d = digits(token)
         values = self.dates | self.id_digits
-        if len(d) < 4 or any(x in d for x in values):
+        if len(d) < 5 or any(x in d or x in digits(whole) for x in values):
             return 0, 0
         limit = 1 if len(d) >= 6 else 0
         before = after = 0

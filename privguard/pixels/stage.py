@@ -416,7 +416,8 @@ class OCRPixelStage:
                 boxes.append(b.pad(pad + 1, pad) if h < SMALL_TEXT and not x.word.orientation else b.pad(pad))
                 cores.append(b)
                 if x.decision.reason in _REST_OF and not x.word.orientation:
-                    rest = _REST_OF[x.decision.reason](f.settled_matcher(), x.word.text, b, cols)
+                    whole = " ".join(y.word.text for y in run)
+                    rest = _REST_OF[x.decision.reason](f.settled_matcher(), x.word.text, b, cols, whole)
                     if rest is not None:
                         boxes.append(rest.pad(pad))
             place = [x for x in run if x.decision.reason.startswith(("header:place", "header:location"))]
@@ -1290,7 +1291,7 @@ def _runs(found: list[_Found]) -> list[list[_Found]]:
     return out
 
 
-def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | None:
+def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: str = "") -> Box | None:
     """Where the rest of a header name read only in part lies (``FITZGER`` of FITZGERALD, its
     end over a bright organ the detector did not see as text): the box widened by the missing
     letters at the width of the letters read. None when nothing is missing."""
@@ -1302,11 +1303,11 @@ def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | 
     return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
 
 
-def _digits_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int) -> Box | None:
+def _digits_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: str = "") -> Box | None:
     """Where the rest of a header date or identifier read only in part lies (``02/10/198`` of
     02/10/1994, its last digit over an organ): the box widened by the missing digits at the width
-    of the characters read. None when nothing is missing."""
-    before, after = matcher.missing_digits(text)
+    of the characters read. None when nothing is missing (``whole``: the text of the word's run)."""
+    before, after = matcher.missing_digits(text, whole)
     if not (before or after):
         return None
     per = box.width / max(1, len(text.strip()))

@@ -115,3 +115,11 @@ def test_digits_missing_from_a_date_or_identifier_read_in_part(matcher: HeaderMa
     assert matcher.missing_digits("ID 6774825273") == (0, 0)  # whole, with a label glued on
     assert matcher.missing_digits("512") == (0, 0)  # too short to say
     assert matcher.missing_digits("3141592") == (0, 0)  # begins and ends no value
+
+
+def test_no_digits_are_missing_from_a_value_whole_across_its_run(matcher: HeaderMatcher) -> None:
+    # "1943" begins 19430722 and ends 07221943: alone it says nothing of which side is missing
+    assert matcher.missing_digits("1943") == (0, 0)
+    # "221943" alone lacks the "07" before it; read as "07/" and "221943", the run holds it whole
+    assert matcher.missing_digits("221943", whole="07/ 221943") == (0, 0)
+    assert matcher.missing_digits("221943") != (0, 0)
