@@ -186,13 +186,17 @@ def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tupl
     hi_cut = t + 0.5 * (float(crop.max()) - t)
     lo_cut = t - 0.5 * (t - float(crop.min()))
     light, dark = crop > hi_cut, crop < lo_cut
-    mid = ~light & ~dark
+    # mid-grey pixels away from both sides' pixels (not the letters' anti-aliased edges)
+    k = np.ones((3, 3), dtype=np.uint8)
+    mid = cv2.dilate((light | dark).astype(np.uint8), k) == 0
     both = mid[:, 1:] & mid[:, :-1]
     steps = np.abs(np.diff(crop, axis=1))[both]
     if steps.size and float(np.median(steps)) > TEXTURE_STEP:
         return bright, t  # speckle: its grains are shaped like letters as often as the text is
-    n_light = _letter_count(light, dark, h)
-    n_dark = _letter_count(dark, light, h)
+    # the window's sides that are the image's border: letters cut by it still count
+    border = (win.x0 == 0, win.y0 == 0, win.x1 == cols, win.y1 == rows)
+    n_light = _letter_count(light, dark, h, border)
+    n_dark = _letter_count(dark, light, h, border)
     if not bright and n_light >= 2 and n_light >= 3 * n_dark:
         return True, hi_cut
     if bright and n_dark >= 2 and n_dark >= 3 * n_light:
@@ -200,8 +204,12 @@ def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tupl
     return bright, t
 
 
-def _letter_count(side: np.ndarray, other: np.ndarray, h: int) -> int:
-    """Regions of ``side`` shaped like letters of a line ``h`` tall (see :func:`_letter_polarity`)."""
+def _letter_count(
+    side: np.ndarray, other: np.ndarray, h: int, border: tuple[bool, bool, bool, bool] = (False,) * 4
+) -> int:
+    """Regions of ``side`` shaped like letters of a line ``h`` tall (see :func:`_letter_polarity`);
+    ``border``: which of the window's sides (left, top, right, bottom) is the image's border,
+    where a region may end (a line of text at the image's very edge)."""
     rows, cols = side.shape
     n, _, stats, _ = cv2.connectedComponentsWithStats(side.astype(np.uint8), connectivity=8)
     m, _, ostats, _ = cv2.connectedComponentsWithStats(other.astype(np.uint8), connectivity=8)
@@ -213,7 +221,13 @@ def _letter_count(side: np.ndarray, other: np.ndarray, h: int) -> int:
     count = 0
     for x, y, w, hh, _a in stats[1:n]:
         x, y, w, hh = int(x), int(y), int(w), int(hh)
-        if x == 0 or y == 0 or x + w >= cols or y + hh >= rows:
+        left, top, right, bottom = border
+        if (
+            (x == 0 and not left)
+            or (y == 0 and not top)
+            or (x + w >= cols and not right)
+            or (y + hh >= rows and not bottom)
+        ):
             continue
         if not max(3, h / 3) <= hh <= 1.5 * h or w > 1.5 * h:
             continue

@@ -124,3 +124,19 @@ def test_speckle_does_not_turn_the_polarity(tmp_path: Path) -> None:
     for frame in (3, 6):
         g = refine(gray[frame], Box.from_xywh(168, 128, 82, 13))
         assert g is not None and g.bright, frame
+
+
+def test_dark_text_on_a_plate_at_the_image_s_corner(tmp_path: Path) -> None:
+    """A label plate in the image's bottom-left corner, its dark letters running to the last row
+    (MONOCHROME1, adversarial seed 53, ``hard_12``): letters cut by the image's border still count
+    as letters, and the letters' anti-aliased edges are no texture. The text is dark, so the mask
+    is filled light and every letter pixel changes (it was filled in the letters' own value)."""
+    case = synth.build(
+        out_dir=tmp_path, name="hard_12", modality="CT", rows=320, cols=384, seed=53012,
+        text_height=(11, 16), phi_items=3, nonphi_items=3, color_text=False, hard=True,
+    )  # fmt: skip
+    gray = render(load(case.path)).gray[0]
+    region = next(r for r in case.regions if r.text == "4092323331")
+    assert region.top + region.height == 320  # on the image's last row
+    g = refine(gray, Box(0, 304, 140, 320))
+    assert g is not None and not g.bright
