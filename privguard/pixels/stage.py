@@ -420,11 +420,10 @@ class OCRPixelStage:
                     rest = _REST_OF[x.decision.reason](f.settled_matcher(), x.word.text, b, cols, whole)
                     if rest is not None:
                         boxes.append(rest.pad(pad))
-            place = [x for x in run if x.decision.reason.startswith(("header:place", "header:location"))]
+            place = [x for x in run if x.decision.reason.startswith(_PLACE)]
             if place and not run[0].word.orientation:
-                texts = [x.word.text for x in run]  # all of it: a word the place lacks stops the match
                 read = bounding(cores)
-                rest = _place_rest(f.settled_matcher(), texts, read, cols)
+                rest = _run_place_rest(f.settled_matcher(), run, cores, cols)
                 if rest is not None and read is not None:
                     # where the line's other PHI words were found, the rest is masked with them
                     reach = PHRASE_GAP * read.height
@@ -1121,6 +1120,17 @@ def _collinear(a: Box, b: Box, rotated: bool) -> bool:
     return a.vertical_overlap(b) >= 0.5 and a.gap(b)[0] <= PHRASE_GAP * max(a.height, b.height)
 
 
+#: The reasons a masked word spreads along its line for (:func:`_collinear_phrases`).
+_COLLINEAR = ("header:", "pattern:", "phrase", "label-value")
+
+
+def _touching(a: Box, b: Box) -> bool:
+    """Whether two word boxes on the same rows touch: at most 0.15 text heights apart (1 px at
+    least), as the pieces of one word cut by the recognizer are."""
+    gap = a.gap(b)[0]
+    return a.vertical_overlap(b) >= 0.5 and gap <= max(1, 0.15 * max(a.height, b.height))
+
+
 def _tail(a: Box, b: Box) -> bool:
     """Whether word box ``a`` follows ``b`` on its rows, :data:`LABEL_REACH` text heights on at most."""
     return a.vertical_overlap(b) >= 0.5 and 0 <= a.x0 - b.x1 <= LABEL_REACH * max(a.height, b.height)
@@ -1168,22 +1178,30 @@ def _collinear_phrases(f: _File) -> None:
     them out (``DR VARG`` ... ``ES`` of a ``DR HARGREAVES`` over an organ, the middle too faint
     to detect). It becomes ``phrase`` PHI too, so the mask reaches it; a tail has no tail of its
     own (a row of unknown words is not swept up one by one).
+
+    A kept word touching a masked word of any reason on its rows (0.15 text heights apart at
+    most) is a piece of that word the recognizer cut off, and is masked with it (the ``s`` of an
+    unreadable ``dren`` of ``Children's``).
     """
     changed = True
     while changed:
         changed = False
-        phi = [
-            x
-            for x in f.found
-            if x.decision.redact
-            and x.decision.reason.startswith(("header:", "pattern:", "phrase", "label-value"))
-        ]
+        phi = [x for x in f.found if x.decision.redact and x.decision.reason.startswith(_COLLINEAR)]
+        masked = [x for x in f.found if x.decision.redact]
         for k, x in enumerate(f.found):
             if (
                 x.decision.redact
                 or x.decision.reason not in ("non-phi", "allow-list")
                 or is_label(x.word.text)
             ):
+                continue
+            for y in masked:
+                if set(x.frames) & set(y.frames) and _touching(x.word.box, y.word.box):
+                    # one word cut in two by the recognizer ("dren" unreadable, its "s" apart)
+                    f.found[k] = _Found(x.word, Decision(True, "phrase"), x.frame, x.frames, x.line)
+                    changed = True
+                    break
+            if f.found[k].decision.redact:
                 continue
             for y in phi:
                 if not set(x.frames) & set(y.frames):
@@ -1330,6 +1348,23 @@ def _place_rest(matcher: HeaderMatcher, texts: list[str], box: Box | None, cols:
         return None
     per = box.width / read
     return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+
+
+def _run_place_rest(matcher: HeaderMatcher, run: list[_Found], cores: list[Box], cols: int) -> Box | None:
+    """Where the rest of a header place a run of words (glyph boxes ``cores``) read in part lies
+    (:func:`_place_rest`), from all its words: a word the place lacks stops the match. A word that
+    could not be read may be the place's rest or not, so where the run holds one, the rest is
+    measured from the place's own words (``Kingsbridge`` of ``Kingsbridge Children's Clinic``,
+    ``dren`` unreadable over an organ)."""
+    rest = _place_rest(matcher, [x.word.text for x in run], bounding(cores), cols)
+    if rest is None and any(x.decision.reason == "unreadable" for x in run):
+        own = [(x, c) for x, c in zip(run, cores, strict=True) if x.decision.reason.startswith(_PLACE)]
+        rest = _place_rest(matcher, [x.word.text for x, _ in own], bounding(c for _, c in own), cols)
+    return rest
+
+
+#: The reasons a word is masked for as a header place.
+_PLACE = ("header:place", "header:location")
 
 
 def _full_rows(

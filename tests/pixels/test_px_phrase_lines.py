@@ -14,7 +14,15 @@ from pydicom.dataset import Dataset
 from privguard.pixels.boxes import Box
 from privguard.pixels.fuzzy import HeaderMatcher
 from privguard.pixels.phi_text import Decision
-from privguard.pixels.stage import _collinear, _collinear_phrases, _File, _Found, _lone_labels, _place_rest
+from privguard.pixels.stage import (
+    _collinear,
+    _collinear_phrases,
+    _File,
+    _Found,
+    _lone_labels,
+    _place_rest,
+    _run_place_rest,
+)
 from privguard.pixels.textfind import Word
 from privguard.pixels.triage import Triage
 from privguard.text.context import PhiContext
@@ -158,3 +166,27 @@ def test_unknown_text_after_a_value_beyond_an_undetected_middle_goes_with_it(ctx
     f = _file(ctx, [before, _found("DR VARG", Box(40, 48, 93, 59), "label-value", True, line=1)])
     _collinear_phrases(f)
     assert not f.found[0].decision.redact
+
+
+def test_a_kept_piece_touching_a_masked_word_goes_with_it(ctx: PhiContext) -> None:
+    # "Children's" over an organ read as an unreadable "dren" and, touching it, an allow-listed "s"
+    piece = _found('dren"', Box(110, 38, 141, 49), "unreadable", True, line=1)
+    s_ = _found("s", Box(141, 38, 150, 49), "allow-list", False, line=2)
+    marker = _found("L", Box(180, 38, 188, 49), "allow-list", False, line=3)  # a phrase gap on
+    label = _found("ID:", Box(100, 38, 110, 49), "allow-list", False, line=4)  # a PHI label stays
+    f = _file(ctx, [piece, s_, marker, label])
+    _collinear_phrases(f)
+    assert [x.decision.redact for x in f.found] == [True, True, False, False]
+
+
+def test_the_rest_of_a_place_beside_an_unreadable_word_is_measured_from_the_place(ctx: PhiContext) -> None:
+    m = HeaderMatcher(ctx)
+    # "BARTHOLOMEW" (11 characters, 8 px each) and an unreadable word: the run as a whole matches
+    # no place, the place's own word lacks "ST. " before it and " MEDICAL CENTER" after it
+    word = _found("BARTHOLOMEW", Box(40, 10, 128, 24), "header:place", True, line=1)
+    garbled = _found("~MFD1", Box(136, 10, 180, 24), "unreadable", True, line=1)
+    rest = _run_place_rest(m, [word, garbled], [word.word.box, garbled.word.box], 1024)
+    assert rest == Box(40 - 4 * 8, 10, 128 + 15 * 8, 24)
+    # a readable word the place lacks stops the match (a "Hospital" that is not the place's)
+    other = _found("Hospital", Box(136, 10, 200, 24), "phrase", True, line=1)
+    assert _run_place_rest(m, [word, other], [word.word.box, other.word.box], 1024) is None
