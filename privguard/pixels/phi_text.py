@@ -117,6 +117,11 @@ class Decision:
     reason: str
 
 
+#: What separates the words of one box's reading: spaces, and an underscore (a space read at
+#: the baseline).
+_WORD_BREAK = re.compile(r"[\s_]+")
+
+
 def _core(token: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", token).upper()
 
@@ -219,10 +224,12 @@ class PhiDecider:
         for i, w in enumerate(words):
             for r in w.readings():
                 kind = m.match(r.text) if r.text.strip() else None
-                if not kind and len(r.text.split()) > 1:
+                parts = _WORD_BREAK.split(r.text.strip())
+                if not kind and len(parts) > 1:
                     # one box holding several words (a faint line read whole, "LAKEVEW UNIVERSITY
-                    # HOSPITAL"): a header value in any of them makes the box PHI
-                    kind = next((hit for part in r.text.split() if (hit := m.match(part))), None)
+                    # HOSPITAL", or with a space read as "_": "LAKEVIEW_UNIVERSITY"): a header
+                    # value in any of them makes the box PHI
+                    kind = next((hit for part in parts if part and (hit := m.match(part))), None)
                 if kind:
                     phi[i] = "header:" + kind
                     break

@@ -168,6 +168,11 @@ def test_a_box_holding_several_words_is_phi_when_one_repeats_the_header(
     assert decide(decider, lake, Line(0, w.box, [w])) == [True]
     plain = Word(Box(0, 0, 280, 12), "AX T2 FLAIR", 0.9, bright=True)
     assert decide(decider, lake, Line(0, plain.box, [plain])) == [False]
+    # a space read as an underscore (on a dark plate, --style plate, seed 36)
+    joined = Word(Box(0, 0, 280, 12), "LAKEVIEW_UNIVERSITY", 0.9, bright=True)
+    assert decide(decider, lake, Line(0, joined.box, [joined])) == [True]
+    snake = Word(Box(0, 0, 280, 12), "SLICE_THICKNESS", 0.9, bright=True)
+    assert decide(decider, lake, Line(0, snake.box, [snake])) == [False]
 
 
 def test_an_unsure_other_reading_counts_only_for_a_bracketed_sex(
