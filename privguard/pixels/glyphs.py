@@ -173,8 +173,7 @@ def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tupl
     quarter of its height), the pixels well beyond the threshold on each side are cut into
     regions; the side whose regions are shaped like letters (a third to one and a half text
     heights tall, at most one and a half wide, clear of the padded edge, not a letter's hole) at
-    least three times as often as the other side's, and at least twice, and filling less than
-    half of the box (a side filling more is the background), is the text's. Where
+    least three times as often as the other side's, and at least twice, is the text's. Where
     that turns the polarity, the text's class is cut at that side's level (the threshold split
     the darker background from the lighter one, letters and all), so the lighter background
     stays out of the glyphs. Over speckle nothing is turned."""
@@ -184,14 +183,9 @@ def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tupl
     crop = gray[win.y0 : win.y1, win.x0 : win.x1].astype(np.int16)
     if crop.size == 0:
         return bright, t
-    # each side's level: the box's extreme, or its most common grey on that side (burned-in text
-    # and margins are drawn in one level; speckle brighter than grey letters puts the extreme
-    # beyond them), whichever makes more letters of that side
-    inside = gray[box.y0 : box.y1, box.x0 : box.x1].astype(np.int16)
-    up, down = inside[inside > t], inside[inside <= t]
-    hi_far = t + 0.5 * (float(inside.max()) - t)
-    lo_far = t - 0.5 * (t - float(inside.min()))
-    light, dark = crop > hi_far, crop < lo_far
+    hi_cut = t + 0.5 * (float(crop.max()) - t)
+    lo_cut = t - 0.5 * (t - float(crop.min()))
+    light, dark = crop > hi_cut, crop < lo_cut
     # mid-grey pixels away from both sides' pixels (not the letters' anti-aliased edges)
     k = np.ones((3, 3), dtype=np.uint8)
     mid = cv2.dilate((light | dark).astype(np.uint8), k) == 0
@@ -201,24 +195,13 @@ def _letter_polarity(gray: np.ndarray, box: Box, t: float, bright: bool) -> tupl
         return bright, t  # speckle: its grains are shaped like letters as often as the text is
     # the window's sides that are the image's border: letters cut by it still count
     border = (win.x0 == 0, win.y0 == 0, win.x1 == cols, win.y1 == rows)
-    hi_common = t + 0.5 * (_mode(up, float(inside.max())) - t)
-    lo_common = t - 0.5 * (t - _mode(down, float(inside.min())))
-    n_light, hi_cut = max((_letter_count(crop > c, dark, h, border), c) for c in (hi_far, hi_common))
-    n_dark, lo_cut = max((_letter_count(crop < c, crop > hi_cut, h, border), c) for c in (lo_far, lo_common))
-    # letters fill less than half of their box: a side filling more is the background
-    if not bright and n_light >= 2 and n_light >= 3 * n_dark and (inside > hi_cut).mean() < 0.5:
+    n_light = _letter_count(light, dark, h, border)
+    n_dark = _letter_count(dark, light, h, border)
+    if not bright and n_light >= 2 and n_light >= 3 * n_dark:
         return True, hi_cut
-    if bright and n_dark >= 2 and n_dark >= 3 * n_light and (inside < lo_cut).mean() < 0.5:
+    if bright and n_dark >= 2 and n_dark >= 3 * n_light:
         return False, lo_cut
     return bright, t
-
-
-def _mode(values: np.ndarray, default: float) -> float:
-    """The most common of ``values``, or ``default`` when there are none."""
-    if values.size == 0:
-        return default
-    levels, counts = np.unique(values, return_counts=True)
-    return float(levels[int(counts.argmax())])
 
 
 def _letter_count(
