@@ -314,9 +314,9 @@ class HeaderMatcher:
         allowed from six read; (0, 0) when fewer than five digits were read, when the word or the
         text it was read in (``whole``: its run of PHI words, ``27 Jul 2019`` of a ``2019``)
         holds a whole value, or when it begins or ends none."""
-        d = digits(token)
+        d, around = digits(token), digits(whole)
         values = self.dates | self.id_digits
-        if len(d) < 5 or any(x in d or x in digits(whole) for x in values):
+        if len(d) < 5 or any(x in d or x in around for x in values):
             return 0, 0
         limit = 1 if len(d) >= 6 else 0
         before = after = 0

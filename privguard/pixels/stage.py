@@ -1309,6 +1309,11 @@ def _runs(found: list[_Found]) -> list[list[_Found]]:
     return out
 
 
+def _widened(box: Box, left: float, right: float, cols: int) -> Box:
+    """``box`` widened by ``left`` and ``right`` pixels (rounded), within the frame's columns."""
+    return Box(max(0, box.x0 - round(left)), box.y0, min(cols, box.x1 + round(right)), box.y1)
+
+
 def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: str = "") -> Box | None:
     """Where the rest of a header name read only in part lies (``FITZGER`` of FITZGERALD, its
     end over a bright organ the detector did not see as text): the box widened by the missing
@@ -1318,7 +1323,7 @@ def _name_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: st
     if read < 3 or not (before or after):
         return None
     per = box.width / max(1, len(text.strip()))
-    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+    return _widened(box, before * per, after * per, cols)
 
 
 def _digits_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: str = "") -> Box | None:
@@ -1329,7 +1334,7 @@ def _digits_rest(matcher: HeaderMatcher, text: str, box: Box, cols: int, whole: 
     if not (before or after):
         return None
     per = box.width / max(1, len(text.strip()))
-    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+    return _widened(box, before * per, after * per, cols)
 
 
 #: The rest of a header value read only in part, by the reason a word was masked.
@@ -1347,7 +1352,7 @@ def _place_rest(matcher: HeaderMatcher, texts: list[str], box: Box | None, cols:
     if read < 4 or not (before or after):
         return None
     per = box.width / read
-    return Box(max(0, box.x0 - round(before * per)), box.y0, min(cols, box.x1 + round(after * per)), box.y1)
+    return _widened(box, before * per, after * per, cols)
 
 
 def _run_place_rest(matcher: HeaderMatcher, run: list[_Found], cores: list[Box], cols: int) -> Box | None:
